@@ -1,0 +1,80 @@
+/**
+ * Builds libmeditron from the bundled C++ sources with CMake. Used by `deno task build` (into
+ * `runtime/build/`) and by the library loader when no built library is found (into a per-version cache dir,
+ * atomically: build in a temp dir, then rename).
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The directory holding CMakeLists.txt, include/ and src/. */
+export const SOURCE_DIR: string = dirname(fileURLToPath(import.meta.url));
+/** File name of the shared library. */
+export const LIB_NAME = "libmeditron.so";
+
+/** Options of {@linkcode buildNative}. */
+export interface BuildOptions {
+  /** CMake build directory (kept between builds: incremental). */
+  buildDir: string;
+  /** Extra `-D` definitions, e.g. `{ MEDITRON_SANITIZE: "ON" }`. */
+  defines?: Record<string, string>;
+  /** Print CMake's output (default: only on failure). */
+  verbose?: boolean;
+}
+
+/** A dependency the build could not find, with the Debian package that provides it. */
+export class MissingDependencyError extends Error {
+  /** Debian/Ubuntu packages to install. */
+  readonly packages: string[];
+  /** Creates the error from CMake's `MEDITRON-MISSING:` line. */
+  constructor(message: string, packages: string[]) {
+    super(message);
+    this.name = "MissingDependencyError";
+    this.packages = packages;
+  }
+}
+
+async function run(cmd: string, args: string[], verbose: boolean): Promise<string> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      const pkg = cmd === "cmake" ? "cmake" : "g++";
+      throw new MissingDependencyError(`'${cmd}' is not installed (Debian: apt-get install ${pkg})`, [pkg]);
+    }
+    throw e;
+  }
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (verbose) console.error(text);
+  if (!out.success) {
+    const missing = text.match(/MEDITRON-MISSING: ([^\n]*)/);
+    if (missing) {
+      const pkgs = [...missing[1].matchAll(/apt-get install ([\w+.-]+)/g)].map((m) => m[1]);
+      throw new MissingDependencyError(missing[1].trim(), pkgs);
+    }
+    throw new Error(`${cmd} ${args.join(" ")} failed:\n${text.trim().split("\n").slice(-25).join("\n")}`);
+  }
+  return text;
+}
+
+/**
+ * Configures (first time) and builds the library; returns the path of `libmeditron.so`.
+ *
+ * @example
+ * ```ts
+ * import { buildNative } from "./build.ts";
+ * const lib = await buildNative({ buildDir: "/tmp/meditron-build" });
+ * console.log(lib); // /tmp/meditron-build/libmeditron.so
+ * ```
+ */
+export async function buildNative(opts: BuildOptions): Promise<string> {
+  const verbose = opts.verbose ?? false;
+  const defines = Object.entries({ CMAKE_BUILD_TYPE: "Release", ...opts.defines }).map(([k, v]) =>
+    `-D${k}=${v}`
+  );
+  await run("cmake", ["-S", SOURCE_DIR, "-B", opts.buildDir, ...defines], verbose);
+  await run("cmake", ["--build", opts.buildDir, "-j", String(navigator.hardwareConcurrency || 2)], verbose);
+  return join(opts.buildDir, LIB_NAME);
+}

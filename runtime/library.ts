@@ -1,0 +1,108 @@
+/**
+ * Opening libmeditron and turning native statuses into exceptions. Lookup order (DESIGN.md §2):
+ * `MEDITRON_LIB` → `runtime/build/libmeditron.so` next to this module → a build from the bundled sources into
+ * a per-version cache directory (`$XDG_CACHE_HOME/meditron` or `~/.cache/meditron`).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ABI_VERSION, SYMBOLS, type Symbols } from "./ffi.ts";
+import { buildNative, LIB_NAME } from "./build.ts";
+
+/** Package version; the cache directory of a first-import build is keyed by it. */
+export const RUNTIME_VERSION = "0.1.0";
+
+/** An error reported by the native library (the message is the library's own). */
+export class MeditronError extends Error {
+  /** Native status code (1 invalid argument, 2 invalid handle, 3 out of memory, 4 not found, 5 internal). */
+  readonly code: number;
+  /** Wraps a native failure. */
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = "MeditronError";
+    this.code = code;
+  }
+}
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+function exists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function cacheDir(): string {
+  const base = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
+  return join(base, "meditron", RUNTIME_VERSION);
+}
+
+/** Finds or builds the library file following the lookup order; returns its absolute path. */
+export async function locateLibrary(): Promise<string> {
+  const fromEnv = Deno.env.get("MEDITRON_LIB");
+  if (fromEnv) {
+    if (!exists(fromEnv)) throw new Error(`MEDITRON_LIB points to '${fromEnv}', which does not exist`);
+    return fromEnv;
+  }
+  const local = new URL(`./build/${LIB_NAME}`, import.meta.url);
+  if (local.protocol === "file:" && exists(local.pathname)) return local.pathname;
+  const cached = join(cacheDir(), LIB_NAME);
+  if (exists(cached)) return cached;
+  console.error(
+    `meditron: building the native library into ${cacheDir()} (first use; takes about a minute)…`,
+  );
+  const tmp = await Deno.makeTempDir({ prefix: "meditron-build-" });
+  await buildNative({ buildDir: tmp });
+  await Deno.mkdir(cacheDir(), { recursive: true });
+  const staged = `${cached}.tmp-${Deno.pid}`;
+  await Deno.copyFile(join(tmp, LIB_NAME), staged);
+  await Deno.rename(staged, cached);
+  await Deno.remove(tmp, { recursive: true });
+  return cached;
+}
+
+/** The opened library, loading it on first use. */
+export async function native(): Promise<Symbols> {
+  if (lib) return lib.symbols;
+  const path = await locateLibrary();
+  const opened = Deno.dlopen(path, SYMBOLS);
+  const abi = opened.symbols.mt_abi_version();
+  if (abi !== ABI_VERSION) {
+    opened.close();
+    throw new Error(`${path} speaks ABI ${abi}, this binding ${ABI_VERSION}: rebuild with 'deno task build'`);
+  }
+  lib = opened;
+  return lib.symbols;
+}
+
+/** The library if already loaded (synchronous paths, e.g. dispose); throws otherwise. */
+export function loaded(): Symbols {
+  if (!lib) throw new Error("libmeditron is not loaded: call native() first");
+  return lib.symbols;
+}
+
+function cString(ptr: Deno.PointerValue): string {
+  return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
+}
+
+/** Throws {@linkcode MeditronError} with the thread's last message when `status` is not 0. */
+export function check(status: number): void {
+  if (status !== 0) throw new MeditronError(status, cString(loaded().mt_last_error()));
+}
+
+/** Like {@linkcode check} for calls on a model handle (reads the handle's message: safe for nonblocking calls). */
+export function checkModel(status: number, handle: Deno.PointerValue): void {
+  if (status !== 0) throw new MeditronError(status, cString(loaded().mt_model_error(handle)));
+}
+
+/** The library's build description (backend, BLAS, threads, flags). */
+export async function buildInfo(): Promise<string> {
+  return cString((await native()).mt_build_info());
+}
+
+/** Sets the number of threads of the kernels and BLAS (≤ 0: all cores). */
+export async function setNumThreads(n: number): Promise<void> {
+  check((await native()).mt_set_num_threads(n));
+}

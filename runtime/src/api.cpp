@@ -1,0 +1,352 @@
+// api.cpp — the C ABI of meditron.h: argument and handle checks, exceptions → status + thread-local message.
+#include <cblas.h>
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <unordered_set>
+#include <vector>
+
+#include "common.hpp"
+#include "kernels.hpp"
+#include "model.hpp"
+#include "optim.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+#ifndef MT_BUILD_FLAGS
+#define MT_BUILD_FLAGS "unknown"
+#endif
+
+struct mt_model : mt::Model {
+  using Model::Model;
+  std::string error;  // last failure of a call on this handle (see mt_model_error)
+};
+
+namespace {
+thread_local std::string t_error;
+std::atomic<int> g_threads{0};  // 0: OpenMP's default
+
+// Live handles, so a freed or foreign pointer is reported instead of dereferenced.
+std::mutex g_handles_mu;
+std::unordered_set<const void*> g_handles;
+
+// Runs `fn`, mapping exceptions to a status code and the thread-local message. Applies the thread count on
+// every entry: nonblocking FFI calls arrive on pool threads whose OpenMP settings are their own.
+template <class Fn>
+int guard(Fn&& fn) {
+  try {
+    t_error.clear();
+    if (g_threads > 0) omp_set_num_threads(g_threads);
+    fn();
+    return MT_OK;
+  } catch (const mt::Error& e) {
+    t_error = e.what();
+    return e.code;
+  } catch (const std::bad_alloc&) {
+    t_error = "out of memory";
+    return MT_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    t_error = std::string("internal error: ") + e.what();
+    return MT_ERR_INTERNAL;
+  } catch (...) {
+    t_error = "internal error: unknown exception";
+    return MT_ERR_INTERNAL;
+  }
+}
+
+// guard() that also records the failure on the handle, for callers on another thread.
+template <class Fn>
+int guard_model(mt_model* m, Fn&& fn) {
+  const int rc = guard(fn);
+  if (rc != MT_OK && m != nullptr) {
+    std::lock_guard<std::mutex> lock(g_handles_mu);
+    if (g_handles.count(m)) m->error = t_error;
+  }
+  return rc;
+}
+
+mt::Model& model_ref(mt_model* m) {
+  std::lock_guard<std::mutex> lock(g_handles_mu);
+  if (m == nullptr) throw mt::Error(MT_ERR_INVALID_HANDLE, "model handle is null");
+  if (!g_handles.count(m)) throw mt::Error(MT_ERR_INVALID_HANDLE, "model handle is not live (freed or foreign)");
+  return *m;
+}
+
+const mt_optim_config& optim_ref(const mt_optim_config* o) {
+  MT_CHECK(o != nullptr, "optimizer config must not be null");
+  mt::optim_config_check(*o);
+  return *o;
+}
+
+float* buffer_of(mt::Model& m, const mt::ParamInfo& info, int32_t kind) {
+  switch (kind) {
+    case MT_TENSOR_PARAM: return m.p.data() + info.offset;
+    case MT_TENSOR_GRAD: return m.g.data() + info.offset;
+    case MT_TENSOR_ADAM_M: return m.m.data() + info.offset;
+    case MT_TENSOR_ADAM_V: return m.v.data() + info.offset;
+  }
+  throw mt::Error(MT_ERR_INVALID_ARGUMENT, mt::format("tensor kind %d is not one of 0..3", kind));
+}
+
+const mt::ParamInfo& tensor_args(mt::Model& m, const char* name, size_t n) {
+  MT_CHECK(name != nullptr, "tensor name must not be null");
+  const mt::ParamInfo& info = m.param(name);
+  MT_CHECK(n == info.size, "tensor '%s' has %zu elements, buffer has %zu", name, info.size, n);
+  return info;
+}
+
+double forward_backward(mt::Model& m, const int32_t* tokens, const int32_t* targets, const float* mask,
+                        int32_t B, int32_t T, float denom) {
+  m.forward(tokens, B, T);
+  return m.loss_and_backward(tokens, targets, mask, denom, true);
+}
+}  // namespace
+
+extern "C" {
+
+const char* mt_last_error(void) { return t_error.c_str(); }
+
+const char* mt_model_error(mt_model* model) {
+  std::lock_guard<std::mutex> lock(g_handles_mu);
+  if (model == nullptr || !g_handles.count(model)) return "model handle is not live (freed or foreign)";
+  return model->error.c_str();
+}
+int32_t mt_abi_version(void) { return MT_ABI_VERSION; }
+
+const char* mt_build_info(void) {
+  static std::string info = mt::format("backend=cpu blas=openblas openmp_max_threads=%d flags=%s",
+                                       omp_get_max_threads(), MT_BUILD_FLAGS);
+  return info.c_str();
+}
+
+int mt_set_num_threads(int32_t n) {
+  return guard([&] {
+    g_threads = n > 0 ? n : 0;
+    const int eff = n > 0 ? n : omp_get_num_procs();
+    omp_set_num_threads(eff);
+    openblas_set_num_threads(eff);
+  });
+}
+
+int mt_lr_at(const mt_optim_config* cfg, int64_t step, float* out_lr) {
+  return guard([&] {
+    MT_CHECK_PTR(out_lr);
+    *out_lr = mt::lr_at(optim_ref(cfg), step);
+  });
+}
+
+int mt_model_create(const mt_model_config* cfg, const mt_optim_config* optim, mt_model** out) {
+  return guard([&] {
+    MT_CHECK_PTR(out);
+    *out = nullptr;
+    MT_CHECK(cfg != nullptr, "model config must not be null");
+    auto* m = new mt_model(*cfg, optim_ref(optim));
+    std::lock_guard<std::mutex> lock(g_handles_mu);
+    g_handles.insert(m);
+    *out = m;
+  });
+}
+
+int mt_model_free(mt_model* model) {
+  return guard_model(model, [&] {
+    if (model == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(g_handles_mu);
+      if (!g_handles.erase(model))
+        throw mt::Error(MT_ERR_INVALID_HANDLE, "model handle is not live (freed or foreign)");
+    }
+    delete model;
+  });
+}
+
+int mt_model_set_optim(mt_model* model, const mt_optim_config* optim) {
+  return guard_model(model, [&] { model_ref(model).opt = optim_ref(optim); });
+}
+
+int mt_model_param_count(mt_model* model, int32_t* out_count) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out_count);
+    *out_count = (int32_t)model_ref(model).params.size();
+  });
+}
+
+int mt_model_param_info(mt_model* model, int32_t index, char* name, size_t name_cap, int64_t* shape,
+                        int32_t* ndim) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    MT_CHECK(index >= 0 && index < (int32_t)m.params.size(), "parameter index %d is outside [0, %zu)", index,
+             m.params.size());
+    MT_CHECK(name != nullptr && shape != nullptr && ndim != nullptr, "name, shape and ndim must not be null");
+    const mt::ParamInfo& info = m.params[index];
+    MT_CHECK(info.name.size() < name_cap, "name buffer of %zu bytes is too small for '%s'", name_cap,
+             info.name.c_str());
+    std::memcpy(name, info.name.c_str(), info.name.size() + 1);
+    *ndim = (int32_t)info.shape.size();
+    for (size_t i = 0; i < info.shape.size(); i++) shape[i] = info.shape[i];
+  });
+}
+
+int mt_model_tensor_read(mt_model* model, const char* name, int32_t kind, float* dst, size_t n) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    const mt::ParamInfo& info = tensor_args(m, name, n);
+    MT_CHECK_PTR(dst);
+    std::memcpy(dst, buffer_of(m, info, kind), n * sizeof(float));
+  });
+}
+
+int mt_model_tensor_write(mt_model* model, const char* name, int32_t kind, const float* src, size_t n) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    const mt::ParamInfo& info = tensor_args(m, name, n);
+    MT_CHECK_PTR(src);
+    for (size_t i = 0; i < n; i++)
+      MT_CHECK(std::isfinite(src[i]), "tensor '%s' element %zu is not finite (%g)", name, i, src[i]);
+    std::memcpy(buffer_of(m, info, kind), src, n * sizeof(float));
+  });
+}
+
+int mt_model_get_step(mt_model* model, int64_t* out_step) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out_step);
+    *out_step = model_ref(model).step;
+  });
+}
+
+int mt_model_set_step(mt_model* model, int64_t step) {
+  return guard_model(model, [&] {
+    MT_CHECK(step >= 0, "step must be >= 0 (got %lld)", (long long)step);
+    model_ref(model).step = step;
+  });
+}
+
+int mt_model_zero_grad(mt_model* model) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    std::fill(m.g.begin(), m.g.end(), 0.0f);
+  });
+}
+
+int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int32_t* targets,
+                              const float* loss_mask, size_t n, int32_t batch, int32_t seq,
+                              float loss_denominator, double* out_loss_sum) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    MT_CHECK(targets != nullptr && loss_mask != nullptr && out_loss_sum != nullptr,
+             "targets, loss_mask and out_loss_sum must not be null");
+    MT_CHECK(std::isfinite(loss_denominator) && loss_denominator > 0, "loss_denominator must be > 0 (got %g)",
+             loss_denominator);
+    m.check_batch(tokens, targets, loss_mask, n, batch, seq);
+    *out_loss_sum = forward_backward(m, tokens, targets, loss_mask, batch, seq, loss_denominator);
+  });
+}
+
+int mt_model_optimizer_step(mt_model* model, mt_step_result* out) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out);
+    model_ref(model).optimizer_step(&out->grad_norm, &out->lr);
+  });
+}
+
+int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* targets, const float* loss_mask,
+                        size_t n, int32_t n_micro, int32_t batch, int32_t seq, mt_step_result* out) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    MT_CHECK(targets != nullptr && loss_mask != nullptr && out != nullptr,
+             "targets, loss_mask and out must not be null");
+    MT_CHECK(n_micro > 0, "n_micro must be positive (got %d)", n_micro);
+    MT_CHECK(batch > 0 && seq > 0, "batch (%d) and seq (%d) must be positive", batch, seq);
+    const size_t per = (size_t)batch * seq;
+    MT_CHECK(n == per * n_micro, "buffers hold %zu tokens but n_micro %d x batch %d x seq %d = %zu", n, n_micro,
+             batch, seq, per * n_micro);
+    for (int32_t i = 0; i < n_micro; i++)
+      m.check_batch(tokens + i * per, targets + i * per, loss_mask + i * per, per, batch, seq);
+    double count = 0;
+    for (size_t i = 0; i < n; i++) count += loss_mask[i];
+    MT_CHECK(count > 0, "the loss mask of the whole batch is zero: nothing to train on");
+    std::fill(m.g.begin(), m.g.end(), 0.0f);
+    double loss_sum = 0;
+    for (int32_t i = 0; i < n_micro; i++)
+      loss_sum += forward_backward(m, tokens + i * per, targets + i * per, loss_mask + i * per, batch, seq,
+                                   (float)count);
+    out->loss = (float)(loss_sum / count);
+    out->n_tokens = (float)count;
+    m.optimizer_step(&out->grad_norm, &out->lr);
+  });
+}
+
+int mt_model_eval_loss(mt_model* model, const int32_t* tokens, const int32_t* targets, const float* loss_mask,
+                       size_t n, int32_t batch, int32_t seq, double* out_loss_sum, double* out_count) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    MT_CHECK(targets != nullptr && loss_mask != nullptr && out_loss_sum != nullptr && out_count != nullptr,
+             "targets, loss_mask, out_loss_sum and out_count must not be null");
+    m.check_batch(tokens, targets, loss_mask, n, batch, seq);
+    m.forward(tokens, batch, seq);
+    *out_loss_sum = m.loss_and_backward(tokens, targets, loss_mask, 1.0f, false);
+    double count = 0;
+    for (size_t i = 0; i < n; i++) count += loss_mask[i];
+    *out_count = count;
+  });
+}
+
+int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t batch, int32_t seq, float* out,
+                    size_t out_n) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    m.check_batch(tokens, nullptr, nullptr, n, batch, seq);
+    MT_CHECK_PTR(out);
+    MT_CHECK(out_n == n * (size_t)m.cfg.vocab_size, "logits buffer holds %zu floats, need %zu x %d = %zu", out_n, n,
+             m.cfg.vocab_size, n * (size_t)m.cfg.vocab_size);
+    m.forward(tokens, batch, seq);
+    const int head = (int)m.params.size() - 1;
+    mt::lm_head_logits(out, m.acts.h_f.data(), m.P(head), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
+  });
+}
+
+static void check_attention_args(int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd) {
+  MT_CHECK(B > 0 && T > 0 && H > 0 && KVH > 0 && hd > 0, "attention sizes must be positive (B %d T %d H %d KVH %d hd %d)",
+           B, T, H, KVH, hd);
+  MT_CHECK(H % KVH == 0, "n_kv_heads %d does not divide n_heads %d", KVH, H);
+}
+
+int mt_op_attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, int32_t B,
+                            int32_t T, int32_t H, int32_t KVH, int32_t hd) {
+  return guard([&] {
+    check_attention_args(B, T, H, KVH, hd);
+    MT_CHECK(q && k && v && out && lse, "attention buffers must not be null");
+    mt::attention_forward(out, lse, q, k, v, B, T, H, KVH, hd);
+  });
+}
+
+int mt_op_attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                             const float* dout, float* dq, float* dk, float* dv, int32_t B, int32_t T, int32_t H,
+                             int32_t KVH, int32_t hd) {
+  return guard([&] {
+    check_attention_args(B, T, H, KVH, hd);
+    MT_CHECK(q && k && v && out && lse && dout && dq && dk && dv, "attention buffers must not be null");
+    mt::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, hd);
+  });
+}
+
+int mt_bench_sgemm(int32_t M, int32_t N, int32_t K, int32_t iters, double* out_gflops) {
+  return guard([&] {
+    MT_CHECK(M > 0 && N > 0 && K > 0 && iters > 0, "sgemm sizes and iters must be positive");
+    MT_CHECK_PTR(out_gflops);
+    std::vector<float> a((size_t)M * K, 0.5f), b((size_t)K * N, 0.25f), c((size_t)M * N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f,
+                c.data(), N);  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; i++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f,
+                  c.data(), N);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    *out_gflops = 2.0 * M * N * K * iters / s / 1e9;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,314 @@
+// kernels.cpp — CPU fp32 implementations of kernels.hpp. The math of each pair is stated in kernels.hpp;
+// comments here note only layout and parallelisation. All reductions run in a fixed order so results are
+// bit-identical across runs with the same thread count.
+#include "kernels.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace mt {
+
+// ---- embedding ------------------------------------------------------------------------------------------------
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int d) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) std::copy_n(wte + (size_t)tokens[n] * d, d, out + (size_t)n * d);
+}
+
+void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d) {
+  // Parallel over columns so that repeated tokens never race; rows are visited in order.
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < d; i++)
+    for (int n = 0; n < N; n++) dwte[(size_t)tokens[n] * d + i] += dout[(size_t)n * d + i];
+}
+
+// ---- RMSNorm ------------------------------------------------------------------------------------------------------
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int d, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float* xn = x + (size_t)n * d;
+    float* on = out + (size_t)n * d;
+    double ss = 0;
+    for (int i = 0; i < d; i++) ss += (double)xn[i] * xn[i];
+    float r = (float)(1.0 / std::sqrt(ss / d + eps));
+    rstd[n] = r;
+    for (int i = 0; i < d; i++) on[i] = xn[i] * r * w[i];
+  }
+}
+
+void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                      const float* rstd, int N, int d, bool accumulate_dx) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float* xn = x + (size_t)n * d;
+    const float* gn = dout + (size_t)n * d;
+    float* dxn = dx + (size_t)n * d;
+    float r = rstd[n];
+    double dot = 0;  // Σ_j dout·w·x
+    for (int i = 0; i < d; i++) dot += (double)gn[i] * w[i] * xn[i];
+    float c = (float)(dot * r * r * r / d);
+    for (int i = 0; i < d; i++) {
+      float v = r * gn[i] * w[i] - c * xn[i];
+      dxn[i] = accumulate_dx ? dxn[i] + v : v;
+    }
+  }
+  // dw: parallel over columns, rows summed in order (deterministic).
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < d; i++) {
+    double acc = 0;
+    for (int n = 0; n < N; n++) acc += (double)dout[(size_t)n * d + i] * x[(size_t)n * d + i] * rstd[n];
+    dw[i] += (float)acc;
+  }
+}
+
+// ---- linear ---------------------------------------------------------------------------------------------------------
+void matmul_forward(float* y, const float* x, const float* w, int N, int in, int out) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+}
+
+void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int N, int in,
+                     int out, bool accumulate_dx) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
+              accumulate_dx ? 1.0f : 0.0f, dx, in);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
+}
+
+// ---- RoPE --------------------------------------------------------------------------------------------------------------
+static void rope_rotate(float* x, const float* cos_sin, int B, int T, int nh, int hd, float sign) {
+  const int half = hd / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float* cs = cos_sin + (size_t)t * half * 2;
+      for (int h = 0; h < nh; h++) {
+        float* v = x + (((size_t)b * T + t) * nh + h) * hd;
+        for (int i = 0; i < half; i++) {
+          float c = cs[2 * i], s = sign * cs[2 * i + 1];
+          float a = v[i], e = v[i + half];
+          v[i] = a * c - e * s;
+          v[i + half] = e * c + a * s;
+        }
+      }
+    }
+}
+
+void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd) {
+  rope_rotate(x, cos_sin, B, T, nh, hd, 1.0f);
+}
+
+// The rotation is orthogonal: its transpose is the rotation by −angle.
+void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd) {
+  rope_rotate(dx, cos_sin, B, T, nh, hd, -1.0f);
+}
+
+// ---- attention ----------------------------------------------------------------------------------------------------------
+// Tile sizes: a TQ×TK score tile plus TQ×hd accumulators stay in L1/L2 per thread.
+constexpr int TQ = 32;
+constexpr int TK = 64;
+
+static inline float dot(const float* a, const float* b, int n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+static inline void axpy(float* y, float a, const float* x, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
+                       int H, int KVH, int hd) {
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int group = H / KVH;
+  const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;  // row strides
+  const int n_qt = (T + TQ - 1) / TQ;
+  const float NEG_INF = -std::numeric_limits<float>::infinity();
+#pragma omp parallel
+  {
+    std::vector<float> S(TQ * TK), m(TQ), l(TQ), acc((size_t)TQ * hd);
+#pragma omp for collapse(3) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < H; h++)
+        for (int qt = 0; qt < n_qt; qt++) {
+          const int i0 = qt * TQ, iq = std::min(TQ, T - i0), g = h / group;
+          const float* qb = q + (size_t)b * T * qs + (size_t)h * hd;
+          const float* kb = k + (size_t)b * T * ks + (size_t)g * hd;
+          const float* vb = v + (size_t)b * T * ks + (size_t)g * hd;
+          std::fill(m.begin(), m.end(), NEG_INF);
+          std::fill(l.begin(), l.end(), 0.0f);
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          for (int j0 = 0; j0 < i0 + iq; j0 += TK) {  // key tiles up to the last query of this tile
+            const int jk = std::min(TK, i0 + iq - j0);
+            for (int r = 0; r < iq; r++) {
+              const int i = i0 + r;
+              float* Sr = &S[(size_t)r * TK];
+              float rowmax = NEG_INF;
+              for (int c = 0; c < jk; c++) {
+                const int j = j0 + c;
+                Sr[c] = j <= i ? scale * dot(qb + (size_t)i * qs, kb + (size_t)j * ks, hd) : NEG_INF;
+                rowmax = std::max(rowmax, Sr[c]);
+              }
+              if (rowmax == NEG_INF) continue;  // whole tile in the future of row i
+              const float mnew = std::max(m[r], rowmax), corr = std::exp(m[r] - mnew);
+              float* ar = &acc[(size_t)r * hd];
+              l[r] *= corr;
+              for (int e = 0; e < hd; e++) ar[e] *= corr;
+              for (int c = 0; c < jk; c++) {
+                if (Sr[c] == NEG_INF) continue;
+                const float p = std::exp(Sr[c] - mnew);
+                l[r] += p;
+                axpy(ar, p, vb + (size_t)(j0 + c) * ks, hd);
+              }
+              m[r] = mnew;
+            }
+          }
+          for (int r = 0; r < iq; r++) {
+            const int i = i0 + r;
+            float* o = out + ((size_t)b * T + i) * qs + (size_t)h * hd;
+            const float inv = 1.0f / l[r];
+            for (int e = 0; e < hd; e++) o[e] = acc[(size_t)r * hd + e] * inv;
+            lse[((size_t)b * H + h) * T + i] = m[r] + std::log(l[r]);
+          }
+        }
+  }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int B, int T, int H, int KVH,
+                        int hd) {
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int group = H / KVH;
+  const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
+  const int n_qt = (T + TQ - 1) / TQ;
+  // One task per (batch, kv head): it owns dk/dv of that head and dq of the query heads in its group.
+#pragma omp parallel
+  {
+    std::vector<float> P(TQ * TK), dS(TQ * TK), D(TQ);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+      for (int g = 0; g < KVH; g++) {
+        const float* kb = k + (size_t)b * T * ks + (size_t)g * hd;
+        const float* vb = v + (size_t)b * T * ks + (size_t)g * hd;
+        float* dkb = dk + (size_t)b * T * ks + (size_t)g * hd;
+        float* dvb = dv + (size_t)b * T * ks + (size_t)g * hd;
+        for (int t = 0; t < T; t++) {
+          std::fill_n(dkb + (size_t)t * ks, hd, 0.0f);
+          std::fill_n(dvb + (size_t)t * ks, hd, 0.0f);
+        }
+        for (int h = g * group; h < (g + 1) * group; h++) {
+          const size_t off = (size_t)b * T * qs + (size_t)h * hd;
+          const float *qb = q + off, *ob = out + off, *dob = dout + off;
+          float* dqb = dq + off;
+          const float* lb = lse + ((size_t)b * H + h) * T;
+          for (int t = 0; t < T; t++) std::fill_n(dqb + (size_t)t * qs, hd, 0.0f);
+          for (int qt = 0; qt < n_qt; qt++) {
+            const int i0 = qt * TQ, iq = std::min(TQ, T - i0);
+            for (int r = 0; r < iq; r++) D[r] = dot(dob + (size_t)(i0 + r) * qs, ob + (size_t)(i0 + r) * qs, hd);
+            for (int j0 = 0; j0 < i0 + iq; j0 += TK) {
+              const int jk = std::min(TK, i0 + iq - j0);
+              for (int r = 0; r < iq; r++) {  // P and dS for this tile
+                const int i = i0 + r;
+                for (int c = 0; c < jk; c++) {
+                  const int j = j0 + c;
+                  float p = 0, ds = 0;
+                  if (j <= i) {
+                    p = std::exp(scale * dot(qb + (size_t)i * qs, kb + (size_t)j * ks, hd) - lb[i]);
+                    ds = p * (dot(dob + (size_t)i * qs, vb + (size_t)j * ks, hd) - D[r]);
+                  }
+                  P[(size_t)r * TK + c] = p;
+                  dS[(size_t)r * TK + c] = ds;
+                }
+              }
+              for (int r = 0; r < iq; r++) {
+                const int i = i0 + r;
+                for (int c = 0; c < jk; c++) {
+                  const int j = j0 + c;
+                  if (j > i) break;
+                  const float p = P[(size_t)r * TK + c], ds = dS[(size_t)r * TK + c] * scale;
+                  axpy(dvb + (size_t)j * ks, p, dob + (size_t)i * qs, hd);
+                  axpy(dqb + (size_t)i * qs, ds, kb + (size_t)j * ks, hd);
+                  axpy(dkb + (size_t)j * ks, ds, qb + (size_t)i * qs, hd);
+                }
+              }
+            }
+          }
+        }
+      }
+  }
+}
+
+// ---- SwiGLU ------------------------------------------------------------------------------------------------------------------
+void swiglu_forward(float* out, const float* g, const float* u, size_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void swiglu_backward(float* dg, float* du, const float* dout, const float* g, const float* u, size_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    const float sig = 1.0f / (1.0f + std::exp(-g[i]));
+    dg[i] = dout[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+    du[i] = dout[i] * g[i] * sig;
+  }
+}
+
+void residual_forward(float* x, const float* y, size_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+// ---- LM head + cross-entropy ------------------------------------------------------------------------------------------------
+constexpr int CE_CHUNK = 128;  // rows of logits alive at once
+
+double lm_head_cross_entropy(float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
+                             const float* mask, float denom, int N, int d, int V, int Vp) {
+  std::vector<float> logits((size_t)std::min(N, CE_CHUNK) * Vp);
+  std::vector<double> row_loss(N, 0.0);
+  for (int n0 = 0; n0 < N; n0 += CE_CHUNK) {
+    const int R = std::min(CE_CHUNK, N - n0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, Vp, d, 1.0f, h + (size_t)n0 * d, d, w, d, 0.0f,
+                logits.data(), Vp);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) {
+      const int n = n0 + r;
+      float* z = logits.data() + (size_t)r * Vp;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int c = 0; c < V; c++) mx = std::max(mx, z[c]);
+      double sum = 0;
+      for (int c = 0; c < V; c++) sum += std::exp((double)(z[c] - mx));
+      const double lse = mx + std::log(sum);
+      row_loss[n] = mask[n] * (lse - z[targets[n]]);
+      if (!dh) continue;
+      const float s = mask[n] / denom;
+      for (int c = 0; c < V; c++) z[c] = s * (float)std::exp(z[c] - lse);
+      for (int c = V; c < Vp; c++) z[c] = 0.0f;  // padded vocabulary: masked out of the softmax
+      z[targets[n]] -= s;
+    }
+    if (dh) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, d, Vp, 1.0f, logits.data(), Vp, w, d, 0.0f,
+                  dh + (size_t)n0 * d, d);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vp, d, R, 1.0f, logits.data(), Vp,
+                  h + (size_t)n0 * d, d, 1.0f, dw, d);
+    }
+  }
+  double total = 0;
+  for (int n = 0; n < N; n++) total += row_loss[n];
+  return total;
+}
+
+void lm_head_logits(float* out, const float* h, const float* w, int N, int d, int V, int Vp) {
+  std::vector<float> chunk((size_t)std::min(N, CE_CHUNK) * Vp);
+  for (int n0 = 0; n0 < N; n0 += CE_CHUNK) {
+    const int R = std::min(CE_CHUNK, N - n0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, Vp, d, 1.0f, h + (size_t)n0 * d, d, w, d, 0.0f,
+                chunk.data(), Vp);
+    for (int r = 0; r < R; r++) std::copy_n(chunk.data() + (size_t)r * Vp, V, out + (size_t)(n0 + r) * V);
+  }
+}
+
+}  // namespace mt

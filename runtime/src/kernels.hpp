@@ -1,0 +1,68 @@
+// kernels.hpp — the Llama-2 layers on the CPU, fp32, each a *_forward / *_backward pair (llm.c style).
+// Sizes: B batch, T sequence, d model width, H query heads, KVH key/value heads, hd head dim, F ffn width,
+// V true vocabulary, Vp padded vocabulary (row stride of the embedding/head), N = B·T rows.
+// Backward functions ACCUMULATE into parameter gradients (dW += …) and, unless stated, OVERWRITE input
+// gradients (dx = …).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mt {
+
+// ---- embedding: out[n, :] = wte[tokens[n], :] -------------------------------------------------------------
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int d);
+// dwte[tokens[n], :] += dout[n, :]
+void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d);
+
+// ---- RMSNorm: rstd[n] = 1/sqrt(mean_i x[n,i]^2 + eps); out[n,i] = x[n,i]·rstd[n]·w[i] -----------------------
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int d, float eps);
+// dw[i] += Σ_n dout·x·rstd;  dx[n,i] (+)= rstd·(dout·w)[i] − rstd³/d · x[n,i] · Σ_j (dout·w·x)[n,j]
+void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                      const float* rstd, int N, int d, bool accumulate_dx);
+
+// ---- linear (no bias), HF layout W[out, in]: y[N, out] = x[N, in] · Wᵀ ----------------------------------------
+void matmul_forward(float* y, const float* x, const float* w, int N, int in, int out);
+// dx[N, in] (+)= dy · W;  dW[out, in] += dyᵀ · x
+void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int N, int in,
+                     int out, bool accumulate_dx);
+
+// ---- RoPE, HF rotate-half, in place on x[B, T, nh, hd], position t within each sequence --------------------
+// with c = cos(t·θ^(−2i/hd)), s = sin(…), i < hd/2:
+//   x'[i] = x[i]·c − x[i+hd/2]·s,   x'[i+hd/2] = x[i+hd/2]·c + x[i]·s
+// cos_sin: [max_seq, hd/2, 2] table.
+void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd);
+// the transpose rotation: dx[i] = dx'[i]·c + dx'[i+hd/2]·s,  dx[i+hd/2] = dx'[i+hd/2]·c − dx'[i]·s
+void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd);
+
+// ---- causal GQA attention, flash-style: tiles of queries × keys, online softmax, no T×T matrix -------------
+// q [B,T,H,hd], k/v [B,T,KVH,hd]; query head h reads kv head h / (H/KVH).
+// out[t] = Σ_{j≤t} softmax_j(q_t·k_j / √hd) v_j;  lse[b,h,t] = log Σ_{j≤t} exp(q_t·k_j / √hd)
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
+                       int H, int KVH, int hd);
+// With P = exp(S − lse), D_t = Σ_i dout[t,i]·out[t,i]:
+//   dv_j = Σ_t P_tj dout_t;  dS_tj = P_tj (dout_t·v_j − D_t);  dq_t = Σ_j dS_tj k_j/√hd;  dk_j = Σ_t dS_tj q_t/√hd
+// dq, dk, dv are overwritten.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int B, int T, int H, int KVH,
+                        int hd);
+
+// ---- SwiGLU: out = silu(g) ∘ u,  silu(g) = g·σ(g) ------------------------------------------------------------
+void swiglu_forward(float* out, const float* g, const float* u, size_t n);
+// dg = dout·u·σ(g)·(1 + g·(1 − σ(g))),  du = dout·silu(g)
+void swiglu_backward(float* dg, float* du, const float* dout, const float* g, const float* u, size_t n);
+
+// ---- residual: x += y --------------------------------------------------------------------------------------
+void residual_forward(float* x, const float* y, size_t n);
+
+// ---- fused LM head + softmax cross-entropy with a loss mask, processed in row chunks ---------------------------
+// logits[n, :] = h[n, :] · Wᵀ over the padded vocabulary, entries ≥ V masked out of the softmax.
+// loss_n = logsumexp(logits[n, :V]) − logits[n, target_n];  returns Σ_n mask_n · loss_n.
+// When dh != null (training): dlogits = (softmax − onehot) · mask_n / denom;  dh = dlogits·W (overwritten),
+// dW += dlogitsᵀ·h. Memory: one chunk of rows × Vp logits at a time.
+double lm_head_cross_entropy(float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
+                             const float* mask, float denom, int N, int d, int V, int Vp);
+// Plain logits for inference: out[n, :V] (padding dropped).
+void lm_head_logits(float* out, const float* h, const float* w, int N, int d, int V, int Vp);
+
+}  // namespace mt

@@ -69,6 +69,12 @@ const registry = new FinalizationRegistry<bigint>((addr) => {
 });
 
 const enc = new TextEncoder();
+
+/** Views a typed array as the ArrayBuffer-backed buffer FFI expects (shared memory is not accepted). */
+function buf<T extends Int32Array | Float32Array>(a: T): T & { buffer: ArrayBuffer } {
+  if (!(a.buffer instanceof ArrayBuffer)) throw new Error("typed arrays over SharedArrayBuffer cannot cross FFI");
+  return a as T & { buffer: ArrayBuffer };
+}
 function cstr(s: string): Uint8Array<ArrayBuffer> {
   return enc.encode(s + "\0");
 }
@@ -169,9 +175,9 @@ export class NativeModel implements Disposable {
   }
 
   /** Overwrites a tensor; the size must match exactly and values must be finite. */
-  write(name: string, data: Float32Array<ArrayBuffer>, kind: TensorKindName = "param"): void {
+  write(name: string, data: Float32Array, kind: TensorKindName = "param"): void {
     checkModel(
-      loaded().mt_model_tensor_write(this.#h, cstr(name), TensorKind[kind], data, BigInt(data.length)),
+      loaded().mt_model_tensor_write(this.#h, cstr(name), TensorKind[kind], buf(data), BigInt(data.length)),
       this.#h,
     );
   }
@@ -203,9 +209,9 @@ export class NativeModel implements Disposable {
    * Σ mask·CE of the micro-batch.
    */
   async forwardBackward(
-    tokens: Int32Array<ArrayBuffer>,
-    targets: Int32Array<ArrayBuffer>,
-    lossMask: Float32Array<ArrayBuffer>,
+    tokens: Int32Array,
+    targets: Int32Array,
+    lossMask: Float32Array,
     batch: number,
     seq: number,
     denominator: number,
@@ -215,9 +221,9 @@ export class NativeModel implements Disposable {
     checkModel(
       await loaded().mt_model_forward_backward(
         h,
-        tokens,
-        targets,
-        lossMask,
+        buf(tokens),
+        buf(targets),
+        buf(lossMask),
         BigInt(tokens.length),
         batch,
         seq,
@@ -244,9 +250,9 @@ export class NativeModel implements Disposable {
     checkModel(
       await loaded().mt_model_train_step(
         h,
-        b.tokens as Int32Array<ArrayBuffer>,
-        b.targets as Int32Array<ArrayBuffer>,
-        b.lossMask as Float32Array<ArrayBuffer>,
+        buf(b.tokens),
+        buf(b.targets),
+        buf(b.lossMask),
         BigInt(b.tokens.length),
         b.nMicro,
         b.batch,
@@ -260,9 +266,9 @@ export class NativeModel implements Disposable {
 
   /** Σ mask·CE and Σ mask of one `[batch, seq]` batch, without gradients. */
   async evalLoss(
-    tokens: Int32Array<ArrayBuffer>,
-    targets: Int32Array<ArrayBuffer>,
-    lossMask: Float32Array<ArrayBuffer>,
+    tokens: Int32Array,
+    targets: Int32Array,
+    lossMask: Float32Array,
     batch: number,
     seq: number,
   ): Promise<{ lossSum: number; count: number }> {
@@ -271,9 +277,9 @@ export class NativeModel implements Disposable {
     checkModel(
       await loaded().mt_model_eval_loss(
         h,
-        tokens,
-        targets,
-        lossMask,
+        buf(tokens),
+        buf(targets),
+        buf(lossMask),
         BigInt(tokens.length),
         batch,
         seq,
@@ -287,14 +293,14 @@ export class NativeModel implements Disposable {
 
   /** Logits `[batch·seq, vocabSize]` of every position. */
   async logits(
-    tokens: Int32Array<ArrayBuffer>,
+    tokens: Int32Array,
     batch: number,
     seq: number,
   ): Promise<Float32Array<ArrayBuffer>> {
     const out = new Float32Array(tokens.length * this.dims.vocabSize);
     const h = this.#h;
     checkModel(
-      await loaded().mt_model_logits(h, tokens, BigInt(tokens.length), batch, seq, out, BigInt(out.length)),
+      await loaded().mt_model_logits(h, buf(tokens), BigInt(tokens.length), batch, seq, out, BigInt(out.length)),
       h,
     );
     return out;

@@ -35,9 +35,9 @@ function expectLength(name: string, a: Float32Array, n: number): void {
  * ```
  */
 export async function attentionForward(
-  q: Float32Array<ArrayBuffer>,
-  k: Float32Array<ArrayBuffer>,
-  v: Float32Array<ArrayBuffer>,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
   s: AttentionShape,
 ): Promise<{ out: Float32Array<ArrayBuffer>; lse: Float32Array<ArrayBuffer> }> {
   expectLength("q", q, s.B * s.T * s.H * s.hd);
@@ -61,12 +61,12 @@ export async function attentionForward(
  * ```
  */
 export async function attentionBackward(
-  q: Float32Array<ArrayBuffer>,
-  k: Float32Array<ArrayBuffer>,
-  v: Float32Array<ArrayBuffer>,
-  out: Float32Array<ArrayBuffer>,
-  lse: Float32Array<ArrayBuffer>,
-  dout: Float32Array<ArrayBuffer>,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  lse: Float32Array,
+  dout: Float32Array,
   s: AttentionShape,
 ): Promise<{ dq: Float32Array<ArrayBuffer>; dk: Float32Array<ArrayBuffer>; dv: Float32Array<ArrayBuffer> }> {
   expectLength("q", q, s.B * s.T * s.H * s.hd);

@@ -1,0 +1,60 @@
+/**
+ * `deno task build`: builds runtime/build/libmeditron.so with CMake (incremental). When OpenBLAS, CMake or a
+ * compiler is missing it names the Debian package; running as root with apt-get available, it installs
+ * the packages itself and retries.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { buildNative, MissingDependencyError, SOURCE_DIR } from "../runtime/build.ts";
+import { runMain } from "./common.ts";
+
+const HELP = `Usage: deno task build [--sanitize] [--verbose]
+
+Builds the native library into runtime/build/ (or runtime/build-sanitize/ with --sanitize).
+Missing system packages are installed with apt-get when running as root; otherwise they are named.
+
+Examples:
+  deno task build
+  deno task build --verbose
+`;
+
+async function aptInstall(packages: string[]): Promise<boolean> {
+  const isRoot = Deno.uid?.() === 0;
+  const hasApt = await new Deno.Command("sh", { args: ["-c", "command -v apt-get"], stdout: "null" }).output()
+    .then((o) => o.success, () => false);
+  if (!isRoot || !hasApt) return false;
+  console.error(`build: installing ${packages.join(" ")} with apt-get…`);
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  const update = await new Deno.Command("apt-get", { args: ["update", "-qq"], env }).output();
+  if (!update.success) return false;
+  const install = await new Deno.Command("apt-get", { args: ["install", "-y", "-qq", ...packages], env }).output();
+  return install.success;
+}
+
+async function main(args: string[]): Promise<void> {
+  const v = parseArgs({
+    args,
+    options: {
+      sanitize: { type: "boolean" },
+      verbose: { type: "boolean" },
+      debug: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  }).values;
+  if (v.help) return console.log(HELP);
+  const buildDir = join(SOURCE_DIR, v.sanitize ? "build-sanitize" : "build");
+  const defines = v.sanitize ? { MEDITRON_SANITIZE: "ON", CMAKE_BUILD_TYPE: "RelWithDebInfo" } : undefined;
+  for (let attempt = 0;; attempt++) {
+    try {
+      const lib = await buildNative({ buildDir, defines, verbose: v.verbose });
+      console.error(`build: ${lib}`);
+      return;
+    } catch (e) {
+      if (!(e instanceof MissingDependencyError) || attempt > 0 || !(await aptInstall(e.packages))) throw e;
+    }
+  }
+}
+
+if (import.meta.main) await runMain(main, HELP);

@@ -1,0 +1,30 @@
+/**
+ * What every CLI entry point shares: one-line errors (stack traces only with `--debug`) and usage errors.
+ *
+ * @module
+ */
+
+/** A usage mistake: printed with a pointer to `--help`. */
+export class UsageError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * Runs `main(Deno.args)`; on failure prints `error: <message>` (with the stack under `--debug`) and exits 1.
+ */
+export async function runMain(main: (args: string[]) => Promise<void>, help: string): Promise<void> {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    const err = e as Error;
+    const debug = Deno.args.includes("--debug");
+    const usage = e instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    console.error(`error: ${debug ? err.stack : err.message}`);
+    if (usage) console.error(`\n${help.split("\n")[0]}\nRun with --help for all options.`);
+    Deno.exit(1);
+  }
+}

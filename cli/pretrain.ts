@@ -1,0 +1,251 @@
+/**
+ * `deno task pretrain`: continued pretraining of a Llama-2 model. With no arguments it trains
+ * `configs/tiny.yaml` on the embedded demo corpus.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { stringify as toYaml } from "yaml";
+import { NativeModel, setNumThreads } from "../runtime/mod.ts";
+import {
+  loadConfig,
+  modelDims,
+  optimSettings,
+  overrideConfig,
+  presetConfig,
+  type RunConfig,
+} from "../models/config.ts";
+import { readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
+import { type Batch, type BatchSource, train } from "../models/trainer.ts";
+import { batchOf, GptSamples, InMemoryDocuments } from "../data/gpt_dataset.ts";
+import { type CorpusDocument, readCorpusJsonl, tokenizeCorpus } from "../data/corpus.ts";
+import { Tokenizer } from "../data/tokenizer.ts";
+import { DISCLAIMER, renderCorpus } from "../data/embedded/mod.ts";
+import { formatDuration, Progress } from "./progress.ts";
+import { runMain, UsageError } from "./common.ts";
+
+const HELP = `Usage: deno task pretrain [options]
+
+Pretrains a Llama-2 model. With no options: configs/tiny.yaml on the embedded demo corpus.
+
+Options:
+  --config FILE         YAML run config (default: configs/tiny.yaml; with --resume: the checkpoint's)
+  --preset NAME         start from a preset instead: tiny, llama2-7b, llama2-13b, llama2-70b
+  --data SOURCE         'embedded' or a JSONL file of {"text": …} documents (data.source)
+  --steps N             optimizer steps (train.steps)
+  --seq N               tokens per sequence (train.seq)
+  --micro-batch N       sequences per micro-batch (train.micro_batch)
+  --grad-accum N        micro-batches per step (train.grad_accum)
+  --lr X                peak learning rate (train.lr)
+  --seed N              seed of init and data order (train.seed)
+  --eval-every N        validation loss every N steps (train.eval_every)
+  --save-every N        checkpoint every N steps (train.save_every)
+  --threads N           kernel threads, 0 = all cores (train.threads)
+  --set KEY=VALUE       any config key, e.g. --set model.n_layers=2 (repeatable)
+  --name NAME           run name (default: the config's name)
+  --out DIR             parent of the run directory (default: runs)
+  --resume [PATH]       continue from a checkpoint: a run dir, its checkpoints/ or an iter_* dir
+                        (default: the run directory of --name/--out)
+  --no-verify           skip sha256 verification of checkpoint shards
+  --overwrite           start afresh in a run directory that already has checkpoints
+  --debug               show stack traces on errors
+  -h, --help            this help
+
+Examples:
+  deno task pretrain
+  deno task pretrain --steps 400 --name tiny-long
+  deno task pretrain --data corpus.jsonl --set model.n_layers=6
+  deno task pretrain --name tiny --resume --steps 300
+`;
+
+const FLAG_KEYS: Record<string, string> = {
+  data: "data.source",
+  steps: "train.steps",
+  seq: "train.seq",
+  "micro-batch": "train.micro_batch",
+  "grad-accum": "train.grad_accum",
+  lr: "train.lr",
+  seed: "train.seed",
+  "eval-every": "train.eval_every",
+  "save-every": "train.save_every",
+  threads: "train.threads",
+};
+
+function parse(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      config: { type: "string" },
+      preset: { type: "string" },
+      set: { type: "string", multiple: true },
+      name: { type: "string" },
+      out: { type: "string", default: "runs" },
+      resume: { type: "boolean" },
+      "resume-from": { type: "string" },
+      "no-verify": { type: "boolean" },
+      overwrite: { type: "boolean" },
+      debug: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+      ...Object.fromEntries(Object.keys(FLAG_KEYS).map((k) => [k, { type: "string" as const }])),
+    },
+  });
+  return values;
+}
+
+// `--resume PATH` and bare `--resume` both work: rewrite the former to --resume-from.
+function normaliseResume(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--resume" && i + 1 < args.length && !args[i + 1].startsWith("-")) {
+      out.push("--resume-from", args[++i]);
+    } else if (args[i].startsWith("--resume=")) out.push("--resume-from", args[i].slice(9));
+    else out.push(args[i]);
+  }
+  return out;
+}
+
+async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): Promise<RunConfig> {
+  if (v.config && v.preset) throw new UsageError("--config and --preset are exclusive");
+  let cfg: RunConfig;
+  if (v.config) cfg = await loadConfig(v.config);
+  else if (v.preset) cfg = presetConfig(v.preset);
+  else if (resumeDir) cfg = (await readCheckpointMeta(resumeDir)).config;
+  else cfg = await loadConfig(new URL("../configs/tiny.yaml", import.meta.url).pathname);
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const value = (v as Record<string, unknown>)[flag];
+    if (typeof value === "string") overrideConfig(cfg, key, value);
+  }
+  for (const kv of v.set ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq < 1) throw new UsageError(`--set expects KEY=VALUE, got '${kv}'`);
+    overrideConfig(cfg, kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  if (v.name) overrideConfig(cfg, "name", v.name);
+  return cfg;
+}
+
+async function loadDocuments(source: string): Promise<CorpusDocument[]> {
+  if (source === "embedded") return renderCorpus();
+  return await readCorpusJsonl(source);
+}
+
+/** Builds the training/validation batch source of a config. */
+export async function pretrainData(cfg: RunConfig, log: (s: string) => void): Promise<BatchSource> {
+  const t0 = performance.now();
+  const docs = await loadDocuments(cfg.data.source);
+  const tokenizer = Tokenizer.llama2();
+  if (tokenizer.vocabSize > cfg.model.vocab_size) {
+    throw new Error(
+      `the tokenizer has ${tokenizer.vocabSize} tokens but model.vocab_size is ${cfg.model.vocab_size}`,
+    );
+  }
+  const corpus = tokenizeCorpus(docs, tokenizer, cfg.data.valid_fraction, cfg.train.seed);
+  const secs = (performance.now() - t0) / 1000;
+  log(
+    `data: ${cfg.data.source}: ${docs.length} documents, ${corpus.tokens} tokens ` +
+      `(${corpus.train.length} train / ${corpus.valid.length} validation documents), tokenized in ${secs.toFixed(1)}s`,
+  );
+  const store = new InMemoryDocuments(corpus.docs);
+  const t = cfg.train;
+  const rows = t.micro_batch * t.grad_accum;
+  const train = new GptSamples(store, {
+    seq: t.seq,
+    seed: t.seed,
+    numSamples: t.steps * rows,
+    docIds: corpus.train,
+  });
+  const valid = corpus.valid.length
+    ? new GptSamples(store, { seq: t.seq, seed: t.seed + 1, numSamples: 1, docIds: corpus.valid })
+    : undefined;
+  return {
+    train: (consumed, n) => batchOf(train, consumed, n),
+    valid: (n, count) =>
+      valid ? Array.from({ length: Math.min(count, Math.floor(valid.numSamples / n)) || 1 }, (_, i) =>
+        batchOf(valid, i * n, n)) : [],
+    state: { source: cfg.data.source, seed: t.seed, seq: t.seq, train_epochs: train.epochs },
+  };
+}
+
+/** Entry point. */
+export async function main(rawArgs: string[]): Promise<void> {
+  const v = parse(normaliseResume(rawArgs));
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  const resumeRequested = v.resume || v["resume-from"] !== undefined;
+  let resumeDir: string | undefined;
+  if (resumeRequested) {
+    const from = v["resume-from"] ?? join(v.out!, v.name ?? "tiny");
+    resumeDir = await resolveCheckpoint(from);
+  }
+  const cfg = await resolveConfig(v, resumeDir);
+  const runDir = join(v.out!, cfg.name);
+  const hasCheckpoints = await Deno.stat(join(runDir, "checkpoints", "latest")).then(() => true, () => false);
+  if (hasCheckpoints && !resumeRequested && !v.overwrite) {
+    throw new UsageError(
+      `${runDir} already has checkpoints: pass --resume to continue, --overwrite to start afresh, or --name NEW`,
+    );
+  }
+  if (v.overwrite && !resumeRequested) await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+  const progress = new Progress();
+  if (cfg.data.source === "embedded") progress.line(`note: ${DISCLAIMER}`);
+  await setNumThreads(cfg.train.threads);
+  const data = await pretrainData(cfg, (s) => progress.line(s));
+  await Deno.mkdir(runDir, { recursive: true });
+  await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml(cfg));
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: cfg.train.seed,
+    initStd: cfg.model.init_std,
+  });
+  const t = cfg.train;
+  progress.line(
+    `model: ${(model.numParams / 1e6).toFixed(2)}M parameters (dim ${cfg.model.dim}, ${cfg.model.n_layers} layers, ` +
+      `${cfg.model.n_heads}/${cfg.model.n_kv_heads} heads); global batch ${t.micro_batch * t.grad_accum} x ${t.seq} tokens; ` +
+      `${t.steps} steps -> ${runDir}`,
+  );
+  const abort = new AbortController();
+  const onSignal = () => {
+    progress.line("interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to kill)");
+    abort.abort();
+    Deno.removeSignalListener("SIGINT", onSignal);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const result = await train({
+      model,
+      config: cfg,
+      runDir,
+      data,
+      resume: resumeDir,
+      verify: !v["no-verify"],
+      signal: abort.signal,
+      onNotice: (s) => progress.line(s),
+      onStep: (m, total) => {
+        const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
+        const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
+          `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`;
+        if (m.val_loss !== undefined) progress.line(text);
+        else progress.update(text, m.step === total);
+      },
+    });
+    progress.done();
+    const h = result.history;
+    if (h.length) {
+      const tps = h.reduce((a, m) => a + m.tokens_per_s, 0) / h.length;
+      const lastVal = h.findLast((m) => m.val_loss !== undefined)?.val_loss;
+      progress.line(
+        `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}` +
+          (lastVal !== undefined ? `, validation ${lastVal.toFixed(4)}` : "") +
+          `, ${Math.round(tps)} tokens/s; metrics ${join(runDir, "metrics.jsonl")}, checkpoint ${result.checkpoint}`,
+      );
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+if (import.meta.main) await runMain(main, HELP);

@@ -1,0 +1,258 @@
+/**
+ * Training checkpoints in the layout of DESIGN.md §6:
+ * `RUN/checkpoints/iter_0000200/{meta.json, model-tp00-pp00.safetensors, optim-tp00-pp00-dp00.safetensors}`
+ * and `RUN/checkpoints/latest` (the name of the newest complete checkpoint directory).
+ * A checkpoint is written into a temp directory, every file fsynced, then renamed into place; `latest` is
+ * replaced atomically last. Loading verifies the sha256 of every shard recorded in meta.json.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { NativeModel } from "../runtime/model.ts";
+import type { RunConfig } from "./config.ts";
+import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
+
+/** Version of the checkpoint layout written by this module. */
+export const CHECKPOINT_FORMAT_VERSION = 1;
+
+/** Parallel layout a checkpoint was written with. */
+export interface Topology {
+  /** Tensor-parallel size. */
+  tp: number;
+  /** Pipeline-parallel size. */
+  pp: number;
+  /** Data-parallel size. */
+  dp: number;
+}
+
+/** Training state stored next to the tensors. */
+export interface TrainState {
+  /** Completed optimizer steps. */
+  iteration: number;
+  /** Training samples consumed so far (data order is a pure function of this). */
+  consumedSamples: number;
+  /** Opaque data-pipeline state (seed, source, split…). */
+  data: Record<string, unknown>;
+}
+
+/** Contents of meta.json. */
+export interface CheckpointMeta {
+  /** Always "meditron-checkpoint". */
+  format: string;
+  /** {@linkcode CHECKPOINT_FORMAT_VERSION}. */
+  format_version: number;
+  /** Completed optimizer steps. */
+  iteration: number;
+  /** Samples consumed. */
+  consumed_samples: number;
+  /** Resolved run configuration. */
+  config: RunConfig;
+  /** Layout of the shards. */
+  topology: Topology;
+  /** Data-pipeline state. */
+  data: Record<string, unknown>;
+  /** sha256 and size of every shard file. */
+  shards: Record<string, { sha256: string; bytes: number }>;
+  /** ISO time of writing. */
+  created: string;
+}
+
+const pad2 = (n: number) => String(n).padStart(2, "0");
+/** Model shard file name for a (tp, pp) rank. */
+export const modelShardName = (tp: number, pp: number): string => `model-tp${pad2(tp)}-pp${pad2(pp)}.safetensors`;
+/** Optimizer shard file name for a (tp, pp, dp) rank. */
+export const optimShardName = (tp: number, pp: number, dp: number): string =>
+  `optim-tp${pad2(tp)}-pp${pad2(pp)}-dp${pad2(dp)}.safetensors`;
+/** Directory name of iteration `it`. */
+export const iterDirName = (it: number): string => `iter_${String(it).padStart(7, "0")}`;
+
+async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  using file = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(1 << 20);
+  for (;;) {
+    const n = await file.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+    bytes += n;
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  try {
+    using f = await Deno.open(path, { read: true });
+    await f.sync();
+  } catch { /* directories cannot be fsynced on every platform; best effort */ }
+}
+
+async function writeTextDurable(path: string, text: string): Promise<void> {
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  await f.write(new TextEncoder().encode(text));
+  await f.sync();
+}
+
+/**
+ * Saves the model, its AdamW state and the training state; returns the checkpoint directory.
+ *
+ * @example
+ * ```ts ignore
+ * const dir = await saveCheckpoint("runs/tiny", model, cfg, { iteration: 100, consumedSamples: 800, data: {} });
+ * ```
+ */
+export async function saveCheckpoint(
+  runDir: string,
+  model: NativeModel,
+  config: RunConfig,
+  state: TrainState,
+): Promise<string> {
+  const root = join(runDir, "checkpoints");
+  await Deno.mkdir(root, { recursive: true });
+  const final = join(root, iterDirName(state.iteration));
+  const tmp = join(root, `.${iterDirName(state.iteration)}.tmp-${Deno.pid}`);
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  await Deno.mkdir(tmp);
+  try {
+    const params = model.params();
+    const shapes = params.map((p) => ({ name: p.name, shape: p.shape }));
+    const modelFile = modelShardName(0, 0), optimFile = optimShardName(0, 0, 0);
+    await writeSafetensors(
+      join(tmp, modelFile),
+      () => params.map((p) => ({ name: p.name, shape: p.shape, data: model.read(p.name) })),
+      { format: "pt" },
+      shapes,
+    );
+    const optimShapes = params.flatMap((p) => [
+      { name: `${p.name}.exp_avg`, shape: p.shape },
+      { name: `${p.name}.exp_avg_sq`, shape: p.shape },
+    ]);
+    await writeSafetensors(
+      join(tmp, optimFile),
+      () =>
+        params.flatMap((p) => [
+          { name: `${p.name}.exp_avg`, shape: p.shape, data: model.read(p.name, "adamM") },
+          { name: `${p.name}.exp_avg_sq`, shape: p.shape, data: model.read(p.name, "adamV") },
+        ]),
+      { step: String(model.step) },
+      optimShapes,
+    );
+    const meta: CheckpointMeta = {
+      format: "meditron-checkpoint",
+      format_version: CHECKPOINT_FORMAT_VERSION,
+      iteration: state.iteration,
+      consumed_samples: state.consumedSamples,
+      config,
+      topology: { tp: 1, pp: 1, dp: 1 },
+      data: state.data,
+      shards: {
+        [modelFile]: await sha256File(join(tmp, modelFile)),
+        [optimFile]: await sha256File(join(tmp, optimFile)),
+      },
+      created: new Date().toISOString(),
+    };
+    await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+    await fsyncPath(tmp);
+    await Deno.remove(final, { recursive: true }).catch(() => {});
+    await Deno.rename(tmp, final);
+    await fsyncPath(root);
+    const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
+    await writeTextDurable(latestTmp, iterDirName(state.iteration) + "\n");
+    await Deno.rename(latestTmp, join(root, "latest"));
+    await fsyncPath(root);
+    return final;
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Resolves a checkpoint directory from a run directory (its `checkpoints/latest`), a `checkpoints/`
+ * directory (its `latest`) or an `iter_*` directory.
+ */
+export async function resolveCheckpoint(path: string): Promise<string> {
+  const isFile = (p: string) => Deno.stat(p).then((s) => s.isFile, () => false);
+  if (await isFile(join(path, "meta.json"))) return path;
+  for (const root of [join(path, "checkpoints"), path]) {
+    const latest = join(root, "latest");
+    if (await isFile(latest)) {
+      const name = (await Deno.readTextFile(latest)).trim();
+      if (!/^iter_\d{7}$/.test(name)) throw new Error(`${latest}: does not name a checkpoint ('${name}')`);
+      return join(root, name);
+    }
+  }
+  throw new Error(`${path}: no checkpoint found (no meta.json, checkpoints/latest or latest)`);
+}
+
+/** Reads and checks meta.json of a checkpoint directory. */
+export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
+  const path = join(dir, "meta.json");
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`${path}: unreadable checkpoint metadata (${(e as Error).message})`);
+  }
+  if (meta?.format !== "meditron-checkpoint") throw new Error(`${path}: not a meditron checkpoint`);
+  if (meta.format_version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new Error(`${path}: format_version ${meta.format_version}, this toolkit reads ${CHECKPOINT_FORMAT_VERSION}`);
+  }
+  for (const k of ["iteration", "consumed_samples"] as const) {
+    if (!Number.isInteger(meta[k]) || meta[k] < 0) throw new Error(`${path}: '${k}' is missing or invalid`);
+  }
+  if (typeof meta.shards !== "object" || meta.shards === null) throw new Error(`${path}: 'shards' is missing`);
+  return meta;
+}
+
+/** Options of {@linkcode loadCheckpoint}. */
+export interface LoadOptions {
+  /** Verify the sha256 of every shard (default true). */
+  verify?: boolean;
+}
+
+/**
+ * Loads parameters, AdamW moments and the step counter of checkpoint `dir` into `model` (same
+ * architecture); returns its metadata. Every shard is verified before any tensor is written.
+ */
+export async function loadCheckpoint(dir: string, model: NativeModel, opts: LoadOptions = {}): Promise<CheckpointMeta> {
+  const meta = await readCheckpointMeta(dir);
+  const t = meta.topology;
+  if (t?.tp !== 1 || t?.pp !== 1 || t?.dp !== 1) {
+    throw new Error(`${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp}; a 1-rank run reads tp=pp=dp=1`);
+  }
+  const modelFile = modelShardName(0, 0), optimFile = optimShardName(0, 0, 0);
+  for (const f of [modelFile, optimFile]) {
+    const want = meta.shards[f];
+    if (!want) throw new Error(`${join(dir, "meta.json")}: no entry for shard ${f}`);
+    if (opts.verify ?? true) {
+      const got = await sha256File(join(dir, f)).catch((e) => {
+        throw new Error(`${join(dir, f)}: cannot read shard (${(e as Error).message})`);
+      });
+      if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
+        throw new Error(`${join(dir, f)}: sha256 mismatch — the shard is corrupt (use --no-verify to skip)`);
+      }
+    }
+  }
+  using mr = await SafetensorsReader.open(join(dir, modelFile));
+  using or = await SafetensorsReader.open(join(dir, optimFile));
+  for (const p of model.params()) {
+    const entry = mr.header.tensors.get(p.name);
+    if (!entry) throw new Error(`${join(dir, modelFile)}: missing tensor '${p.name}'`);
+    if (entry.shape.join("x") !== p.shape.join("x")) {
+      throw new Error(
+        `${join(dir, modelFile)}: tensor '${p.name}' has shape [${entry.shape}], the model expects [${p.shape}]`,
+      );
+    }
+  }
+  for (const p of model.params()) {
+    model.write(p.name, await mr.readF32(p.name));
+    model.write(p.name, await or.readF32(`${p.name}.exp_avg`), "adamM");
+    model.write(p.name, await or.readF32(`${p.name}.exp_avg_sq`), "adamV");
+  }
+  const step = Number(or.header.metadata.step);
+  if (!Number.isInteger(step) || step < 0) throw new Error(`${join(dir, optimFile)}: metadata 'step' is missing`);
+  model.step = step;
+  return meta;
+}

@@ -1,0 +1,351 @@
+/**
+ * Run configuration: the model architecture, the training schedule and the data, loaded from YAML with
+ * every key checked (unknown keys and wrong types are errors naming the file and key), merged with CLI
+ * overrides, and validated before any work starts. Presets: `tiny` (the embedded default), `llama2-7b`,
+ * `llama2-13b`, `llama2-70b` with Meditron's pretraining hyperparameters.
+ *
+ * @module
+ */
+import { parse as parseYaml } from "yaml";
+import type { ModelDims, OptimSettings } from "../runtime/ffi.ts";
+
+/** Llama-2 architecture (YAML section `model`). */
+export interface ModelConfig {
+  /** Model width. */
+  dim: number;
+  /** Transformer blocks. */
+  n_layers: number;
+  /** Query heads. */
+  n_heads: number;
+  /** Key/value heads (GQA); divides `n_heads`. */
+  n_kv_heads: number;
+  /** SwiGLU hidden width. */
+  ffn_dim: number;
+  /** Vocabulary size (Llama-2: 32000). */
+  vocab_size: number;
+  /** Longest sequence the model accepts (RoPE table size). */
+  max_seq: number;
+  /** RMSNorm epsilon. */
+  norm_eps: number;
+  /** RoPE base θ. */
+  rope_theta: number;
+  /** Std of the normal init of matrices (o/down: std/√(2·n_layers)); norms start at 1. */
+  init_std: number;
+}
+
+/** Optimisation and loop cadence (YAML section `train`). */
+export interface TrainConfig {
+  /** Seed of initialisation and data order. */
+  seed: number;
+  /** Optimizer steps to run. */
+  steps: number;
+  /** Tokens per training sequence (≤ model.max_seq). */
+  seq: number;
+  /** Sequences per micro-batch. */
+  micro_batch: number;
+  /** Micro-batches accumulated per step: global batch = micro_batch × grad_accum × dp. */
+  grad_accum: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Final learning rate (Meditron: 10% of lr). */
+  min_lr: number;
+  /** Linear warmup steps from 0. */
+  warmup_steps: number;
+  /** Step where the cosine reaches min_lr; 0 means `steps`. */
+  decay_steps: number;
+  /** AdamW β1. */
+  beta1: number;
+  /** AdamW β2. */
+  beta2: number;
+  /** AdamW epsilon. */
+  eps: number;
+  /** Decoupled weight decay (not on 1-D tensors). */
+  weight_decay: number;
+  /** Global-norm clip; 0 disables. */
+  grad_clip: number;
+  /** Validation loss every N steps (0: never). */
+  eval_every: number;
+  /** Validation batches (of micro_batch sequences) per evaluation. */
+  eval_batches: number;
+  /** Checkpoint every N steps (0: only at the end). */
+  save_every: number;
+  /** Kernel/BLAS threads (0: all cores). */
+  threads: number;
+}
+
+/** Training data (YAML section `data`). */
+export interface DataConfig {
+  /** `embedded` (the bundled demo corpus) or a JSONL file of `{"text": …}` documents. */
+  source: string;
+  /** Fraction of documents held out for validation. */
+  valid_fraction: number;
+}
+
+/** A complete run configuration. */
+export interface RunConfig {
+  /** Run name: outputs go to `<out>/<name>/`. */
+  name: string;
+  /** Architecture. */
+  model: ModelConfig;
+  /** Optimisation. */
+  train: TrainConfig;
+  /** Data. */
+  data: DataConfig;
+}
+
+const LLAMA2_COMMON = { vocab_size: 32000, norm_eps: 1e-5, rope_theta: 10000, init_std: 0.02 };
+// Meditron (Chen et al. 2023): AdamW β = (0.9, 0.95), eps 1e-5, 2000 warmup steps, cosine to 10% of the peak,
+// weight decay 0.1, clip 1.0; peak lr 3e-4 for 7B/13B and 1.5e-4 for 70B; context 2048 (7B) and 4096 (70B).
+const MEDITRON_TRAIN = {
+  warmup_steps: 2000,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-5,
+  weight_decay: 0.1,
+  grad_clip: 1.0,
+};
+
+/** Architectures of the presets (Llama-2 sizes from the Llama-2 release configs). */
+export const MODEL_PRESETS: Readonly<Record<string, ModelConfig>> = {
+  tiny: {
+    dim: 128,
+    n_layers: 4,
+    n_heads: 4,
+    n_kv_heads: 2,
+    ffn_dim: 384,
+    max_seq: 256,
+    ...LLAMA2_COMMON,
+  },
+  "llama2-7b": { dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 32, ffn_dim: 11008, max_seq: 4096, ...LLAMA2_COMMON },
+  "llama2-13b": { dim: 5120, n_layers: 40, n_heads: 40, n_kv_heads: 40, ffn_dim: 13824, max_seq: 4096, ...LLAMA2_COMMON },
+  "llama2-70b": { dim: 8192, n_layers: 80, n_heads: 64, n_kv_heads: 8, ffn_dim: 28672, max_seq: 4096, ...LLAMA2_COMMON },
+};
+
+const DEFAULT_TRAIN: TrainConfig = {
+  seed: 1234,
+  steps: 200,
+  seq: 128,
+  micro_batch: 8,
+  grad_accum: 1,
+  lr: 3e-3,
+  min_lr: 3e-4,
+  warmup_steps: 20,
+  decay_steps: 0,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-5,
+  weight_decay: 0.1,
+  grad_clip: 1.0,
+  eval_every: 50,
+  eval_batches: 4,
+  save_every: 100,
+  threads: 0,
+};
+
+/** Training settings of the presets. */
+export const TRAIN_PRESETS: Readonly<Record<string, Partial<TrainConfig>>> = {
+  tiny: {},
+  "llama2-7b": { ...MEDITRON_TRAIN, lr: 3e-4, min_lr: 3e-5, seq: 2048, steps: 20000, micro_batch: 1 },
+  "llama2-13b": { ...MEDITRON_TRAIN, lr: 3e-4, min_lr: 3e-5, seq: 2048, steps: 20000, micro_batch: 1 },
+  "llama2-70b": { ...MEDITRON_TRAIN, lr: 1.5e-4, min_lr: 1.5e-5, seq: 4096, steps: 20000, micro_batch: 1 },
+};
+
+/** The full default configuration of a preset. */
+export function presetConfig(preset: string): RunConfig {
+  const model = MODEL_PRESETS[preset];
+  if (!model) {
+    throw new ConfigError(`unknown preset '${preset}' (known: ${Object.keys(MODEL_PRESETS).join(", ")})`);
+  }
+  return {
+    name: preset,
+    model: { ...model },
+    train: { ...DEFAULT_TRAIN, ...TRAIN_PRESETS[preset] },
+    data: { source: "embedded", valid_fraction: 0.05 },
+  };
+}
+
+/** A configuration problem, reported as one line naming the file and key. */
+export class ConfigError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
+
+// Recursively overlays `src` onto `dst`, checking keys and value types against `dst` (the defaults).
+function overlay(dst: Record<string, unknown>, src: Json, where: string, path: string): void {
+  if (src === null || typeof src !== "object" || Array.isArray(src)) {
+    throw new ConfigError(`${where}: '${path || "<root>"}' must be a mapping`);
+  }
+  for (const [key, value] of Object.entries(src)) {
+    const full = path ? `${path}.${key}` : key;
+    if (!(key in dst)) {
+      throw new ConfigError(`${where}: unknown key '${full}' (known: ${Object.keys(dst).join(", ")})`);
+    }
+    const current = dst[key];
+    if (typeof current === "object" && current !== null) {
+      overlay(current as Record<string, unknown>, value, where, full);
+    } else if (typeof value !== typeof current) {
+      throw new ConfigError(`${where}: '${full}' must be a ${typeof current}, got ${JSON.stringify(value)}`);
+    } else {
+      dst[key] = value;
+    }
+  }
+}
+
+/**
+ * Parses a YAML configuration. A top-level `preset: NAME` picks the defaults (default `tiny`); every other
+ * key overrides them.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const cfg = parseConfig("preset: tiny\ntrain:\n  steps: 10\n", "inline.yaml");
+ * console.log(cfg.train.steps); // 10
+ * ```
+ */
+export function parseConfig(text: string, where: string): RunConfig {
+  let doc: Json;
+  try {
+    doc = (parseYaml(text) ?? {}) as Json;
+  } catch (e) {
+    throw new ConfigError(`${where}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(`${where}: the top level must be a mapping`);
+  }
+  const { preset, ...rest } = doc as Record<string, Json>;
+  if (preset !== undefined && typeof preset !== "string") throw new ConfigError(`${where}: 'preset' must be a string`);
+  const cfg = presetConfig(preset ?? "tiny");
+  overlay(cfg as unknown as Record<string, unknown>, rest, where, "");
+  validateConfig(cfg, where);
+  return cfg;
+}
+
+/** Reads and parses a YAML file (see {@linkcode parseConfig}). */
+export async function loadConfig(path: string): Promise<RunConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(`${path}: cannot read config (${(e as Error).message})`);
+  }
+  return parseConfig(text, path);
+}
+
+/**
+ * Sets `section.key` from a CLI string, parsed to the key's type, then re-validates.
+ *
+ * @example
+ * ```ts
+ * import { overrideConfig, presetConfig } from "./config.ts";
+ * const cfg = presetConfig("tiny");
+ * overrideConfig(cfg, "train.steps", "40");
+ * ```
+ */
+export function overrideConfig(cfg: RunConfig, dotted: string, value: string): void {
+  const parts = dotted.split(".");
+  let node = cfg as unknown as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof node[p] !== "object" || node[p] === null) throw new ConfigError(`--set: unknown key '${dotted}'`);
+    node = node[p] as Record<string, unknown>;
+  }
+  const key = parts[parts.length - 1];
+  if (!(key in node) || typeof node[key] === "object") throw new ConfigError(`--set: unknown key '${dotted}'`);
+  const kind = typeof node[key];
+  if (kind === "number") {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n)) {
+      throw new ConfigError(`--set: '${dotted}' must be a number, got '${value}'`);
+    }
+    node[key] = n;
+  } else if (kind === "boolean") {
+    if (value !== "true" && value !== "false") throw new ConfigError(`--set: '${dotted}' must be true or false`);
+    node[key] = value === "true";
+  } else {
+    node[key] = value;
+  }
+  validateConfig(cfg, "command line");
+}
+
+function rule(ok: boolean, where: string, message: string): void {
+  if (!ok) throw new ConfigError(`${where}: ${message}`);
+}
+
+function isInt(x: number, min: number): boolean {
+  return Number.isInteger(x) && x >= min;
+}
+
+/** Checks every constraint; throws {@linkcode ConfigError} naming the key. */
+export function validateConfig(cfg: RunConfig, where: string): void {
+  const m = cfg.model, t = cfg.train;
+  rule(/^[\w.-]+$/.test(cfg.name), where, `name '${cfg.name}' may only contain letters, digits, '_', '-', '.'`);
+  for (const k of ["dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "max_seq"] as const) {
+    rule(isInt(m[k], 1), where, `model.${k} must be a positive integer (got ${m[k]})`);
+  }
+  rule(m.dim % m.n_heads === 0, where, `model.n_heads (${m.n_heads}) must divide model.dim (${m.dim})`);
+  rule(
+    m.n_heads % m.n_kv_heads === 0,
+    where,
+    `model.n_kv_heads (${m.n_kv_heads}) must divide model.n_heads (${m.n_heads})`,
+  );
+  rule((m.dim / m.n_heads) % 2 === 0, where, `head dim (${m.dim / m.n_heads}) must be even for RoPE`);
+  rule(m.norm_eps > 0, where, `model.norm_eps must be > 0 (got ${m.norm_eps})`);
+  rule(m.rope_theta > 0, where, `model.rope_theta must be > 0 (got ${m.rope_theta})`);
+  rule(m.init_std >= 0, where, `model.init_std must be >= 0 (got ${m.init_std})`);
+  for (const k of ["steps", "seq", "micro_batch", "grad_accum"] as const) {
+    rule(isInt(t[k], 1), where, `train.${k} must be a positive integer (got ${t[k]})`);
+  }
+  for (const k of ["warmup_steps", "decay_steps", "eval_every", "eval_batches", "save_every", "threads"] as const) {
+    rule(isInt(t[k], 0), where, `train.${k} must be an integer >= 0 (got ${t[k]})`);
+  }
+  rule(isInt(t.seed, 0), where, `train.seed must be an integer >= 0 (got ${t.seed})`);
+  rule(t.seq <= m.max_seq, where, `train.seq (${t.seq}) exceeds model.max_seq (${m.max_seq})`);
+  rule(t.lr >= 0, where, `train.lr must be >= 0 (got ${t.lr})`);
+  rule(t.min_lr >= 0 && t.min_lr <= t.lr, where, `train.min_lr must be in [0, train.lr] (got ${t.min_lr})`);
+  rule(t.beta1 >= 0 && t.beta1 < 1, where, `train.beta1 must be in [0, 1) (got ${t.beta1})`);
+  rule(t.beta2 >= 0 && t.beta2 < 1, where, `train.beta2 must be in [0, 1) (got ${t.beta2})`);
+  rule(t.eps > 0, where, `train.eps must be > 0 (got ${t.eps})`);
+  rule(t.weight_decay >= 0, where, `train.weight_decay must be >= 0 (got ${t.weight_decay})`);
+  rule(t.grad_clip >= 0, where, `train.grad_clip must be >= 0 (got ${t.grad_clip})`);
+  const decay = t.decay_steps || t.steps;
+  rule(decay >= t.warmup_steps, where, `train.decay_steps (${decay}) must be >= train.warmup_steps (${t.warmup_steps})`);
+  rule(
+    cfg.data.valid_fraction >= 0 && cfg.data.valid_fraction < 1,
+    where,
+    `data.valid_fraction must be in [0, 1) (got ${cfg.data.valid_fraction})`,
+  );
+}
+
+/** The runtime's view of the architecture. */
+export function modelDims(m: ModelConfig): ModelDims {
+  return {
+    dim: m.dim,
+    nLayers: m.n_layers,
+    nHeads: m.n_heads,
+    nKvHeads: m.n_kv_heads,
+    ffnDim: m.ffn_dim,
+    vocabSize: m.vocab_size,
+    maxSeq: m.max_seq,
+    normEps: m.norm_eps,
+    ropeTheta: m.rope_theta,
+  };
+}
+
+/** The runtime's view of the optimizer. */
+export function optimSettings(t: TrainConfig): OptimSettings {
+  return {
+    lr: t.lr,
+    minLr: t.min_lr,
+    warmupSteps: t.warmup_steps,
+    decaySteps: t.decay_steps || t.steps,
+    beta1: t.beta1,
+    beta2: t.beta2,
+    eps: t.eps,
+    weightDecay: t.weight_decay,
+    gradClip: t.grad_clip,
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * The pretraining loop around the native `train_step`: batches, validation, metrics, checkpoints, resume.
+ * Data-agnostic: the caller supplies batches as a pure function of the number of consumed samples, which is
+ * what makes resume exact.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { NativeModel } from "../runtime/model.ts";
+import { loadCheckpoint, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import type { RunConfig } from "./config.ts";
+
+/** `rows` sequences of `seq` tokens with targets and loss weights. */
+export interface Batch {
+  /** Inputs `[rows·seq]`. */
+  tokens: Int32Array;
+  /** Targets `[rows·seq]`. */
+  targets: Int32Array;
+  /** Loss weights `[rows·seq]`. */
+  lossMask: Float32Array;
+}
+
+/** Where the training data comes from. */
+export interface BatchSource {
+  /** Training batch of `rows` sequences starting at sample `consumed`. */
+  train(consumed: number, rows: number): Batch;
+  /** Fixed validation batches (may be empty). */
+  valid(rows: number, count: number): Batch[];
+  /** State recorded in checkpoints (seed, source, …). */
+  state: Record<string, unknown>;
+}
+
+/** One line of `metrics.jsonl`. */
+export interface StepMetrics {
+  /** Completed optimizer steps. */
+  step: number;
+  /** Training loss of this step. */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Gradient norm before clipping. */
+  grad_norm: number;
+  /** Tokens processed so far (from the start of training, including before a resume). */
+  tokens: number;
+  /** Throughput of this step. */
+  tokens_per_s: number;
+  /** Seconds of this step. */
+  step_time: number;
+  /** Estimated seconds to the end. */
+  eta_s: number;
+  /** Validation loss when evaluated at this step. */
+  val_loss?: number;
+}
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** The model (already initialised or to be restored by `resume`). */
+  model: NativeModel;
+  /** Resolved configuration. */
+  config: RunConfig;
+  /** Run directory: metrics.jsonl and checkpoints/. */
+  runDir: string;
+  /** Training and validation data. */
+  data: BatchSource;
+  /** Checkpoint to resume from (run dir, checkpoints dir or iter dir). */
+  resume?: string;
+  /** Verify shard checksums on resume (default true). */
+  verify?: boolean;
+  /** Called after every step (progress display). */
+  onStep?: (m: StepMetrics, total: number) => void;
+  /** Called with one-line notices (checkpoint written, resumed, …). */
+  onNotice?: (message: string) => void;
+  /** Stops after the current step, writing a checkpoint. */
+  signal?: AbortSignal;
+}
+
+/** Outcome of {@linkcode train}. */
+export interface TrainResult {
+  /** Every step's metrics of this invocation. */
+  history: StepMetrics[];
+  /** Iteration reached. */
+  iteration: number;
+  /** Samples consumed. */
+  consumedSamples: number;
+  /** Last checkpoint written (if any). */
+  checkpoint?: string;
+}
+
+/** Mean validation loss over the given batches. */
+export async function validationLoss(model: NativeModel, batches: Batch[], rows: number, seq: number): Promise<number> {
+  let sum = 0, count = 0;
+  for (const b of batches) {
+    const r = await model.evalLoss(b.tokens, b.targets, b.lossMask, rows, seq);
+    sum += r.lossSum;
+    count += r.count;
+  }
+  return sum / count;
+}
+
+async function appendLine(path: string, obj: unknown): Promise<void> {
+  await Deno.writeTextFile(path, JSON.stringify(obj) + "\n", { append: true });
+}
+
+// On resume, drop metric lines of steps after the checkpoint (written by the interrupted run).
+async function truncateMetrics(path: string, iteration: number): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return;
+  }
+  const kept = text.split("\n").filter((l) => l.trim() && (JSON.parse(l) as StepMetrics).step <= iteration);
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, kept.map((l) => l + "\n").join(""));
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Runs `config.train.steps` optimizer steps (continuing from a checkpoint when `resume` is given).
+ *
+ * @example
+ * ```ts ignore
+ * const result = await train({ model, config, runDir: "runs/tiny", data });
+ * console.log(result.history.at(-1)?.loss);
+ * ```
+ */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { model, config, runDir, data } = opts;
+  const t = config.train;
+  const rows = t.micro_batch * t.grad_accum;
+  const notice = opts.onNotice ?? (() => {});
+  await Deno.mkdir(runDir, { recursive: true });
+  const metricsPath = join(runDir, "metrics.jsonl");
+  let iteration = 0, consumed = 0;
+  if (opts.resume) {
+    const dir = await resolveCheckpoint(opts.resume);
+    const meta = await loadCheckpoint(dir, model, { verify: opts.verify ?? true });
+    iteration = meta.iteration;
+    consumed = meta.consumed_samples;
+    await truncateMetrics(metricsPath, iteration);
+    notice(`resumed from ${dir} (iteration ${iteration}, ${consumed} samples consumed)`);
+  } else {
+    await Deno.writeTextFile(metricsPath, "");
+  }
+  const valid = t.eval_every > 0 ? data.valid(t.micro_batch, t.eval_batches) : [];
+  const history: TrainResult["history"] = [];
+  let checkpoint: string | undefined, elapsed = 0;
+  const save = async () => {
+    checkpoint = await saveCheckpoint(runDir, model, config, {
+      iteration,
+      consumedSamples: consumed,
+      data: data.state,
+    });
+    notice(`checkpoint ${checkpoint}`);
+  };
+  while (iteration < t.steps) {
+    const batch = data.train(consumed, rows);
+    const t0 = performance.now();
+    const r = await model.trainStep({ ...batch, nMicro: t.grad_accum, batch: t.micro_batch, seq: t.seq });
+    const dt = (performance.now() - t0) / 1000;
+    iteration += 1;
+    consumed += rows;
+    elapsed += dt;
+    const done = history.length + 1;
+    const m: StepMetrics = {
+      step: iteration,
+      loss: r.loss,
+      lr: r.lr,
+      grad_norm: r.gradNorm,
+      tokens: consumed * t.seq,
+      tokens_per_s: rows * t.seq / dt,
+      step_time: dt,
+      eta_s: (elapsed / done) * (t.steps - iteration),
+    };
+    if (valid.length && (iteration % t.eval_every === 0 || iteration === t.steps)) {
+      m.val_loss = await validationLoss(model, valid, t.micro_batch, t.seq);
+    }
+    history.push(m);
+    await appendLine(metricsPath, m);
+    opts.onStep?.(m, t.steps);
+    const stop = opts.signal?.aborted ?? false;
+    if ((t.save_every > 0 && iteration % t.save_every === 0) || iteration === t.steps || stop) await save();
+    if (stop) {
+      notice(`stopped at iteration ${iteration} on request`);
+      break;
+    }
+  }
+  return { history, iteration, consumedSamples: consumed, checkpoint };
+}

@@ -15,8 +15,6 @@ export interface CorpusDocument {
   source?: string;
   /** Identifier. */
   id?: string;
-  /** Extra fields are kept. */
-  [extra: string]: unknown;
 }
 
 /**
@@ -47,7 +45,7 @@ export function parseCorpusJsonl(text: string, file: string, field = "text"): Co
     }
     const value = (obj as Record<string, unknown>)[field];
     if (typeof value !== "string") throw new Error(`${file}:${i + 1}: missing string field '${field}'`);
-    out.push({ ...(obj as Record<string, unknown>), text: value });
+    out.push({ ...(obj as Record<string, unknown>), text: value }); // extra fields are kept
   }
   if (out.length === 0) throw new Error(`${file}: no documents`);
   return out;

@@ -1,0 +1,23 @@
+/**
+ * `deno task bench NAME [options]`: benchmarks that print ratios against a named peer measured in the same run.
+ *
+ * @module
+ */
+const BENCHES: Record<string, { about: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }> = {
+  "train-cpu": { about: "training step tokens/s vs PyTorch CPU, GFLOP/s vs OpenBLAS sgemm", load: () => import("./train_cpu.ts") },
+  "attention-memory": { about: "peak memory of attention fwd+bwd at T=2048 (tiled vs a T×T matrix)", load: () => import("./attention_memory.ts") },
+  tokenizer: { about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)", load: () => import("./tokenizer.ts") },
+};
+
+const [name, ...rest] = Deno.args;
+if (!name || name === "--help" || name === "-h" || !BENCHES[name]) {
+  console.log("Usage: deno task bench NAME [options]\n\nBenchmarks:");
+  for (const [k, b] of Object.entries(BENCHES)) console.log(`  ${k.padEnd(18)} ${b.about}`);
+  console.log("\nExample:\n  deno task bench train-cpu --steps 5");
+  if (name && name !== "--help" && name !== "-h") {
+    console.error(`\nerror: unknown benchmark '${name}'`);
+    Deno.exit(1);
+  }
+} else {
+  await (await BENCHES[name].load()).main(rest);
+}

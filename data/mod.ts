@@ -1,0 +1,16 @@
+/**
+ * Data pipeline: the Llama-2 tokenizer, corpus documents, GPT sample indices and the embedded demo corpus.
+ * Imports nothing else of the toolkit.
+ *
+ * @example
+ * ```ts
+ * import { Tokenizer } from "@meditron/toolkit/data";
+ * console.log(Tokenizer.llama2().encode("Hello world")); // [1, 15043, 3186]
+ * ```
+ *
+ * @module
+ */
+export * from "./tokenizer.ts";
+export * from "./corpus.ts";
+export * from "./gpt_dataset.ts";
+export * as embedded from "./embedded/mod.ts";

@@ -1,0 +1,71 @@
+// Training on the embedded corpus: the loss falls by a measured margin, and resume is bit-exact.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { NativeModel } from "../../runtime/mod.ts";
+import { modelDims, optimSettings, overrideConfig, presetConfig, type RunConfig } from "../../models/config.ts";
+import { type StepMetrics, train } from "../../models/trainer.ts";
+import { pretrainData } from "../../cli/pretrain.ts";
+import { tempDir } from "../helpers.ts";
+
+// A smaller sibling of configs/tiny.yaml so the suite stays fast (real 32000-token vocabulary, GQA).
+function smallConfig(steps: number): RunConfig {
+  const cfg = presetConfig("tiny");
+  for (
+    const [k, v] of Object.entries({
+      "model.dim": "64",
+      "model.n_layers": "2",
+      "model.n_heads": "4",
+      "model.n_kv_heads": "2",
+      "model.ffn_dim": "128",
+      "train.seq": "64",
+      "train.micro_batch": "4",
+      "train.grad_accum": "2",
+      "train.warmup_steps": "5",
+      "train.lr": "3e-3",
+      "train.eval_every": "0",
+      "train.save_every": "10",
+      "train.steps": String(steps),
+      "train.decay_steps": "40",
+    })
+  ) overrideConfig(cfg, k, v);
+  return cfg;
+}
+
+async function run(cfg: RunConfig, runDir: string, resume?: string) {
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: cfg.train.seed,
+    initStd: cfg.model.init_std,
+  });
+  const data = await pretrainData(cfg, () => {});
+  const result = await train({ model, config: cfg, runDir, data, resume });
+  const params = new Map(model.params().map((p) => [p.name, model.read(p.name)]));
+  return { history: result.history, params };
+}
+
+const mean = (h: StepMetrics[]) => h.reduce((a, m) => a + m.loss, 0) / h.length;
+
+Deno.test("40 steps on the embedded corpus lower the loss from ~10.4 (ln 32000) to below 7.6", async () => {
+  using dir = tempDir();
+  const { history } = await run(smallConfig(40), join(dir.path, "run"));
+  assert.equal(history.length, 40);
+  const first = mean(history.slice(0, 3)), last = mean(history.slice(-5));
+  // Measured: first ≈ 10.37, mean of the last 5 ≈ 7.20 (seed 1234). Assert a margin of 2.5 nats.
+  assert.ok(first > 10.2, `initial loss ${first}`);
+  assert.ok(last < 7.6, `final loss ${last}`);
+  assert.ok(first - last > 2.5, `loss fell by only ${first - last}`);
+});
+
+Deno.test("exact resume: 20 steps straight equal 10 + resume + 10, bit for bit", async () => {
+  using dir = tempDir();
+  const straight = await run(smallConfig(20), join(dir.path, "a"));
+  const half = await run(smallConfig(10), join(dir.path, "b"));
+  const resumed = await run(smallConfig(20), join(dir.path, "b"), join(dir.path, "b"));
+  assert.equal(half.history.length, 10);
+  assert.equal(resumed.history.length, 10);
+  const losses = [...half.history, ...resumed.history].map((m) => m.loss);
+  assert.deepEqual(losses, straight.history.map((m) => m.loss));
+  for (const [name, p] of straight.params) assert.deepEqual(resumed.params.get(name), p, name);
+  // metrics.jsonl of the resumed run holds each step once
+  const lines = (await Deno.readTextFile(join(dir.path, "b", "metrics.jsonl"))).trim().split("\n");
+  assert.deepEqual(lines.map((l) => JSON.parse(l).step), Array.from({ length: 20 }, (_, i) => i + 1));
+});

@@ -106,9 +106,28 @@ void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd
 }
 
 // ---- attention ----------------------------------------------------------------------------------------------------------
-// Tile sizes: a TQ×TK score tile plus TQ×hd accumulators stay in L1/L2 per thread.
+// Tile sizes: a TQ×TK score tile, a transposed K (and V) tile and TQ×hd accumulators stay in L1/L2 per thread.
+// Inner loops run over contiguous tile columns or head dims so they vectorise.
 constexpr int TQ = 32;
 constexpr int TK = 64;
+
+// exp(x) for x <= ~0 in fp32, vectorisable (no libm call): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6
+// polynomial (relative error < 2e-7 on the range), 2^n assembled in the exponent bits; clamps at -87.
+// Used where the argument is a logit minus a running max or a log-sum-exp (softmax, attention).
+static inline float exp_neg(float x) {
+  x = x > -87.0f ? x : -87.0f;
+  // round to nearest by the 1.5·2²³ trick (pure arithmetic, so the loops around it vectorise)
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+  float p = 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * __builtin_bit_cast(float, ((int32_t)n + 127) << 23);
+}
 
 static inline float dot(const float* a, const float* b, int n) {
   float s = 0;
@@ -122,6 +141,29 @@ static inline void axpy(float* y, float a, const float* x, int n) {
   for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+// Xt[e, c] = X[j0 + c, e] for c < jk: a key (or value) tile transposed, rows of stride `stride`.
+static void transpose_tile(float* Xt, const float* X, size_t stride, int j0, int jk, int hd) {
+  for (int c = 0; c < jk; c++)
+    for (int e = 0; e < hd; e++) Xt[(size_t)e * TK + c] = X[(size_t)(j0 + c) * stride + e];
+}
+
+// S[r, c] = scale · Σ_e A[i0 + r, e] · Bt[e, c]  (r < iq, c < jk); the causal mask is applied by the caller.
+static void tile_scores(float* S, const float* A, size_t stride, int i0, int iq, const float* Bt, int jk, int hd,
+                        float scale) {
+  for (int r = 0; r < iq; r++) {
+    float* Sr = S + (size_t)r * TK;
+    const float* a = A + (size_t)(i0 + r) * stride;
+    for (int c = 0; c < TK; c++) Sr[c] = 0.0f;
+    for (int e = 0; e < hd; e++) {
+      const float ae = a[e];
+      const float* b = Bt + (size_t)e * TK;
+#pragma omp simd
+      for (int c = 0; c < TK; c++) Sr[c] += ae * b[c];
+    }
+    for (int c = 0; c < jk; c++) Sr[c] *= scale;
+  }
+}
+
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
                        int H, int KVH, int hd) {
   const float scale = 1.0f / std::sqrt((float)hd);
@@ -131,7 +173,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const float NEG_INF = -std::numeric_limits<float>::infinity();
 #pragma omp parallel
   {
-    std::vector<float> S(TQ * TK), m(TQ), l(TQ), acc((size_t)TQ * hd);
+    std::vector<float> S(TQ * TK), Kt((size_t)hd * TK), m(TQ), l(TQ), acc((size_t)TQ * hd);
 #pragma omp for collapse(3) schedule(dynamic)
     for (int b = 0; b < B; b++)
       for (int h = 0; h < H; h++)
@@ -145,26 +187,25 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
           std::fill(acc.begin(), acc.end(), 0.0f);
           for (int j0 = 0; j0 < i0 + iq; j0 += TK) {  // key tiles up to the last query of this tile
             const int jk = std::min(TK, i0 + iq - j0);
+            transpose_tile(Kt.data(), kb, ks, j0, jk, hd);
+            tile_scores(S.data(), qb, qs, i0, iq, Kt.data(), jk, hd, scale);
             for (int r = 0; r < iq; r++) {
-              const int i = i0 + r;
+              const int i = i0 + r, valid = std::min(jk, i - j0 + 1);  // causal: keys j <= i
+              if (valid <= 0) continue;
               float* Sr = &S[(size_t)r * TK];
               float rowmax = NEG_INF;
-              for (int c = 0; c < jk; c++) {
-                const int j = j0 + c;
-                Sr[c] = j <= i ? scale * dot(qb + (size_t)i * qs, kb + (size_t)j * ks, hd) : NEG_INF;
-                rowmax = std::max(rowmax, Sr[c]);
-              }
-              if (rowmax == NEG_INF) continue;  // whole tile in the future of row i
-              const float mnew = std::max(m[r], rowmax), corr = std::exp(m[r] - mnew);
+              for (int c = 0; c < valid; c++) rowmax = std::max(rowmax, Sr[c]);
+              const float mnew = std::max(m[r], rowmax), corr = exp_neg(m[r] - mnew);
               float* ar = &acc[(size_t)r * hd];
-              l[r] *= corr;
-              for (int e = 0; e < hd; e++) ar[e] *= corr;
-              for (int c = 0; c < jk; c++) {
-                if (Sr[c] == NEG_INF) continue;
-                const float p = std::exp(Sr[c] - mnew);
-                l[r] += p;
-                axpy(ar, p, vb + (size_t)(j0 + c) * ks, hd);
+              float lsum = 0;
+#pragma omp simd reduction(+ : lsum)
+              for (int c = 0; c < valid; c++) {
+                Sr[c] = exp_neg(Sr[c] - mnew);
+                lsum += Sr[c];
               }
+              l[r] = l[r] * corr + lsum;
+              for (int e = 0; e < hd; e++) ar[e] *= corr;
+              for (int c = 0; c < valid; c++) axpy(ar, Sr[c], vb + (size_t)(j0 + c) * ks, hd);
               m[r] = mnew;
             }
           }
@@ -189,7 +230,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   // One task per (batch, kv head): it owns dk/dv of that head and dq of the query heads in its group.
 #pragma omp parallel
   {
-    std::vector<float> P(TQ * TK), dS(TQ * TK), D(TQ);
+    std::vector<float> P(TQ * TK), dP(TQ * TK), Kt((size_t)hd * TK), Vt((size_t)hd * TK), D(TQ);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
       for (int g = 0; g < KVH; g++) {
@@ -212,28 +253,32 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
             for (int r = 0; r < iq; r++) D[r] = dot(dob + (size_t)(i0 + r) * qs, ob + (size_t)(i0 + r) * qs, hd);
             for (int j0 = 0; j0 < i0 + iq; j0 += TK) {
               const int jk = std::min(TK, i0 + iq - j0);
-              for (int r = 0; r < iq; r++) {  // P and dS for this tile
-                const int i = i0 + r;
-                for (int c = 0; c < jk; c++) {
-                  const int j = j0 + c;
-                  float p = 0, ds = 0;
-                  if (j <= i) {
-                    p = std::exp(scale * dot(qb + (size_t)i * qs, kb + (size_t)j * ks, hd) - lb[i]);
-                    ds = p * (dot(dob + (size_t)i * qs, vb + (size_t)j * ks, hd) - D[r]);
-                  }
-                  P[(size_t)r * TK + c] = p;
-                  dS[(size_t)r * TK + c] = ds;
+              transpose_tile(Kt.data(), kb, ks, j0, jk, hd);
+              transpose_tile(Vt.data(), vb, ks, j0, jk, hd);
+              tile_scores(P.data(), qb, qs, i0, iq, Kt.data(), jk, hd, scale);  // S
+              tile_scores(dP.data(), dob, qs, i0, iq, Vt.data(), jk, hd, 1.0f);  // dout·vᵀ
+              for (int r = 0; r < iq; r++) {  // P = exp(S − lse), dS = P (dP − D), zero beyond the diagonal
+                const int i = i0 + r, valid = std::max(0, std::min(jk, i - j0 + 1));
+                float *Pr = &P[(size_t)r * TK], *dSr = &dP[(size_t)r * TK];
+                const float li = lb[i], Di = D[r];
+#pragma omp simd
+                for (int c = 0; c < valid; c++) {
+                  Pr[c] = exp_neg(Pr[c] - li);
+                  dSr[c] = Pr[c] * (dSr[c] - Di) * scale;
                 }
+                for (int c = valid; c < jk; c++) Pr[c] = dSr[c] = 0.0f;
               }
-              for (int r = 0; r < iq; r++) {
+              for (int r = 0; r < iq; r++) {  // dq_i += Σ_j dS_ij k_j
                 const int i = i0 + r;
-                for (int c = 0; c < jk; c++) {
-                  const int j = j0 + c;
-                  if (j > i) break;
-                  const float p = P[(size_t)r * TK + c], ds = dS[(size_t)r * TK + c] * scale;
-                  axpy(dvb + (size_t)j * ks, p, dob + (size_t)i * qs, hd);
-                  axpy(dqb + (size_t)i * qs, ds, kb + (size_t)j * ks, hd);
-                  axpy(dkb + (size_t)j * ks, ds, qb + (size_t)i * qs, hd);
+                for (int c = 0; c < jk; c++) axpy(dqb + (size_t)i * qs, dP[(size_t)r * TK + c], kb + (size_t)(j0 + c) * ks, hd);
+              }
+              for (int c = 0; c < jk; c++) {  // dv_j += Σ_i P_ij dout_i;  dk_j += Σ_i dS_ij q_i
+                const int j = j0 + c;
+                for (int r = 0; r < iq; r++) {
+                  const int i = i0 + r;
+                  if (j > i) continue;
+                  axpy(dvb + (size_t)j * ks, P[(size_t)r * TK + c], dob + (size_t)i * qs, hd);
+                  axpy(dkb + (size_t)j * ks, dP[(size_t)r * TK + c], qb + (size_t)i * qs, hd);
                 }
               }
             }
@@ -264,27 +309,7 @@ void residual_forward(float* x, const float* y, size_t n) {
 }
 
 // ---- LM head + cross-entropy ------------------------------------------------------------------------------------------------
-constexpr int CE_CHUNK = 128;  // rows of logits alive at once
-
-// exp(x) for x <= 0 in fp32, vectorisable (no libm call): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6
-// polynomial (relative error < 2e-7 on the range), 2^n assembled in the exponent bits. Underflows to 0 below
-// -87. The softmax over a 32000-token vocabulary spends most of its time here.
-static inline float exp_neg(float x) {
-  x = std::max(x, -87.0f);
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
-  float p = 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+constexpr int CE_CHUNK = 512;  // rows of logits alive at once
 
 double lm_head_cross_entropy(float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
                              const float* mask, float denom, int N, int d, int V, int Vp) {

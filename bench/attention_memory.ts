@@ -34,8 +34,14 @@ export async function main(args: string[]): Promise<void> {
   const mib = (x: number) => (x / 2 ** 20).toFixed(1);
   console.log(`attention-memory: B ${B}, T ${T}, ${H} heads x ${hd} (Llama-2-7B), fp32`);
   console.log(`  inputs q, k, v, dout         ${mib(4 * q.byteLength)} MiB`);
-  console.log(`  peak RSS growth, forward     ${mib(afterFwd - before)} MiB (incl. ${mib(out.byteLength + lse.byteLength)} MiB outputs)`);
-  console.log(`  peak RSS growth, fwd + bwd   ${mib(afterBwd - before)} MiB (incl. ${mib(io)} MiB outputs and grads)`);
+  console.log(
+    `  peak RSS growth, forward     ${mib(afterFwd - before)} MiB (incl. ${
+      mib(out.byteLength + lse.byteLength)
+    } MiB outputs)`,
+  );
+  console.log(
+    `  peak RSS growth, fwd + bwd   ${mib(afterBwd - before)} MiB (incl. ${mib(io)} MiB outputs and grads)`,
+  );
   console.log(`  kernel scratch (growth - io) ${mib(Math.max(0, afterBwd - before - io))} MiB`);
   console.log(`  a T x T score matrix per head would need ${mib(scores)} MiB (B·H·T²·4 bytes)`);
   console.log(`  time: forward ${fwd.toFixed(0)} ms, backward ${bwd.toFixed(0)} ms`);

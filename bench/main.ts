@@ -3,10 +3,22 @@
  *
  * @module
  */
-const BENCHES: Record<string, { about: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }> = {
-  "train-cpu": { about: "training step tokens/s vs PyTorch CPU, GFLOP/s vs OpenBLAS sgemm", load: () => import("./train_cpu.ts") },
-  "attention-memory": { about: "peak memory of attention fwd+bwd at T=2048 (tiled vs a T×T matrix)", load: () => import("./attention_memory.ts") },
-  tokenizer: { about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)", load: () => import("./tokenizer.ts") },
+const BENCHES: Record<
+  string,
+  { about: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }
+> = {
+  "train-cpu": {
+    about: "training step tokens/s vs PyTorch CPU, GFLOP/s vs OpenBLAS sgemm",
+    load: () => import("./train_cpu.ts"),
+  },
+  "attention-memory": {
+    about: "peak memory of attention fwd+bwd at T=2048 (tiled vs a T×T matrix)",
+    load: () => import("./attention_memory.ts"),
+  },
+  tokenizer: {
+    about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
+    load: () => import("./tokenizer.ts"),
+  },
 };
 
 const [name, ...rest] = Deno.args;

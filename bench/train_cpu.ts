@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { NativeModel, native, setNumThreads } from "../runtime/mod.ts";
+import { native, NativeModel, setNumThreads } from "../runtime/mod.ts";
 
 /** stories15M: dim 288, 6 layers, 6 heads, ffn 768, vocab 32000, seq 256, batch 8. */
 export const SHAPE = {
@@ -42,7 +42,17 @@ async function ours(steps: number, threads: number): Promise<{ stepS: number; to
       normEps: 1e-5,
       ropeTheta: 10000,
     },
-    { lr: 1e-4, minLr: 1e-5, warmupSteps: 0, decaySteps: 100, beta1: 0.9, beta2: 0.95, eps: 1e-5, weightDecay: 0.1, gradClip: 1 },
+    {
+      lr: 1e-4,
+      minLr: 1e-5,
+      warmupSteps: 0,
+      decaySteps: 100,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-5,
+      weightDecay: 0.1,
+      gradClip: 1,
+    },
     { seed: 0, initStd: 0.02 },
   );
   const n = SHAPE.batch * SHAPE.seq;
@@ -59,13 +69,22 @@ async function ours(steps: number, threads: number): Promise<{ stepS: number; to
   return { stepS, tokensPerS: n / stepS };
 }
 
-async function pytorch(steps: number, threads: number): Promise<{ peer: string; tokens_per_s: number } | string> {
+async function pytorch(
+  steps: number,
+  threads: number,
+): Promise<{ peer: string; tokens_per_s: number } | string> {
   const script = fileURLToPath(new URL("./peers/torch_train.py", import.meta.url));
   const cfg = JSON.stringify({ ...SHAPE, threads, steps, warmup: 1 });
   try {
-    const out = await new Deno.Command("/usr/bin/python3", { args: [script, cfg], stdout: "piped", stderr: "piped" })
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [script, cfg],
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
-    if (!out.success) return `pytorch failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)}`;
+    if (!out.success) {
+      return `pytorch failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)}`;
+    }
     return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
   } catch (e) {
     return `pytorch unavailable (${(e as Error).message}); install Debian's python3-torch`;
@@ -86,21 +105,32 @@ async function sgemmRate(): Promise<{ shape: string; gflops: number }[]> {
 
 /** Runs the benchmark and prints the table. */
 export async function main(args: string[]): Promise<void> {
-  const v = parseArgs({ args, options: { steps: { type: "string", default: "5" }, threads: { type: "string", default: "2" } } })
+  const v = parseArgs({
+    args,
+    options: { steps: { type: "string", default: "5" }, threads: { type: "string", default: "2" } },
+  })
     .values;
   const steps = Number(v.steps), threads = Number(v.threads);
   const flops = trainFlopsPerToken(SHAPE);
-  console.log(`train-cpu: stories15M shape ${JSON.stringify(SHAPE)}, ${threads} threads, median of ${steps} steps`);
+  console.log(
+    `train-cpu: stories15M shape ${JSON.stringify(SHAPE)}, ${threads} threads, median of ${steps} steps`,
+  );
   const gemm = await sgemmRate();
   const me = await ours(steps, threads);
   const peer = await pytorch(steps, threads);
   const myGflops = (me.tokensPerS * flops) / 1e9;
   const best = Math.max(...gemm.map((g) => g.gflops));
-  console.log(`  ours (libmeditron)    ${me.tokensPerS.toFixed(0).padStart(7)} tokens/s  ${myGflops.toFixed(1)} GFLOP/s`);
+  console.log(
+    `  ours (libmeditron)    ${me.tokensPerS.toFixed(0).padStart(7)} tokens/s  ${
+      myGflops.toFixed(1)
+    } GFLOP/s`,
+  );
   if (typeof peer === "string") console.log(`  ${peer}`);
   else {
     console.log(`  ${peer.peer.padEnd(22)}${peer.tokens_per_s.toFixed(0).padStart(7)} tokens/s`);
-    console.log(`  ratio ours/pytorch    ${(me.tokensPerS / peer.tokens_per_s).toFixed(2)}x  (target >= 1.5x)`);
+    console.log(
+      `  ratio ours/pytorch    ${(me.tokensPerS / peer.tokens_per_s).toFixed(2)}x  (target >= 1.5x)`,
+    );
   }
   for (const g of gemm) console.log(`  OpenBLAS sgemm ${g.shape.padEnd(16)} ${g.gflops.toFixed(1)} GFLOP/s`);
   console.log(`  ours / best sgemm     ${(100 * myGflops / best).toFixed(0)}%  (target >= 75%)`);

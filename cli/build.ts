@@ -29,7 +29,8 @@ async function aptInstall(packages: string[]): Promise<boolean> {
   const env = { DEBIAN_FRONTEND: "noninteractive" };
   const update = await new Deno.Command("apt-get", { args: ["update", "-qq"], env }).output();
   if (!update.success) return false;
-  const install = await new Deno.Command("apt-get", { args: ["install", "-y", "-qq", ...packages], env }).output();
+  const install = await new Deno.Command("apt-get", { args: ["install", "-y", "-qq", ...packages], env })
+    .output();
   return install.success;
 }
 

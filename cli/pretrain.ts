@@ -17,7 +17,7 @@ import {
   type RunConfig,
 } from "../models/config.ts";
 import { readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
-import { type Batch, type BatchSource, train } from "../models/trainer.ts";
+import { type BatchSource, train } from "../models/trainer.ts";
 import { batchOf, GptSamples, InMemoryDocuments } from "../data/gpt_dataset.ts";
 import { type CorpusDocument, readCorpusJsonl, tokenizeCorpus } from "../data/corpus.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
@@ -146,7 +146,9 @@ export async function pretrainData(cfg: RunConfig, log: (s: string) => void): Pr
   const secs = (performance.now() - t0) / 1000;
   log(
     `data: ${cfg.data.source}: ${docs.length} documents, ${corpus.tokens} tokens ` +
-      `(${corpus.train.length} train / ${corpus.valid.length} validation documents), tokenized in ${secs.toFixed(1)}s`,
+      `(${corpus.train.length} train / ${corpus.valid.length} validation documents), tokenized in ${
+        secs.toFixed(1)
+      }s`,
   );
   const store = new InMemoryDocuments(corpus.docs);
   const t = cfg.train;
@@ -163,8 +165,12 @@ export async function pretrainData(cfg: RunConfig, log: (s: string) => void): Pr
   return {
     train: (consumed, n) => batchOf(train, consumed, n),
     valid: (n, count) =>
-      valid ? Array.from({ length: Math.min(count, Math.floor(valid.numSamples / n)) || 1 }, (_, i) =>
-        batchOf(valid, i * n, n)) : [],
+      valid
+        ? Array.from(
+          { length: Math.min(count, Math.floor(valid.numSamples / n)) || 1 },
+          (_, i) => batchOf(valid, i * n, n),
+        )
+        : [],
     state: { source: cfg.data.source, seed: t.seed, seq: t.seq, train_epochs: train.epochs },
   };
 }
@@ -190,7 +196,9 @@ export async function main(rawArgs: string[]): Promise<void> {
       `${runDir} already has checkpoints: pass --resume to continue, --overwrite to start afresh, or --name NEW`,
     );
   }
-  if (v.overwrite && !resumeRequested) await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+  if (v.overwrite && !resumeRequested) {
+    await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+  }
   const progress = new Progress();
   if (cfg.data.source === "embedded") progress.line(`note: ${DISCLAIMER}`);
   await setNumThreads(cfg.train.threads);
@@ -203,8 +211,12 @@ export async function main(rawArgs: string[]): Promise<void> {
   });
   const t = cfg.train;
   progress.line(
-    `model: ${(model.numParams / 1e6).toFixed(2)}M parameters (dim ${cfg.model.dim}, ${cfg.model.n_layers} layers, ` +
-      `${cfg.model.n_heads}/${cfg.model.n_kv_heads} heads); global batch ${t.micro_batch * t.grad_accum} x ${t.seq} tokens; ` +
+    `model: ${
+      (model.numParams / 1e6).toFixed(2)
+    }M parameters (dim ${cfg.model.dim}, ${cfg.model.n_layers} layers, ` +
+      `${cfg.model.n_heads}/${cfg.model.n_kv_heads} heads); global batch ${
+        t.micro_batch * t.grad_accum
+      } x ${t.seq} tokens; ` +
       `${t.steps} steps -> ${runDir}`,
   );
   const abort = new AbortController();
@@ -227,7 +239,9 @@ export async function main(rawArgs: string[]): Promise<void> {
       onStep: (m, total) => {
         const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
         const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
-          `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`;
+          `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${
+            formatDuration(m.eta_s)
+          }`;
         if (m.val_loss !== undefined) progress.line(text);
         else progress.update(text, m.step === total);
       },
@@ -240,7 +254,9 @@ export async function main(rawArgs: string[]): Promise<void> {
       progress.line(
         `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}` +
           (lastVal !== undefined ? `, validation ${lastVal.toFixed(4)}` : "") +
-          `, ${Math.round(tps)} tokens/s; metrics ${join(runDir, "metrics.jsonl")}, checkpoint ${result.checkpoint}`,
+          `, ${Math.round(tps)} tokens/s; metrics ${
+            join(runDir, "metrics.jsonl")
+          }, checkpoint ${result.checkpoint}`,
       );
     }
   } finally {

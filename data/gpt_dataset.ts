@@ -123,7 +123,9 @@ export class GptSamples {
     for (const id of ids) tokensPerEpoch += docs.length(id);
     const perEpoch = Math.floor((tokensPerEpoch - 1) / seq);
     if (perEpoch < 1) {
-      throw new Error(`the documents hold ${tokensPerEpoch} tokens: not enough for one sample of ${seq + 1} tokens`);
+      throw new Error(
+        `the documents hold ${tokensPerEpoch} tokens: not enough for one sample of ${seq + 1} tokens`,
+      );
     }
     this.epochs = Math.max(1, Math.ceil(opts.numSamples / perEpoch));
     // Doc index: each epoch a fresh seeded permutation of the split's documents.

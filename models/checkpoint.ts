@@ -60,7 +60,8 @@ export interface CheckpointMeta {
 
 const pad2 = (n: number) => String(n).padStart(2, "0");
 /** Model shard file name for a (tp, pp) rank. */
-export const modelShardName = (tp: number, pp: number): string => `model-tp${pad2(tp)}-pp${pad2(pp)}.safetensors`;
+export const modelShardName = (tp: number, pp: number): string =>
+  `model-tp${pad2(tp)}-pp${pad2(pp)}.safetensors`;
 /** Optimizer shard file name for a (tp, pp, dp) rank. */
 export const optimShardName = (tp: number, pp: number, dp: number): string =>
   `optim-tp${pad2(tp)}-pp${pad2(pp)}-dp${pad2(dp)}.safetensors`;
@@ -197,12 +198,16 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   }
   if (meta?.format !== "meditron-checkpoint") throw new Error(`${path}: not a meditron checkpoint`);
   if (meta.format_version !== CHECKPOINT_FORMAT_VERSION) {
-    throw new Error(`${path}: format_version ${meta.format_version}, this toolkit reads ${CHECKPOINT_FORMAT_VERSION}`);
+    throw new Error(
+      `${path}: format_version ${meta.format_version}, this toolkit reads ${CHECKPOINT_FORMAT_VERSION}`,
+    );
   }
   for (const k of ["iteration", "consumed_samples"] as const) {
     if (!Number.isInteger(meta[k]) || meta[k] < 0) throw new Error(`${path}: '${k}' is missing or invalid`);
   }
-  if (typeof meta.shards !== "object" || meta.shards === null) throw new Error(`${path}: 'shards' is missing`);
+  if (typeof meta.shards !== "object" || meta.shards === null) {
+    throw new Error(`${path}: 'shards' is missing`);
+  }
   return meta;
 }
 
@@ -216,11 +221,17 @@ export interface LoadOptions {
  * Loads parameters, AdamW moments and the step counter of checkpoint `dir` into `model` (same
  * architecture); returns its metadata. Every shard is verified before any tensor is written.
  */
-export async function loadCheckpoint(dir: string, model: NativeModel, opts: LoadOptions = {}): Promise<CheckpointMeta> {
+export async function loadCheckpoint(
+  dir: string,
+  model: NativeModel,
+  opts: LoadOptions = {},
+): Promise<CheckpointMeta> {
   const meta = await readCheckpointMeta(dir);
   const t = meta.topology;
   if (t?.tp !== 1 || t?.pp !== 1 || t?.dp !== 1) {
-    throw new Error(`${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp}; a 1-rank run reads tp=pp=dp=1`);
+    throw new Error(
+      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp}; a 1-rank run reads tp=pp=dp=1`,
+    );
   }
   const modelFile = modelShardName(0, 0), optimFile = optimShardName(0, 0, 0);
   for (const f of [modelFile, optimFile]) {
@@ -242,7 +253,9 @@ export async function loadCheckpoint(dir: string, model: NativeModel, opts: Load
     if (!entry) throw new Error(`${join(dir, modelFile)}: missing tensor '${p.name}'`);
     if (entry.shape.join("x") !== p.shape.join("x")) {
       throw new Error(
-        `${join(dir, modelFile)}: tensor '${p.name}' has shape [${entry.shape}], the model expects [${p.shape}]`,
+        `${
+          join(dir, modelFile)
+        }: tensor '${p.name}' has shape [${entry.shape}], the model expects [${p.shape}]`,
       );
     }
   }
@@ -252,7 +265,9 @@ export async function loadCheckpoint(dir: string, model: NativeModel, opts: Load
     model.write(p.name, await or.readF32(`${p.name}.exp_avg_sq`), "adamV");
   }
   const step = Number(or.header.metadata.step);
-  if (!Number.isInteger(step) || step < 0) throw new Error(`${join(dir, optimFile)}: metadata 'step' is missing`);
+  if (!Number.isInteger(step) || step < 0) {
+    throw new Error(`${join(dir, optimFile)}: metadata 'step' is missing`);
+  }
   model.step = step;
   return meta;
 }

@@ -116,9 +116,33 @@ export const MODEL_PRESETS: Readonly<Record<string, ModelConfig>> = {
     max_seq: 256,
     ...LLAMA2_COMMON,
   },
-  "llama2-7b": { dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 32, ffn_dim: 11008, max_seq: 4096, ...LLAMA2_COMMON },
-  "llama2-13b": { dim: 5120, n_layers: 40, n_heads: 40, n_kv_heads: 40, ffn_dim: 13824, max_seq: 4096, ...LLAMA2_COMMON },
-  "llama2-70b": { dim: 8192, n_layers: 80, n_heads: 64, n_kv_heads: 8, ffn_dim: 28672, max_seq: 4096, ...LLAMA2_COMMON },
+  "llama2-7b": {
+    dim: 4096,
+    n_layers: 32,
+    n_heads: 32,
+    n_kv_heads: 32,
+    ffn_dim: 11008,
+    max_seq: 4096,
+    ...LLAMA2_COMMON,
+  },
+  "llama2-13b": {
+    dim: 5120,
+    n_layers: 40,
+    n_heads: 40,
+    n_kv_heads: 40,
+    ffn_dim: 13824,
+    max_seq: 4096,
+    ...LLAMA2_COMMON,
+  },
+  "llama2-70b": {
+    dim: 8192,
+    n_layers: 80,
+    n_heads: 64,
+    n_kv_heads: 8,
+    ffn_dim: 28672,
+    max_seq: 4096,
+    ...LLAMA2_COMMON,
+  },
 };
 
 const DEFAULT_TRAIN: TrainConfig = {
@@ -218,7 +242,9 @@ export function parseConfig(text: string, where: string): RunConfig {
     throw new ConfigError(`${where}: the top level must be a mapping`);
   }
   const { preset, ...rest } = doc as Record<string, Json>;
-  if (preset !== undefined && typeof preset !== "string") throw new ConfigError(`${where}: 'preset' must be a string`);
+  if (preset !== undefined && typeof preset !== "string") {
+    throw new ConfigError(`${where}: 'preset' must be a string`);
+  }
   const cfg = presetConfig(preset ?? "tiny");
   overlay(cfg as unknown as Record<string, unknown>, rest, where, "");
   validateConfig(cfg, where);
@@ -250,11 +276,15 @@ export function overrideConfig(cfg: RunConfig, dotted: string, value: string): v
   const parts = dotted.split(".");
   let node = cfg as unknown as Record<string, unknown>;
   for (const p of parts.slice(0, -1)) {
-    if (typeof node[p] !== "object" || node[p] === null) throw new ConfigError(`--set: unknown key '${dotted}'`);
+    if (typeof node[p] !== "object" || node[p] === null) {
+      throw new ConfigError(`--set: unknown key '${dotted}'`);
+    }
     node = node[p] as Record<string, unknown>;
   }
   const key = parts[parts.length - 1];
-  if (!(key in node) || typeof node[key] === "object") throw new ConfigError(`--set: unknown key '${dotted}'`);
+  if (!(key in node) || typeof node[key] === "object") {
+    throw new ConfigError(`--set: unknown key '${dotted}'`);
+  }
   const kind = typeof node[key];
   if (kind === "number") {
     const n = Number(value);
@@ -263,7 +293,9 @@ export function overrideConfig(cfg: RunConfig, dotted: string, value: string): v
     }
     node[key] = n;
   } else if (kind === "boolean") {
-    if (value !== "true" && value !== "false") throw new ConfigError(`--set: '${dotted}' must be true or false`);
+    if (value !== "true" && value !== "false") {
+      throw new ConfigError(`--set: '${dotted}' must be true or false`);
+    }
     node[key] = value === "true";
   } else {
     node[key] = value;
@@ -282,7 +314,11 @@ function isInt(x: number, min: number): boolean {
 /** Checks every constraint; throws {@linkcode ConfigError} naming the key. */
 export function validateConfig(cfg: RunConfig, where: string): void {
   const m = cfg.model, t = cfg.train;
-  rule(/^[\w.-]+$/.test(cfg.name), where, `name '${cfg.name}' may only contain letters, digits, '_', '-', '.'`);
+  rule(
+    /^[\w.-]+$/.test(cfg.name),
+    where,
+    `name '${cfg.name}' may only contain letters, digits, '_', '-', '.'`,
+  );
   for (const k of ["dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "max_seq"] as const) {
     rule(isInt(m[k], 1), where, `model.${k} must be a positive integer (got ${m[k]})`);
   }
@@ -299,7 +335,9 @@ export function validateConfig(cfg: RunConfig, where: string): void {
   for (const k of ["steps", "seq", "micro_batch", "grad_accum"] as const) {
     rule(isInt(t[k], 1), where, `train.${k} must be a positive integer (got ${t[k]})`);
   }
-  for (const k of ["warmup_steps", "decay_steps", "eval_every", "eval_batches", "save_every", "threads"] as const) {
+  for (
+    const k of ["warmup_steps", "decay_steps", "eval_every", "eval_batches", "save_every", "threads"] as const
+  ) {
     rule(isInt(t[k], 0), where, `train.${k} must be an integer >= 0 (got ${t[k]})`);
   }
   rule(isInt(t.seed, 0), where, `train.seed must be an integer >= 0 (got ${t.seed})`);
@@ -312,7 +350,11 @@ export function validateConfig(cfg: RunConfig, where: string): void {
   rule(t.weight_decay >= 0, where, `train.weight_decay must be >= 0 (got ${t.weight_decay})`);
   rule(t.grad_clip >= 0, where, `train.grad_clip must be >= 0 (got ${t.grad_clip})`);
   const decay = t.decay_steps || t.steps;
-  rule(decay >= t.warmup_steps, where, `train.decay_steps (${decay}) must be >= train.warmup_steps (${t.warmup_steps})`);
+  rule(
+    decay >= t.warmup_steps,
+    where,
+    `train.decay_steps (${decay}) must be >= train.warmup_steps (${t.warmup_steps})`,
+  );
   rule(
     cfg.data.valid_fraction >= 0 && cfg.data.valid_fraction < 1,
     where,

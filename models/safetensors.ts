@@ -107,7 +107,12 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
-async function readExact(file: Deno.FsFile, position: number, length: number, path: string): Promise<Uint8Array<ArrayBuffer>> {
+async function readExact(
+  file: Deno.FsFile,
+  position: number,
+  length: number,
+  path: string,
+): Promise<Uint8Array<ArrayBuffer>> {
   const buf = new Uint8Array(length);
   await file.seek(position, Deno.SeekMode.Start);
   let got = 0;
@@ -151,10 +156,14 @@ export async function readHeader(file: Deno.FsFile, path: string): Promise<Safet
     }
     const [b, end] = e.data_offsets ?? [];
     if (!Number.isInteger(b) || !Number.isInteger(end) || b < 0 || end < b || end > dataLen) {
-      throw new Error(`${path}: tensor '${name}' offsets ${JSON.stringify(e.data_offsets)} are outside the data`);
+      throw new Error(
+        `${path}: tensor '${name}' offsets ${JSON.stringify(e.data_offsets)} are outside the data`,
+      );
     }
     const want = e.shape.reduce((a, s) => a * s, 1) * width;
-    if (end - b !== want) throw new Error(`${path}: tensor '${name}' spans ${end - b} bytes, shape × dtype = ${want}`);
+    if (end - b !== want) {
+      throw new Error(`${path}: tensor '${name}' spans ${end - b} bytes, shape × dtype = ${want}`);
+    }
     tensors.set(name, e);
   }
   const sorted = [...tensors.entries()].sort((x, y) => x[1].data_offsets[0] - y[1].data_offsets[0]);

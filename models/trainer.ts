@@ -87,7 +87,12 @@ export interface TrainResult {
 }
 
 /** Mean validation loss over the given batches. */
-export async function validationLoss(model: NativeModel, batches: Batch[], rows: number, seq: number): Promise<number> {
+export async function validationLoss(
+  model: NativeModel,
+  batches: Batch[],
+  rows: number,
+  seq: number,
+): Promise<number> {
   let sum = 0, count = 0;
   for (const b of batches) {
     const r = await model.evalLoss(b.tokens, b.targets, b.lossMask, rows, seq);

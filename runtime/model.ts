@@ -72,7 +72,9 @@ const enc = new TextEncoder();
 
 /** Views a typed array as the ArrayBuffer-backed buffer FFI expects (shared memory is not accepted). */
 function buf<T extends Int32Array | Float32Array>(a: T): T & { buffer: ArrayBuffer } {
-  if (!(a.buffer instanceof ArrayBuffer)) throw new Error("typed arrays over SharedArrayBuffer cannot cross FFI");
+  if (!(a.buffer instanceof ArrayBuffer)) {
+    throw new Error("typed arrays over SharedArrayBuffer cannot cross FFI");
+  }
   return a as T & { buffer: ArrayBuffer };
 }
 function cstr(s: string): Uint8Array<ArrayBuffer> {
@@ -300,7 +302,15 @@ export class NativeModel implements Disposable {
     const out = new Float32Array(tokens.length * this.dims.vocabSize);
     const h = this.#h;
     checkModel(
-      await loaded().mt_model_logits(h, buf(tokens), BigInt(tokens.length), batch, seq, out, BigInt(out.length)),
+      await loaded().mt_model_logits(
+        h,
+        buf(tokens),
+        BigInt(tokens.length),
+        batch,
+        seq,
+        out,
+        BigInt(out.length),
+      ),
       h,
     );
     return out;

@@ -7,7 +7,9 @@ export function assertClose(actual: number, expected: number, rel: number, what 
   const scale = Math.max(Math.abs(actual), Math.abs(expected), 1e-30);
   assert.ok(
     Math.abs(actual - expected) <= rel * scale,
-    `${what}: ${actual} vs ${expected} (relative error ${(Math.abs(actual - expected) / scale).toExponential(2)} > ${rel})`,
+    `${what}: ${actual} vs ${expected} (relative error ${
+      (Math.abs(actual - expected) / scale).toExponential(2)
+    } > ${rel})`,
   );
 }
 

@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NativeModel } from "../../runtime/mod.ts";
-import { modelDims, optimSettings, overrideConfig, presetConfig, type RunConfig } from "../../models/config.ts";
+import {
+  modelDims,
+  optimSettings,
+  overrideConfig,
+  presetConfig,
+  type RunConfig,
+} from "../../models/config.ts";
 import { type StepMetrics, train } from "../../models/trainer.ts";
 import { pretrainData } from "../../cli/pretrain.ts";
 import { tempDir } from "../helpers.ts";

@@ -19,7 +19,12 @@ Deno.test("attention forward and backward match the float64 reference across til
   const v = random(S.B * S.T * S.KVH * S.hd, rng, 1);
   const w = random(q.length, rng, 1); // L = Σ out·w, so dout = w
   const ref = () => attention(q, k, v, S.B, S.T, S.H, S.KVH, S.hd);
-  const { out, lse } = await attentionForward(Float32Array.from(q), Float32Array.from(k), Float32Array.from(v), S);
+  const { out, lse } = await attentionForward(
+    Float32Array.from(q),
+    Float32Array.from(k),
+    Float32Array.from(v),
+    S,
+  );
   assert.ok(relErr(out, ref()) < 1e-5, `forward relative error ${relErr(out, ref())}`);
   const { dq, dk, dv } = await attentionBackward(
     Float32Array.from(q),

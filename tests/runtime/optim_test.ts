@@ -26,7 +26,11 @@ Deno.test("schedule: warmup from 0, cosine to min_lr at decay_steps, min_lr afte
   assertClose(await lrAt(OPT, 350), quarter, 1e-6, "quarter cosine");
   assertClose(await lrAt(OPT, 1100), 3e-5, 1e-6, "decay end");
   assertClose(await lrAt(OPT, 5000), 3e-5, 1e-6, "after decay");
-  assertClose(await lrAt({ ...OPT, warmupSteps: 0 }, 1), 3e-5 + 0.5 * 2.7e-4 * (1 + Math.cos(Math.PI / 1100)), 1e-6);
+  assertClose(
+    await lrAt({ ...OPT, warmupSteps: 0 }, 1),
+    3e-5 + 0.5 * 2.7e-4 * (1 + Math.cos(Math.PI / 1100)),
+    1e-6,
+  );
 });
 
 Deno.test("AdamW: decoupled weight decay on matrices only, bias correction, clipping by global norm", async () => {
@@ -67,7 +71,10 @@ Deno.test("AdamW: decoupled weight decay on matrices only, bias correction, clip
       const g = g0[i] * coef;
       const mHat = ((1 - 0.9) * g) / (1 - 0.9), vHat = ((1 - 0.95) * g * g) / (1 - 0.95);
       const expect = p0[i] - lr1 * (mHat / (Math.sqrt(vHat) + 1e-5) + wd * p0[i]);
-      assert.ok(Math.abs(after[i] - expect) <= 1e-6 + 1e-5 * Math.abs(expect), `${p.name}[${i}]: ${after[i]} vs ${expect}`);
+      assert.ok(
+        Math.abs(after[i] - expect) <= 1e-6 + 1e-5 * Math.abs(expect),
+        `${p.name}[${i}]: ${after[i]} vs ${expect}`,
+      );
     }
     const mState = m.read(p.name, "adamM");
     assertClose(mState[1], 0.1 * g0[1] * coef, 1e-5, `${p.name} exp_avg`);

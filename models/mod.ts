@@ -1,0 +1,16 @@
+/**
+ * Models: run configuration and presets, the training loop, checkpoints and safetensors files.
+ *
+ * @example
+ * ```ts
+ * import { presetConfig } from "@meditron/toolkit/models";
+ * const cfg = presetConfig("llama2-7b");
+ * console.log(cfg.model.dim, cfg.train.lr); // 4096 0.0003
+ * ```
+ *
+ * @module
+ */
+export * from "./config.ts";
+export * from "./checkpoint.ts";
+export * from "./safetensors.ts";
+export * from "./trainer.ts";

@@ -15,6 +15,7 @@ import {
   overrideConfig,
   presetConfig,
   type RunConfig,
+  validateConfig,
 } from "../models/config.ts";
 import { readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
 import { type BatchSource, train } from "../models/trainer.ts";
@@ -124,6 +125,7 @@ async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): P
     overrideConfig(cfg, kv.slice(0, eq), kv.slice(eq + 1));
   }
   if (v.name) overrideConfig(cfg, "name", v.name);
+  validateConfig(cfg, "command line");
   return cfg;
 }
 

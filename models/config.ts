@@ -245,7 +245,12 @@ export function parseConfig(text: string, where: string): RunConfig {
   if (preset !== undefined && typeof preset !== "string") {
     throw new ConfigError(`${where}: 'preset' must be a string`);
   }
-  const cfg = presetConfig(preset ?? "tiny");
+  let cfg: RunConfig;
+  try {
+    cfg = presetConfig(preset ?? "tiny");
+  } catch (e) {
+    throw new ConfigError(`${where}: ${(e as Error).message}`);
+  }
   overlay(cfg as unknown as Record<string, unknown>, rest, where, "");
   validateConfig(cfg, where);
   return cfg;
@@ -263,13 +268,15 @@ export async function loadConfig(path: string): Promise<RunConfig> {
 }
 
 /**
- * Sets `section.key` from a CLI string, parsed to the key's type, then re-validates.
+ * Sets `section.key` from a CLI string, parsed to the key's type. Call {@linkcode validateConfig} once all
+ * overrides are applied (constraints span keys, e.g. steps and warmup).
  *
  * @example
  * ```ts
- * import { overrideConfig, presetConfig } from "./config.ts";
+ * import { overrideConfig, presetConfig, validateConfig } from "./config.ts";
  * const cfg = presetConfig("tiny");
  * overrideConfig(cfg, "train.steps", "40");
+ * validateConfig(cfg, "command line");
  * ```
  */
 export function overrideConfig(cfg: RunConfig, dotted: string, value: string): void {
@@ -300,7 +307,6 @@ export function overrideConfig(cfg: RunConfig, dotted: string, value: string): v
   } else {
     node[key] = value;
   }
-  validateConfig(cfg, "command line");
 }
 
 function rule(ok: boolean, where: string, message: string): void {

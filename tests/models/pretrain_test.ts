@@ -34,6 +34,7 @@ function smallConfig(steps: number): RunConfig {
       "train.decay_steps": "40",
     })
   ) overrideConfig(cfg, k, v);
+  validateConfig(cfg, "test");
   return cfg;
 }
 

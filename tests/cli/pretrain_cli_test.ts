@@ -1,0 +1,94 @@
+// `deno task pretrain` as a user runs it: help, flag errors, and a short end-to-end run without a TTY.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { tempDir } from "../helpers.ts";
+
+const CLI = new URL("../../cli/pretrain.ts", import.meta.url).pathname;
+
+async function run(args: string[], cwd?: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("--help lists the flags with examples", async () => {
+  const r = await run(["--help"]);
+  assert.equal(r.code, 0);
+  for (const flag of ["--config", "--data", "--steps", "--out", "--resume", "--set", "Examples:"]) {
+    assert.ok(r.stdout.includes(flag), flag);
+  }
+});
+
+Deno.test("unknown flags and config errors are one line, no stack trace", async () => {
+  const r = await run(["--stepz", "3"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: .*--stepz/);
+  assert.ok(!r.stderr.includes("    at "), "no stack trace");
+  const r2 = await run(["--set", "model.n_kv_heads=3"]);
+  assert.equal(r2.code, 1);
+  assert.match(r2.stderr, /error: command line: model.n_kv_heads \(3\) must divide model.n_heads \(4\)/);
+  const r3 = await run(["--data", "/nonexistent.jsonl", "--steps", "30"]);
+  assert.match(r3.stderr, /error: \/nonexistent.jsonl: cannot read corpus/);
+});
+
+Deno.test("a short run on a JSONL corpus: plain progress lines, metrics, checkpoint, resume guard", async () => {
+  using dir = tempDir();
+  const corpus = join(dir.path, "c.jsonl");
+  const lines = Array.from(
+    { length: 60 },
+    (_, i) =>
+      JSON.stringify({ text: `Patient ${i} with asthma was treated with inhaled albuterol and improved.` }),
+  );
+  Deno.writeTextFileSync(corpus, lines.join("\n") + "\n");
+  const argsFor = (
+    steps: number,
+  ) => [
+    "--data",
+    corpus,
+    "--out",
+    dir.path,
+    "--name",
+    "t",
+    "--steps",
+    String(steps),
+    "--seq",
+    "32",
+    "--micro-batch",
+    "2",
+    "--grad-accum",
+    "1",
+    "--eval-every",
+    "3",
+    "--set",
+    "train.warmup_steps=2",
+    "--set",
+    "model.n_layers=1",
+    "--set",
+    "model.dim=32",
+    "--set",
+    "model.ffn_dim=64",
+  ];
+  const args = argsFor(6);
+  const r = await run(args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stderr.includes("\x1b["), "no escape codes without a TTY");
+  assert.match(r.stderr, /step 6\/6 loss [\d.]+ val [\d.]+ lr/);
+  assert.match(r.stderr, /done: loss [\d.]+ -> [\d.]+, validation/);
+  const metrics = Deno.readTextFileSync(join(dir.path, "t", "metrics.jsonl")).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.equal(metrics.length, 6);
+  assert.ok(metrics.every((m) => m.tokens_per_s > 0 && Number.isFinite(m.loss)));
+  const again = await run(args);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already has checkpoints: pass --resume/);
+  const resumed = await run([...argsFor(8), "--resume"]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resumed from .*iter_0000006/);
+  assert.match(resumed.stderr, /step 8\/8/);
+});

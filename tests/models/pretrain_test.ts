@@ -8,6 +8,7 @@ import {
   overrideConfig,
   presetConfig,
   type RunConfig,
+  validateConfig,
 } from "../../models/config.ts";
 import { type StepMetrics, train } from "../../models/trainer.ts";
 import { pretrainData } from "../../cli/pretrain.ts";

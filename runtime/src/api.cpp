@@ -319,7 +319,8 @@ int mt_op_attention_forward(const float* q, const float* k, const float* v, floa
   return guard([&] {
     check_attention_args(B, T, H, KVH, hd);
     MT_CHECK(q && k && v && out && lse, "attention buffers must not be null");
-    mt::attention_forward(out, lse, q, k, v, B, T, H, KVH, hd);
+    const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
+    mt::attention_forward(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, qs);
   });
 }
 
@@ -329,7 +330,8 @@ int mt_op_attention_backward(const float* q, const float* k, const float* v, con
   return guard([&] {
     check_attention_args(B, T, H, KVH, hd);
     MT_CHECK(q && k && v && out && lse && dout && dq && dk && dv, "attention buffers must not be null");
-    mt::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, hd);
+    const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
+    mt::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, hd, qs, ks, qs);
   });
 }
 

@@ -78,14 +78,14 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
 }
 
 // ---- RoPE --------------------------------------------------------------------------------------------------------------
-static void rope_rotate(float* x, const float* cos_sin, int B, int T, int nh, int hd, float sign) {
+static void rope_rotate(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride, float sign) {
   const int half = hd / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       const float* cs = cos_sin + (size_t)t * half * 2;
       for (int h = 0; h < nh; h++) {
-        float* v = x + (((size_t)b * T + t) * nh + h) * hd;
+        float* v = x + ((size_t)b * T + t) * stride + (size_t)h * hd;
         for (int i = 0; i < half; i++) {
           float c = cs[2 * i], s = sign * cs[2 * i + 1];
           float a = v[i], e = v[i + half];
@@ -96,26 +96,26 @@ static void rope_rotate(float* x, const float* cos_sin, int B, int T, int nh, in
     }
 }
 
-void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd) {
-  rope_rotate(x, cos_sin, B, T, nh, hd, 1.0f);
+void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride) {
+  rope_rotate(x, cos_sin, B, T, nh, hd, stride, 1.0f);
 }
 
 // The rotation is orthogonal: its transpose is the rotation by −angle.
-void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd) {
-  rope_rotate(dx, cos_sin, B, T, nh, hd, -1.0f);
+void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride) {
+  rope_rotate(dx, cos_sin, B, T, nh, hd, stride, -1.0f);
 }
 
 // ---- attention ----------------------------------------------------------------------------------------------------------
-// Tile sizes: a TQ×TK score tile, a transposed K (and V) tile and TQ×hd accumulators stay in L1/L2 per thread.
-// Inner loops run over contiguous tile columns or head dims so they vectorise.
-constexpr int TQ = 32;
+// Tile sizes: a TQ×TK score tile and TQ×hd accumulators stay in L1/L2 per thread.
+constexpr int TQ = 64;
 constexpr int TK = 64;
 
-// exp(x) for x <= ~0 in fp32, vectorisable (no libm call): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6
-// polynomial (relative error < 2e-7 on the range), 2^n assembled in the exponent bits; clamps at -87.
-// Used where the argument is a logit minus a running max or a log-sum-exp (softmax, attention).
-static inline float exp_neg(float x) {
+// exp(x) in fp32, vectorisable (no libm call): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial
+// (relative error < 2e-7), 2^n assembled in the exponent bits; x is clamped to [-87, 88] (0 and overflow
+// edges of fp32). Softmax, attention and SwiGLU spend their non-GEMM time here.
+static inline float fast_exp(float x) {
   x = x > -87.0f ? x : -87.0f;
+  x = x < 88.0f ? x : 88.0f;
   // round to nearest by the 1.5·2²³ trick (pure arithmetic, so the loops around it vectorise)
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
@@ -136,44 +136,33 @@ static inline float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-static inline void axpy(float* y, float a, const float* x, int n) {
-#pragma omp simd
-  for (int i = 0; i < n; i++) y[i] += a * x[i];
+// Tile products go through single-threaded BLAS calls (we are inside an OpenMP task; the OpenMP build of
+// OpenBLAS does not nest threads). Operands are read in place with their row strides (qs, ks): no copies.
+//   C[m, n] = alpha · A[m, k] · B[n, k]ᵀ + beta · C        (gemm_nt)
+//   C[m, n] = alpha · A[m, k] · B[k, n]   + beta · C        (gemm_nn)
+//   C[m, n] = alpha · A[k, m]ᵀ · B[k, n]  + beta · C        (gemm_tn)
+static inline void gemm_nt(int m, int n, int k, float alpha, const float* A, size_t lda, const float* B,
+                           size_t ldb, float beta, float* C, size_t ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-
-// Xt[e, c] = X[j0 + c, e] for c < jk: a key (or value) tile transposed, rows of stride `stride`.
-static void transpose_tile(float* Xt, const float* X, size_t stride, int j0, int jk, int hd) {
-  for (int c = 0; c < jk; c++)
-    for (int e = 0; e < hd; e++) Xt[(size_t)e * TK + c] = X[(size_t)(j0 + c) * stride + e];
+static inline void gemm_nn(int m, int n, int k, float alpha, const float* A, size_t lda, const float* B,
+                           size_t ldb, float beta, float* C, size_t ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-
-// S[r, c] = scale · Σ_e A[i0 + r, e] · Bt[e, c]  (r < iq, c < jk); the causal mask is applied by the caller.
-static void tile_scores(float* S, const float* A, size_t stride, int i0, int iq, const float* Bt, int jk, int hd,
-                        float scale) {
-  for (int r = 0; r < iq; r++) {
-    float* Sr = S + (size_t)r * TK;
-    const float* a = A + (size_t)(i0 + r) * stride;
-    for (int c = 0; c < TK; c++) Sr[c] = 0.0f;
-    for (int e = 0; e < hd; e++) {
-      const float ae = a[e];
-      const float* b = Bt + (size_t)e * TK;
-#pragma omp simd
-      for (int c = 0; c < TK; c++) Sr[c] += ae * b[c];
-    }
-    for (int c = 0; c < jk; c++) Sr[c] *= scale;
-  }
+static inline void gemm_tn(int m, int n, int k, float alpha, const float* A, size_t lda, const float* B,
+                           size_t ldb, float beta, float* C, size_t ldc) {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
-                       int H, int KVH, int hd) {
+                       int H, int KVH, int hd, size_t qs, size_t ks, size_t os) {
   const float scale = 1.0f / std::sqrt((float)hd);
   const int group = H / KVH;
-  const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;  // row strides
   const int n_qt = (T + TQ - 1) / TQ;
   const float NEG_INF = -std::numeric_limits<float>::infinity();
 #pragma omp parallel
   {
-    std::vector<float> S(TQ * TK), Kt((size_t)hd * TK), m(TQ), l(TQ), acc((size_t)TQ * hd);
+    std::vector<float> S(TQ * TK), m(TQ), l(TQ), acc((size_t)TQ * hd);
 #pragma omp for collapse(3) schedule(dynamic)
     for (int b = 0; b < B; b++)
       for (int h = 0; h < H; h++)
@@ -187,31 +176,29 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
           std::fill(acc.begin(), acc.end(), 0.0f);
           for (int j0 = 0; j0 < i0 + iq; j0 += TK) {  // key tiles up to the last query of this tile
             const int jk = std::min(TK, i0 + iq - j0);
-            transpose_tile(Kt.data(), kb, ks, j0, jk, hd);
-            tile_scores(S.data(), qb, qs, i0, iq, Kt.data(), jk, hd, scale);
-            for (int r = 0; r < iq; r++) {
-              const int i = i0 + r, valid = std::min(jk, i - j0 + 1);  // causal: keys j <= i
-              if (valid <= 0) continue;
+            gemm_nt(iq, jk, hd, scale, qb + (size_t)i0 * qs, qs, kb + (size_t)j0 * ks, ks, 0.0f, S.data(), TK);
+            for (int r = 0; r < iq; r++) {  // online softmax: P = exp(S − m_new), rescale what came before
+              const int valid = std::max(0, std::min(jk, i0 + r - j0 + 1));  // causal: keys j <= i
               float* Sr = &S[(size_t)r * TK];
               float rowmax = NEG_INF;
               for (int c = 0; c < valid; c++) rowmax = std::max(rowmax, Sr[c]);
-              const float mnew = std::max(m[r], rowmax), corr = exp_neg(m[r] - mnew);
-              float* ar = &acc[(size_t)r * hd];
+              const float mnew = std::max(m[r], rowmax), corr = fast_exp(m[r] - mnew);
               float lsum = 0;
 #pragma omp simd reduction(+ : lsum)
               for (int c = 0; c < valid; c++) {
-                Sr[c] = exp_neg(Sr[c] - mnew);
+                Sr[c] = fast_exp(Sr[c] - mnew);
                 lsum += Sr[c];
               }
+              for (int c = valid; c < jk; c++) Sr[c] = 0.0f;
               l[r] = l[r] * corr + lsum;
-              for (int e = 0; e < hd; e++) ar[e] *= corr;
-              for (int c = 0; c < valid; c++) axpy(ar, Sr[c], vb + (size_t)(j0 + c) * ks, hd);
+              for (int e = 0; e < hd; e++) acc[(size_t)r * hd + e] *= corr;
               m[r] = mnew;
             }
+            gemm_nn(iq, hd, jk, 1.0f, S.data(), TK, vb + (size_t)j0 * ks, ks, 1.0f, acc.data(), hd);  // acc += P·V
           }
           for (int r = 0; r < iq; r++) {
             const int i = i0 + r;
-            float* o = out + ((size_t)b * T + i) * qs + (size_t)h * hd;
+            float* o = out + ((size_t)b * T + i) * os + (size_t)h * hd;
             const float inv = 1.0f / l[r];
             for (int e = 0; e < hd; e++) o[e] = acc[(size_t)r * hd + e] * inv;
             lse[((size_t)b * H + h) * T + i] = m[r] + std::log(l[r]);
@@ -221,16 +208,15 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, int B, int T, int H, int KVH,
-                        int hd) {
+                        const float* v, const float* out, const float* lse, int B, int T, int H, int KVH, int hd,
+                        size_t qs, size_t ks, size_t os) {
   const float scale = 1.0f / std::sqrt((float)hd);
   const int group = H / KVH;
-  const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
   const int n_qt = (T + TQ - 1) / TQ;
   // One task per (batch, kv head): it owns dk/dv of that head and dq of the query heads in its group.
 #pragma omp parallel
   {
-    std::vector<float> P(TQ * TK), dP(TQ * TK), Kt((size_t)hd * TK), Vt((size_t)hd * TK), D(TQ);
+    std::vector<float> P(TQ * TK), dS(TQ * TK), D(TQ);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
       for (int g = 0; g < KVH; g++) {
@@ -243,44 +229,34 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           std::fill_n(dvb + (size_t)t * ks, hd, 0.0f);
         }
         for (int h = g * group; h < (g + 1) * group; h++) {
-          const size_t off = (size_t)b * T * qs + (size_t)h * hd;
-          const float *qb = q + off, *ob = out + off, *dob = dout + off;
-          float* dqb = dq + off;
+          const size_t qoff = (size_t)b * T * qs + (size_t)h * hd, ooff = (size_t)b * T * os + (size_t)h * hd;
+          const float *qb = q + qoff, *ob = out + ooff, *dob = dout + ooff;
+          float* dqb = dq + qoff;
           const float* lb = lse + ((size_t)b * H + h) * T;
           for (int t = 0; t < T; t++) std::fill_n(dqb + (size_t)t * qs, hd, 0.0f);
           for (int qt = 0; qt < n_qt; qt++) {
             const int i0 = qt * TQ, iq = std::min(TQ, T - i0);
-            for (int r = 0; r < iq; r++) D[r] = dot(dob + (size_t)(i0 + r) * qs, ob + (size_t)(i0 + r) * qs, hd);
+            for (int r = 0; r < iq; r++) D[r] = dot(dob + (size_t)(i0 + r) * os, ob + (size_t)(i0 + r) * os, hd);
             for (int j0 = 0; j0 < i0 + iq; j0 += TK) {
               const int jk = std::min(TK, i0 + iq - j0);
-              transpose_tile(Kt.data(), kb, ks, j0, jk, hd);
-              transpose_tile(Vt.data(), vb, ks, j0, jk, hd);
-              tile_scores(P.data(), qb, qs, i0, iq, Kt.data(), jk, hd, scale);  // S
-              tile_scores(dP.data(), dob, qs, i0, iq, Vt.data(), jk, hd, 1.0f);  // dout·vᵀ
-              for (int r = 0; r < iq; r++) {  // P = exp(S − lse), dS = P (dP − D), zero beyond the diagonal
-                const int i = i0 + r, valid = std::max(0, std::min(jk, i - j0 + 1));
-                float *Pr = &P[(size_t)r * TK], *dSr = &dP[(size_t)r * TK];
-                const float li = lb[i], Di = D[r];
+              const float *Qt = qb + (size_t)i0 * qs, *dOt = dob + (size_t)i0 * os;
+              const float *Kt = kb + (size_t)j0 * ks, *Vt = vb + (size_t)j0 * ks;
+              gemm_nt(iq, jk, hd, scale, Qt, qs, Kt, ks, 0.0f, P.data(), TK);   // S
+              gemm_nt(iq, jk, hd, 1.0f, dOt, os, Vt, ks, 0.0f, dS.data(), TK);  // dP = dout·vᵀ
+              for (int r = 0; r < iq; r++) {  // P = exp(S − lse), dS = P (dP − D)/√hd, zero beyond the diagonal
+                const int valid = std::max(0, std::min(jk, i0 + r - j0 + 1));
+                float *Pr = &P[(size_t)r * TK], *dSr = &dS[(size_t)r * TK];
+                const float li = lb[i0 + r], Di = D[r];
 #pragma omp simd
                 for (int c = 0; c < valid; c++) {
-                  Pr[c] = exp_neg(Pr[c] - li);
+                  Pr[c] = fast_exp(Pr[c] - li);
                   dSr[c] = Pr[c] * (dSr[c] - Di) * scale;
                 }
                 for (int c = valid; c < jk; c++) Pr[c] = dSr[c] = 0.0f;
               }
-              for (int r = 0; r < iq; r++) {  // dq_i += Σ_j dS_ij k_j
-                const int i = i0 + r;
-                for (int c = 0; c < jk; c++) axpy(dqb + (size_t)i * qs, dP[(size_t)r * TK + c], kb + (size_t)(j0 + c) * ks, hd);
-              }
-              for (int c = 0; c < jk; c++) {  // dv_j += Σ_i P_ij dout_i;  dk_j += Σ_i dS_ij q_i
-                const int j = j0 + c;
-                for (int r = 0; r < iq; r++) {
-                  const int i = i0 + r;
-                  if (j > i) continue;
-                  axpy(dvb + (size_t)j * ks, P[(size_t)r * TK + c], dob + (size_t)i * qs, hd);
-                  axpy(dkb + (size_t)j * ks, dP[(size_t)r * TK + c], qb + (size_t)i * qs, hd);
-                }
-              }
+              gemm_tn(jk, hd, iq, 1.0f, P.data(), TK, dOt, os, 1.0f, dvb + (size_t)j0 * ks, ks);  // dV += Pᵀ·dout
+              gemm_nn(iq, hd, jk, 1.0f, dS.data(), TK, Kt, ks, 1.0f, dqb + (size_t)i0 * qs, qs);  // dQ += dS·K
+              gemm_tn(jk, hd, iq, 1.0f, dS.data(), TK, Qt, qs, 1.0f, dkb + (size_t)j0 * ks, ks);  // dK += dSᵀ·Q
             }
           }
         }
@@ -289,17 +265,27 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 }
 
 // ---- SwiGLU ------------------------------------------------------------------------------------------------------------------
-void swiglu_forward(float* out, const float* g, const float* u, size_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+void swiglu_forward(float* out, const float* gu, int N, int F) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float *g = gu + (size_t)n * 2 * F, *u = g + F;
+    float* o = out + (size_t)n * F;
+#pragma omp simd
+    for (int i = 0; i < F; i++) o[i] = g[i] / (1.0f + fast_exp(-g[i])) * u[i];
+  }
 }
 
-void swiglu_backward(float* dg, float* du, const float* dout, const float* g, const float* u, size_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    const float sig = 1.0f / (1.0f + std::exp(-g[i]));
-    dg[i] = dout[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
-    du[i] = dout[i] * g[i] * sig;
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float *g = gu + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
+    float *dg = dgu + (size_t)n * 2 * F, *du = dg + F;
+#pragma omp simd
+    for (int i = 0; i < F; i++) {
+      const float sig = 1.0f / (1.0f + fast_exp(-g[i]));
+      dg[i] = d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+      du[i] = d[i] * g[i] * sig;
+    }
   }
 }
 
@@ -328,13 +314,13 @@ double lm_head_cross_entropy(float* dh, float* dw, const float* h, const float* 
       for (int c = 0; c < V; c++) mx = std::max(mx, z[c]);
       double sum = 0;  // fp64 accumulation: 32000 terms
 #pragma omp simd reduction(+ : sum)
-      for (int c = 0; c < V; c++) sum += exp_neg(z[c] - mx);
+      for (int c = 0; c < V; c++) sum += fast_exp(z[c] - mx);
       const float lse = mx + (float)std::log(sum);
       row_loss[n] = mask[n] * ((double)lse - z[targets[n]]);
       if (!dh) continue;
       const float s = mask[n] / denom;
 #pragma omp simd
-      for (int c = 0; c < V; c++) z[c] = s * exp_neg(z[c] - lse);
+      for (int c = 0; c < V; c++) z[c] = s * fast_exp(z[c] - lse);
       for (int c = V; c < Vp; c++) z[c] = 0.0f;  // padded vocabulary: masked out of the softmax
       z[targets[n]] -= s;
     }

@@ -27,30 +27,33 @@ void matmul_forward(float* y, const float* x, const float* w, int N, int in, int
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int N, int in,
                      int out, bool accumulate_dx);
 
-// ---- RoPE, HF rotate-half, in place on x[B, T, nh, hd], position t within each sequence --------------------
+// ---- RoPE, HF rotate-half, in place on x[B, T, nh, hd] (rows `stride` floats apart), position t in its sequence
 // with c = cos(t·θ^(−2i/hd)), s = sin(…), i < hd/2:
 //   x'[i] = x[i]·c − x[i+hd/2]·s,   x'[i+hd/2] = x[i+hd/2]·c + x[i]·s
 // cos_sin: [max_seq, hd/2, 2] table.
-void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd);
+void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride);
 // the transpose rotation: dx[i] = dx'[i]·c + dx'[i+hd/2]·s,  dx[i+hd/2] = dx'[i+hd/2]·c − dx'[i]·s
-void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd);
+void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride);
 
 // ---- causal GQA attention, flash-style: tiles of queries × keys, online softmax, no T×T matrix -------------
-// q [B,T,H,hd], k/v [B,T,KVH,hd]; query head h reads kv head h / (H/KVH).
+// q [B,T,H,hd], k/v [B,T,KVH,hd], out [B,T,H,hd]; query head h reads kv head h / (H/KVH).
+// Row strides: q and dq rows are `qs` floats apart, k, v, dk, dv rows `ks`, out and dout rows `os` (the model
+// reads q, k, v in place from its fused QKV projection).
 // out[t] = Σ_{j≤t} softmax_j(q_t·k_j / √hd) v_j;  lse[b,h,t] = log Σ_{j≤t} exp(q_t·k_j / √hd)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
-                       int H, int KVH, int hd);
+                       int H, int KVH, int hd, size_t qs, size_t ks, size_t os);
 // With P = exp(S − lse), D_t = Σ_i dout[t,i]·out[t,i]:
 //   dv_j = Σ_t P_tj dout_t;  dS_tj = P_tj (dout_t·v_j − D_t);  dq_t = Σ_j dS_tj k_j/√hd;  dk_j = Σ_t dS_tj q_t/√hd
 // dq, dk, dv are overwritten.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, int B, int T, int H, int KVH,
-                        int hd);
+                        const float* v, const float* out, const float* lse, int B, int T, int H, int KVH, int hd,
+                        size_t qs, size_t ks, size_t os);
 
-// ---- SwiGLU: out = silu(g) ∘ u,  silu(g) = g·σ(g) ------------------------------------------------------------
-void swiglu_forward(float* out, const float* g, const float* u, size_t n);
-// dg = dout·u·σ(g)·(1 + g·(1 − σ(g))),  du = dout·silu(g)
-void swiglu_backward(float* dg, float* du, const float* dout, const float* g, const float* u, size_t n);
+// ---- SwiGLU on the fused gate|up projection gu[N, 2F] (row n: g = gu[n, :F], u = gu[n, F:]) ------------------
+// out[N, F] = silu(g) ∘ u,  silu(g) = g·σ(g)
+void swiglu_forward(float* out, const float* gu, int N, int F);
+// dgu[n, :F] = dout·u·σ(g)·(1 + g·(1 − σ(g))),  dgu[n, F:] = dout·silu(g)
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F);
 
 // ---- residual: x += y --------------------------------------------------------------------------------------
 void residual_forward(float* x, const float* y, size_t n);

@@ -7,6 +7,9 @@
 //     x   = x + attention(q, k, v)·Woᵀ
 //     h2  = rmsnorm(x, post_attention_layernorm)
 //     x   = x + (silu(h2·Wgᵀ) ∘ h2·Wuᵀ)·Wdᵀ
+//
+// q/k/v and gate/up are each computed by ONE GEMM: their weights are adjacent in the flat parameter buffer
+// (HF order q, k, v and gate, up), so [Wq; Wk; Wv] and [Wg; Wu] are contiguous matrices as they stand.
 //   h_f = rmsnorm(x, norm);  loss = masked mean CE(h_f·W_headᵀ, targets)
 #include "model.hpp"
 
@@ -140,46 +143,44 @@ void Model::check_batch(const int32_t* tokens, const int32_t* targets, const flo
 void Model::ensure_activations(int B, int T) {
   Activations& a = acts;
   if (a.B == B && a.T == T) return;
-  const size_t N = (size_t)B * T, d = cfg.dim, qd = (size_t)cfg.n_heads * hd, kvd = (size_t)cfg.n_kv_heads * hd,
-               F = cfg.ffn_dim;
+  const size_t N = (size_t)B * T, d = cfg.dim, qd = (size_t)cfg.n_heads * hd, F = cfg.ffn_dim;
+  const size_t qkvd = (size_t)(cfg.n_heads + 2 * cfg.n_kv_heads) * hd;
   a.B = B;
   a.T = T;
   a.layers.resize(cfg.n_layers);
   for (auto& L : a.layers) {
     L.x_in.resize(N * d), L.rstd1.resize(N), L.h1.resize(N * d);
-    L.q.resize(N * qd), L.k.resize(N * kvd), L.v.resize(N * kvd), L.att.resize(N * qd);
+    L.qkv.resize(N * qkvd), L.att.resize(N * qd);
     L.lse.resize((size_t)B * cfg.n_heads * T);
     L.x_mid.resize(N * d), L.rstd2.resize(N), L.h2.resize(N * d);
-    L.g.resize(N * F), L.u.resize(N * F), L.s.resize(N * F);
+    L.gu.resize(N * 2 * F), L.s.resize(N * F);
   }
   a.x_fin.resize(N * d), a.rstd_f.resize(N), a.h_f.resize(N * d);
-  a.dx.resize(N * d), a.dh.resize(N * d), a.dq.resize(N * qd), a.dk.resize(N * kvd), a.dv.resize(N * kvd);
-  a.datt.resize(N * qd), a.dg.resize(N * F), a.du.resize(N * F), a.ds.resize(N * F);
+  a.dx.resize(N * d), a.dh.resize(N * d), a.dqkv.resize(N * qkvd), a.datt.resize(N * qd);
+  a.dgu.resize(N * 2 * F), a.ds.resize(N * F);
 }
 
 void Model::forward(const int32_t* tokens, int B, int T) {
   ensure_activations(B, T);
   const int N = B * T, d = cfg.dim, H = cfg.n_heads, KVH = cfg.n_kv_heads, F = cfg.ffn_dim;
-  const int qd = H * hd, kvd = KVH * hd;
+  const int qd = H * hd, kvd = KVH * hd, qkvd = qd + 2 * kvd;
   const size_t Nd = (size_t)N * d;
   embedding_forward(acts.layers[0].x_in.data(), tokens, P(0), N, d);
   for (int l = 0; l < cfg.n_layers; l++) {
     auto& L = acts.layers[l];
     auto W = [&](int slot) { return P(layer_param(l, slot)); };
+    float *q = L.qkv.data(), *k = q + qd, *v = k + kvd;
     rmsnorm_forward(L.h1.data(), L.rstd1.data(), L.x_in.data(), W(LN1), N, d, cfg.norm_eps);
-    matmul_forward(L.q.data(), L.h1.data(), W(Q), N, d, qd);
-    matmul_forward(L.k.data(), L.h1.data(), W(K), N, d, kvd);
-    matmul_forward(L.v.data(), L.h1.data(), W(VV), N, d, kvd);
-    rope_forward(L.q.data(), rope.data(), B, T, H, hd);
-    rope_forward(L.k.data(), rope.data(), B, T, KVH, hd);
-    attention_forward(L.att.data(), L.lse.data(), L.q.data(), L.k.data(), L.v.data(), B, T, H, KVH, hd);
+    matmul_forward(L.qkv.data(), L.h1.data(), W(Q), N, d, qkvd);  // [Wq; Wk; Wv]
+    rope_forward(q, rope.data(), B, T, H, hd, qkvd);
+    rope_forward(k, rope.data(), B, T, KVH, hd, qkvd);
+    attention_forward(L.att.data(), L.lse.data(), q, k, v, B, T, H, KVH, hd, qkvd, qkvd, qd);
     std::copy_n(L.x_in.data(), Nd, L.x_mid.data());
     matmul_forward(acts.dh.data(), L.att.data(), W(O), N, qd, d);  // dh used as scratch for the projection
     residual_forward(L.x_mid.data(), acts.dh.data(), Nd);
     rmsnorm_forward(L.h2.data(), L.rstd2.data(), L.x_mid.data(), W(LN2), N, d, cfg.norm_eps);
-    matmul_forward(L.g.data(), L.h2.data(), W(GATE), N, d, F);
-    matmul_forward(L.u.data(), L.h2.data(), W(UP), N, d, F);
-    swiglu_forward(L.s.data(), L.g.data(), L.u.data(), (size_t)N * F);
+    matmul_forward(L.gu.data(), L.h2.data(), W(GATE), N, d, 2 * F);  // [Wg; Wu]
+    swiglu_forward(L.s.data(), L.gu.data(), N, F);
     float* x_out = l + 1 < cfg.n_layers ? acts.layers[l + 1].x_in.data() : acts.x_fin.data();
     std::copy_n(L.x_mid.data(), Nd, x_out);
     matmul_forward(acts.dh.data(), L.s.data(), W(DOWN), N, F, d);
@@ -192,7 +193,7 @@ void Model::forward(const int32_t* tokens, int B, int T) {
 double Model::loss_and_backward(const int32_t* tokens, const int32_t* targets, const float* mask, float denom,
                                 bool backward) {
   const int B = acts.B, T = acts.T, N = B * T, d = cfg.dim, H = cfg.n_heads, KVH = cfg.n_kv_heads;
-  const int F = cfg.ffn_dim, qd = H * hd, kvd = KVH * hd;
+  const int F = cfg.ffn_dim, qd = H * hd, kvd = KVH * hd, qkvd = qd + 2 * kvd;
   const int norm = 1 + cfg.n_layers * SLOTS, head = norm + 1;
   Activations& a = acts;
   const double loss_sum = lm_head_cross_entropy(backward ? a.dh.data() : nullptr, G(head), a.h_f.data(), P(head),
@@ -205,19 +206,18 @@ double Model::loss_and_backward(const int32_t* tokens, const int32_t* targets, c
     auto dW = [&](int slot) { return G(layer_param(l, slot)); };
     // MLP: x_out = x_mid + s·Wdᵀ  (dx flows unchanged into x_mid's gradient)
     matmul_backward(a.ds.data(), dW(DOWN), a.dx.data(), L.s.data(), W(DOWN), N, F, d, false);
-    swiglu_backward(a.dg.data(), a.du.data(), a.ds.data(), L.g.data(), L.u.data(), (size_t)N * F);
-    matmul_backward(a.dh.data(), dW(GATE), a.dg.data(), L.h2.data(), W(GATE), N, d, F, false);
-    matmul_backward(a.dh.data(), dW(UP), a.du.data(), L.h2.data(), W(UP), N, d, F, true);
+    swiglu_backward(a.dgu.data(), a.ds.data(), L.gu.data(), N, F);
+    matmul_backward(a.dh.data(), dW(GATE), a.dgu.data(), L.h2.data(), W(GATE), N, d, 2 * F, false);
     rmsnorm_backward(a.dx.data(), dW(LN2), a.dh.data(), L.x_mid.data(), W(LN2), L.rstd2.data(), N, d, true);
     // Attention: x_mid = x_in + att·Woᵀ
     matmul_backward(a.datt.data(), dW(O), a.dx.data(), L.att.data(), W(O), N, qd, d, false);
-    attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), L.q.data(), L.k.data(), L.v.data(),
-                       L.att.data(), L.lse.data(), B, T, H, KVH, hd);
-    rope_backward(a.dq.data(), rope.data(), B, T, H, hd);
-    rope_backward(a.dk.data(), rope.data(), B, T, KVH, hd);
-    matmul_backward(a.dh.data(), dW(Q), a.dq.data(), L.h1.data(), W(Q), N, d, qd, false);
-    matmul_backward(a.dh.data(), dW(K), a.dk.data(), L.h1.data(), W(K), N, d, kvd, true);
-    matmul_backward(a.dh.data(), dW(VV), a.dv.data(), L.h1.data(), W(VV), N, d, kvd, true);
+    const float *q = L.qkv.data(), *k = q + qd, *v = k + kvd;
+    float *dq = a.dqkv.data(), *dk = dq + qd, *dv = dk + kvd;
+    attention_backward(dq, dk, dv, a.datt.data(), q, k, v, L.att.data(), L.lse.data(), B, T, H, KVH, hd, qkvd,
+                       qkvd, qd);
+    rope_backward(dq, rope.data(), B, T, H, hd, qkvd);
+    rope_backward(dk, rope.data(), B, T, KVH, hd, qkvd);
+    matmul_backward(a.dh.data(), dW(Q), a.dqkv.data(), L.h1.data(), W(Q), N, d, qkvd, false);
     rmsnorm_backward(a.dx.data(), dW(LN1), a.dh.data(), L.x_in.data(), W(LN1), L.rstd1.data(), N, d, true);
   }
   embedding_backward(G(0), a.dx.data(), tokens, N, d);
@@ -228,16 +228,15 @@ void Model::optimizer_step(float* grad_norm, float* lr) {
   const size_t n = p.size();
   const double norm = std::sqrt(sum_squares(g.data(), n));
   *grad_norm = (float)norm;
-  if (opt.grad_clip > 0) {
-    const double coef = opt.grad_clip / (norm + 1e-6);
-    if (coef < 1.0) scale_inplace(g.data(), n, (float)coef);
-  }
+  // Clip by global norm: coef = max_norm / (norm + 1e-6) when < 1, folded into the AdamW pass.
+  const double coef = opt.grad_clip > 0 ? opt.grad_clip / (norm + 1e-6) : 1.0;
+  const float grad_scale = coef < 1.0 ? (float)coef : 1.0f;
   step += 1;
   *lr = lr_at(opt, step);
   for (const ParamInfo& info : params) {
     const float wd = info.decay ? opt.weight_decay : 0.0f;
-    adamw_update(p.data() + info.offset, g.data() + info.offset, m.data() + info.offset, v.data() + info.offset,
-                 info.stored, step, *lr, opt.beta1, opt.beta2, opt.eps, wd);
+    adamw_update(p.data() + info.offset, g.data() + info.offset, grad_scale, m.data() + info.offset,
+                 v.data() + info.offset, info.stored, step, *lr, opt.beta1, opt.beta2, opt.eps, wd);
   }
 }
 

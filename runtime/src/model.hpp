@@ -23,13 +23,15 @@ struct ParamInfo {
 // Per-micro-batch activations kept for the backward pass, sized for N = B·T rows.
 struct Activations {
   int B = 0, T = 0;
+  // qkv: the fused projection [N, (H + 2·KVH)·hd], row n = q | k | v (q, k after RoPE);
+  // gu: the fused gate|up projection [N, 2F]; s = silu(g) ∘ u [N, F].
   struct Layer {
-    std::vector<float> x_in, rstd1, h1, q, k, v, att, lse, x_mid, rstd2, h2, g, u, s;
+    std::vector<float> x_in, rstd1, h1, qkv, att, lse, x_mid, rstd2, h2, gu, s;
   };
   std::vector<Layer> layers;
   std::vector<float> x_fin, rstd_f, h_f;
   // gradient scratch, reused across layers
-  std::vector<float> dx, dh, dq, dk, dv, datt, dg, du, ds;
+  std::vector<float> dx, dh, dqkv, datt, dgu, ds;
 };
 
 struct Model {

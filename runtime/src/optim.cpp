@@ -49,19 +49,15 @@ double sum_squares(const float* g, size_t n) {
   return total;
 }
 
-void scale_inplace(float* x, size_t n, float coef) {
-#pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) x[i] *= coef;
-}
-
-void adamw_update(float* p, const float* g, float* m, float* v, size_t n, int64_t t, float lr, float beta1,
-                  float beta2, float eps, float wd) {
+void adamw_update(float* p, const float* grad, float grad_scale, float* m, float* v, size_t n, int64_t t,
+                  float lr, float beta1, float beta2, float eps, float wd) {
   const float bc1 = (float)(1.0 - std::pow((double)beta1, (double)t));
   const float bc2 = (float)(1.0 - std::pow((double)beta2, (double)t));
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; i++) {
-    m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
-    v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+    const float g = grad_scale * grad[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
     const float mhat = m[i] / bc1, vhat = v[i] / bc2;
     p[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + wd * p[i]);
   }

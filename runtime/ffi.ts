@@ -13,7 +13,17 @@ export const SYMBOLS = {
   mt_build_info: { parameters: [], result: "pointer" },
   mt_set_num_threads: { parameters: ["i32"], result: "i32" },
   mt_lr_at: { parameters: ["buffer", "i64", "buffer"], result: "i32" },
-  mt_model_create: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  mt_dist_init: { parameters: ["buffer", "buffer"], result: "i32" },
+  mt_dist_have_mpi: { parameters: [], result: "i32" },
+  mt_dist_barrier: { parameters: [], result: "i32", nonblocking: true },
+  mt_dist_finalize: { parameters: [], result: "i32" },
+  mt_dist_abort: { parameters: ["i32"], result: "void" },
+  mt_model_create: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  mt_model_topology: { parameters: ["pointer", "buffer"], result: "i32" },
+  mt_model_param_slice: { parameters: ["pointer", "i32", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  mt_model_optim_chunk_info: { parameters: ["pointer", "buffer"], result: "i32" },
+  mt_model_optim_chunk_read: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },
+  mt_model_optim_chunk_write: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },
   mt_model_free: { parameters: ["pointer"], result: "i32" },
   mt_model_set_optim: { parameters: ["pointer", "buffer"], result: "i32" },
   mt_model_param_count: { parameters: ["pointer", "buffer"], result: "i32" },
@@ -77,7 +87,7 @@ export const SYMBOLS = {
 export type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** ABI version this binding speaks (MT_ABI_VERSION). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Tensor kinds of `mt_model_tensor_read/write`. */
 export const TensorKind = { param: 0, grad: 1, adamM: 2, adamV: 3 } as const;
@@ -126,6 +136,26 @@ export interface OptimSettings {
   weightDecay: number;
   /** Global-norm gradient clip (≤ 0 disables). */
   gradClip: number;
+}
+
+/** Parallel layout, the fields of `mt_topology`: tp·pp·dp ranks (TP fastest, then DP, then PP). */
+export interface Topology {
+  /** Tensor-parallel size. */
+  tp: number;
+  /** Pipeline-parallel size. */
+  pp: number;
+  /** Data-parallel size. */
+  dp: number;
+  /** Shard the AdamW state over DP (ZeRO-1). */
+  zero1?: boolean;
+}
+
+/** sizeof(mt_topology). */
+export const TOPOLOGY_SIZE = 20;
+
+/** Packs `mt_topology`. */
+export function packTopology(t: Topology): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(Int32Array.from([TOPOLOGY_SIZE, t.tp, t.pp, t.dp, t.zero1 ? 1 : 0]).buffer);
 }
 
 /** sizeof(mt_model_config) on LP64. */

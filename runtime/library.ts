@@ -102,6 +102,48 @@ export async function buildInfo(): Promise<string> {
   return cString((await native()).mt_build_info());
 }
 
+/** This process's place in an MPI launch. */
+export interface DistInfo {
+  /** World rank (0 outside a launch). */
+  rank: number;
+  /** World size (1 outside a launch). */
+  size: number;
+  /** Whether the library was built with MPI. */
+  haveMpi: boolean;
+}
+
+/**
+ * Initialises MPI when this process is one rank of an MPI launch (idempotent) and returns its rank and size.
+ *
+ * @example
+ * ```ts
+ * import { distInit } from "./library.ts";
+ * const { rank, size } = await distInit();
+ * ```
+ */
+export async function distInit(): Promise<DistInfo> {
+  const lib = await native();
+  const rank = new Int32Array(1), size = new Int32Array(1);
+  check(lib.mt_dist_init(rank, size));
+  return { rank: rank[0], size: size[0], haveMpi: lib.mt_dist_have_mpi() === 1 };
+}
+
+/** Barrier over all ranks (no-op outside a launch). */
+export async function distBarrier(): Promise<void> {
+  check(await (await native()).mt_dist_barrier());
+}
+
+/** MPI_Finalize; call once before a multi-rank process exits (no-op outside a launch). */
+export function distFinalize(): void {
+  if (lib) check(lib.symbols.mt_dist_finalize());
+}
+
+/** Takes the whole MPI job down with `code` (MPI_Abort); exits the process outside a launch. */
+export function distAbort(code: number): never {
+  if (lib) lib.symbols.mt_dist_abort(code);
+  Deno.exit(code);
+}
+
 /** Sets the number of threads of the kernels and BLAS (≤ 0: all cores). */
 export async function setNumThreads(n: number): Promise<void> {
   check((await native()).mt_set_num_threads(n));

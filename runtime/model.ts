@@ -9,9 +9,11 @@ import {
   type OptimSettings,
   packModelConfig,
   packOptimConfig,
+  packTopology,
   STEP_RESULT_SIZE,
   TensorKind,
   type TensorKindName,
+  type Topology,
 } from "./ffi.ts";
 import { check, checkModel, loaded, native } from "./library.ts";
 
@@ -27,14 +29,36 @@ export interface StepResult {
   nTokens: number;
 }
 
-/** Name, shape and element count of a parameter tensor. */
+/** Name, shape and element count of a parameter tensor (this rank's shard), and where it sits in the full tensor. */
 export interface ParamMeta {
   /** Hugging Face name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
   name: string;
-  /** Shape, e.g. `[dim, dim]`. */
+  /** Shape of this rank's shard, e.g. `[dim / tp, dim]`. */
   shape: number[];
-  /** Number of elements. */
+  /** Number of elements of the shard. */
   size: number;
+  /** Shape of the full tensor. */
+  fullShape: number[];
+  /** Dimension the tensor is split along over TP (−1: replicated). */
+  splitDim: number;
+  /** First index along `splitDim` covered by this shard. */
+  sliceStart: number;
+}
+
+/** Where this rank sits in the parallel grid. */
+export interface RankInfo extends Required<Topology> {
+  /** Tensor-parallel rank. */
+  tpRank: number;
+  /** Pipeline stage. */
+  ppRank: number;
+  /** Data-parallel rank. */
+  dpRank: number;
+  /** First layer of this stage. */
+  firstLayer: number;
+  /** Layers on this stage. */
+  numLayers: number;
+  /** World rank. */
+  worldRank: number;
 }
 
 /** Initialisation of a new model. */
@@ -113,7 +137,12 @@ export class NativeModel implements Disposable {
   }
 
   /** Creates a freshly initialised model. Throws {@linkcode MeditronError} on an invalid config. */
-  static async create(dims: ModelDims, optim: OptimSettings, init: InitOptions): Promise<NativeModel> {
+  static async create(
+    dims: ModelDims,
+    optim: OptimSettings,
+    init: InitOptions,
+    topology?: Topology,
+  ): Promise<NativeModel> {
     const lib = await native();
     const out = new BigUint64Array(1);
     // Blocking: no handle exists yet to carry an error message back from a worker thread.
@@ -121,6 +150,7 @@ export class NativeModel implements Disposable {
       lib.mt_model_create(
         packModelConfig(dims, BigInt(init.seed), init.initStd),
         packOptimConfig(optim),
+        topology ? packTopology(topology) : null,
         out,
       ),
     );
@@ -137,17 +167,63 @@ export class NativeModel implements Disposable {
     const count = new Int32Array(1);
     checkModel(lib.mt_model_param_count(this.#h, count), this.#h);
     const name = new Uint8Array(256), shape = new BigInt64Array(4), ndim = new Int32Array(1);
+    const full = new BigInt64Array(4), fullDims = new Int32Array(1), split = new Int32Array(1);
+    const start = new BigInt64Array(1);
     const out: ParamMeta[] = [];
     for (let i = 0; i < count[0]; i++) {
       checkModel(lib.mt_model_param_info(this.#h, i, name, BigInt(name.length), shape, ndim), this.#h);
+      checkModel(lib.mt_model_param_slice(this.#h, i, full, fullDims, split, start), this.#h);
       const dims = Array.from(shape.subarray(0, ndim[0]), Number);
       out.push({
         name: new TextDecoder().decode(name.subarray(0, name.indexOf(0))),
         shape: dims,
         size: dims.reduce((a, b) => a * b, 1),
+        fullShape: Array.from(full.subarray(0, fullDims[0]), Number),
+        splitDim: split[0],
+        sliceStart: Number(start[0]),
       });
     }
     return out;
+  }
+
+  /** This rank's place in the parallel grid. */
+  get rank(): RankInfo {
+    const v = new Int32Array(10);
+    checkModel(loaded().mt_model_topology(this.#h, v), this.#h);
+    return {
+      tp: v[0],
+      pp: v[1],
+      dp: v[2],
+      tpRank: v[3],
+      ppRank: v[4],
+      dpRank: v[5],
+      firstLayer: v[6],
+      numLayers: v[7],
+      zero1: v[8] === 1,
+      worldRank: v[9],
+    };
+  }
+
+  /** Flat optimizer state of this rank: total floats, and this rank's chunk offset and length (ZeRO-1). */
+  get optimChunk(): { flatSize: number; offset: number; length: number } {
+    const v = new BigInt64Array(3);
+    checkModel(loaded().mt_model_optim_chunk_info(this.#h, v), this.#h);
+    return { flatSize: Number(v[0]), offset: Number(v[1]), length: Number(v[2]) };
+  }
+
+  /** Reads this rank's chunk of Adam's m or v as one flat vector. */
+  readOptimChunk(kind: "adamM" | "adamV"): Float32Array<ArrayBuffer> {
+    const dst = new Float32Array(this.optimChunk.length);
+    checkModel(loaded().mt_model_optim_chunk_read(this.#h, TensorKind[kind], dst, BigInt(dst.length)), this.#h);
+    return dst;
+  }
+
+  /** Overwrites this rank's chunk of Adam's m or v. */
+  writeOptimChunk(kind: "adamM" | "adamV", data: Float32Array): void {
+    checkModel(
+      loaded().mt_model_optim_chunk_write(this.#h, TensorKind[kind], buf(data), BigInt(data.length)),
+      this.#h,
+    );
   }
 
   /** Every parameter tensor in Hugging Face state-dict order. */

@@ -26,7 +26,7 @@ extern "C" {
 #pragma GCC visibility push(default) /* the library hides everything but this header */
 #endif
 
-#define MT_ABI_VERSION 1
+#define MT_ABI_VERSION 2
 
 /* ---- status codes ---------------------------------------------------------------------------------- */
 enum {
@@ -84,6 +84,19 @@ typedef struct mt_optim_config {
   float grad_clip;    /* global-norm clip; <= 0 disables */
 } mt_optim_config;
 
+/**
+ * Parallel layout (DESIGN.md §5): tp·pp·dp ranks, TP fastest, then DP, then PP
+ * (rank = pp·D·T + dp·T + tp). `zero1` shards the AdamW state over DP (ZeRO-1).
+ * `struct_size` must be sizeof(mt_topology).
+ */
+typedef struct mt_topology {
+  int32_t struct_size;
+  int32_t tp;
+  int32_t pp;
+  int32_t dp;
+  int32_t zero1;
+} mt_topology;
+
 /** Result of one optimizer step. */
 typedef struct mt_step_result {
   float loss;      /* mean over unmasked tokens of the whole global batch */
@@ -99,11 +112,31 @@ typedef struct mt_step_result {
  */
 int mt_lr_at(const mt_optim_config* cfg, int64_t step, float* out_lr);
 
+/* ---- distributed ------------------------------------------------------------------------------------------ */
+/**
+ * Initialises MPI when this process is one rank of an MPI launch (OMPI_COMM_WORLD_SIZE, PMI_SIZE, …), after
+ * re-opening libmpi with RTLD_GLOBAL; idempotent. Gives the world rank and size (0 and 1 outside a launch).
+ */
+int mt_dist_init(int32_t* out_rank, int32_t* out_size);
+/** 1 when the library was built with MPI, else 0. */
+int32_t mt_dist_have_mpi(void);
+/** Barrier over the world (no-op outside a launch). */
+int mt_dist_barrier(void);
+/** MPI_Finalize (no-op outside a launch). Call once before exit. */
+int mt_dist_finalize(void);
+/** Takes the whole job down (MPI_Abort) with `code`; never returns. */
+void mt_dist_abort(int32_t code);
+
 /* ---- model ------------------------------------------------------------------------------------------------ */
 typedef struct mt_model mt_model;
 
-/** Creates a model with freshly initialised parameters (seeded; see mt_model_config.init_std). */
-int mt_model_create(const mt_model_config* cfg, const mt_optim_config* optim, mt_model** out);
+/**
+ * Creates this rank's part of a model with freshly initialised parameters (seeded; see
+ * mt_model_config.init_std). `topology` may be null (one rank). With more than one rank, every rank of the job
+ * calls this collectively.
+ */
+int mt_model_create(const mt_model_config* cfg, const mt_optim_config* optim, const mt_topology* topology,
+                    mt_model** out);
 /** Frees a model; null is a no-op. Returns MT_ERR_INVALID_HANDLE for a foreign pointer. */
 int mt_model_free(mt_model* model);
 /** Replaces the optimizer hyperparameters (e.g. after resume with a new schedule). */
@@ -118,12 +151,36 @@ int mt_model_param_count(mt_model* model, int32_t* out_count);
 int mt_model_param_info(mt_model* model, int32_t index, char* name, size_t name_cap, int64_t* shape,
                         int32_t* ndim);
 
+/**
+ * Where this rank sits: out[0..10) = tp, pp, dp, tp_rank, pp_rank, dp_rank, first layer, layers on this
+ * stage, zero1, world rank.
+ */
+int mt_model_topology(mt_model* model, int32_t* out);
+/**
+ * The slice of the full tensor that parameter `index` covers on this rank: full_shape[0..*ndim), the split
+ * dimension (−1: replicated over TP) and the first index along it.
+ */
+int mt_model_param_slice(mt_model* model, int32_t index, int64_t* full_shape, int32_t* ndim, int32_t* split_dim,
+                         int64_t* slice_start);
+
 /** Which buffer of a parameter to read or write. */
 enum { MT_TENSOR_PARAM = 0, MT_TENSOR_GRAD = 1, MT_TENSOR_ADAM_M = 2, MT_TENSOR_ADAM_V = 3 };
-/** Copies `n` floats of the named tensor (`kind` above) into `dst`; n must equal the tensor's size. */
+/**
+ * Copies `n` floats of the named tensor (`kind` above) into `dst`; n must equal the tensor's size. Under
+ * ZeRO-1 the Adam moments live in flat chunks: read them with mt_model_optim_chunk_read.
+ */
 int mt_model_tensor_read(mt_model* model, const char* name, int32_t kind, float* dst, size_t n);
 /** Overwrites the named tensor from `src` (n floats). */
 int mt_model_tensor_write(mt_model* model, const char* name, int32_t kind, const float* src, size_t n);
+
+/**
+ * The optimizer state of this rank as flat vectors over its parameter buffer: out[0..3) = flat size, this
+ * rank's chunk offset and length (the whole buffer without ZeRO-1).
+ */
+int mt_model_optim_chunk_info(mt_model* model, int64_t* out);
+/** Reads / writes this rank's chunk of Adam's m (kind MT_TENSOR_ADAM_M) or v (MT_TENSOR_ADAM_V). */
+int mt_model_optim_chunk_read(mt_model* model, int32_t kind, float* dst, size_t n);
+int mt_model_optim_chunk_write(mt_model* model, int32_t kind, const float* src, size_t n);
 
 /** Number of optimizer steps taken (Adam's t); settable for resume. */
 int mt_model_get_step(mt_model* model, int64_t* out_step);
@@ -149,11 +206,14 @@ int mt_model_optimizer_step(mt_model* model, mt_step_result* out);
 /**
  * One full training step: zero grads, forward+backward over `n_micro` micro-batches of [batch, seq]
  * (buffers hold n_micro·batch·seq elements, micro-batch-major), clip, AdamW. Slow: call nonblocking.
+ * Parallel: every rank calls it with its data-parallel slice (the same on all TP/PP ranks of a DP rank);
+ * micro-batches run through the pipeline with the 1F1B schedule; gradients are summed over DP; the loss
+ * and grad norm reported are global.
  */
 int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* targets,
                         const float* loss_mask, size_t n, int32_t n_micro, int32_t batch, int32_t seq,
                         mt_step_result* out);
-/** Loss only (no gradients): Σ mask·CE into out_loss_sum and Σ mask into out_count. */
+/** Loss only (no gradients): Σ mask·CE into out_loss_sum and Σ mask into out_count, summed over DP slices. */
 int mt_model_eval_loss(mt_model* model, const int32_t* tokens, const int32_t* targets,
                        const float* loss_mask, size_t n, int32_t batch, int32_t seq, double* out_loss_sum,
                        double* out_count);

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "comm.hpp"
 #include "common.hpp"
 #include "kernels.hpp"
 #include "model.hpp"
@@ -86,8 +87,11 @@ float* buffer_of(mt::Model& m, const mt::ParamInfo& info, int32_t kind) {
   switch (kind) {
     case MT_TENSOR_PARAM: return m.p.data() + info.offset;
     case MT_TENSOR_GRAD: return m.g.data() + info.offset;
-    case MT_TENSOR_ADAM_M: return m.m.data() + info.offset;
-    case MT_TENSOR_ADAM_V: return m.v.data() + info.offset;
+    case MT_TENSOR_ADAM_M:
+    case MT_TENSOR_ADAM_V:
+      MT_CHECK(m.chunk == m.flat && m.chunk0 == 0,
+               "the optimizer state is sharded over DP (ZeRO-1): use mt_model_optim_chunk_read/write");
+      return (kind == MT_TENSOR_ADAM_M ? m.m.data() : m.v.data()) + info.offset;
   }
   throw mt::Error(MT_ERR_INVALID_ARGUMENT, mt::format("tensor kind %d is not one of 0..3", kind));
 }
@@ -99,16 +103,38 @@ const mt::ParamInfo& tensor_args(mt::Model& m, const char* name, size_t n) {
   return info;
 }
 
-double forward_backward(mt::Model& m, const int32_t* tokens, const int32_t* targets, const float* mask,
-                        int32_t B, int32_t T, float denom) {
-  m.forward(tokens, B, T);
-  return m.loss_and_backward(tokens, targets, mask, denom, true);
+float* optim_chunk(mt::Model& m, int32_t kind, size_t n) {
+  MT_CHECK(kind == MT_TENSOR_ADAM_M || kind == MT_TENSOR_ADAM_V, "optimizer chunk kind %d is not 2 (m) or 3 (v)",
+           kind);
+  MT_CHECK(n == m.chunk, "optimizer chunk has %zu floats, buffer has %zu", m.chunk, n);
+  return kind == MT_TENSOR_ADAM_M ? m.m.data() : m.v.data();
 }
 }  // namespace
 
 extern "C" {
 
 const char* mt_last_error(void) { return t_error.c_str(); }
+
+int mt_dist_init(int32_t* out_rank, int32_t* out_size) {
+  return guard([&] {
+    MT_CHECK(out_rank != nullptr && out_size != nullptr, "out_rank and out_size must not be null");
+    mt::dist_init();
+    *out_rank = mt::world_rank();
+    *out_size = mt::world_size();
+  });
+}
+
+int32_t mt_dist_have_mpi(void) { return mt::have_mpi() ? 1 : 0; }
+
+int mt_dist_barrier(void) {
+  return guard([&] { mt::world_comm()->barrier(); });
+}
+
+int mt_dist_finalize(void) {
+  return guard([&] { mt::dist_finalize(); });
+}
+
+void mt_dist_abort(int32_t code) { mt::dist_abort(code); }
 
 const char* mt_model_error(mt_model* model) {
   std::lock_guard<std::mutex> lock(g_handles_mu);
@@ -139,12 +165,13 @@ int mt_lr_at(const mt_optim_config* cfg, int64_t step, float* out_lr) {
   });
 }
 
-int mt_model_create(const mt_model_config* cfg, const mt_optim_config* optim, mt_model** out) {
+int mt_model_create(const mt_model_config* cfg, const mt_optim_config* optim, const mt_topology* topology,
+                    mt_model** out) {
   return guard([&] {
     MT_CHECK_PTR(out);
     *out = nullptr;
     MT_CHECK(cfg != nullptr, "model config must not be null");
-    auto* m = new mt_model(*cfg, optim_ref(optim));
+    auto* m = new mt_model(*cfg, optim_ref(optim), topology);
     std::lock_guard<std::mutex> lock(g_handles_mu);
     g_handles.insert(m);
     *out = m;
@@ -187,6 +214,55 @@ int mt_model_param_info(mt_model* model, int32_t index, char* name, size_t name_
     std::memcpy(name, info.name.c_str(), info.name.size() + 1);
     *ndim = (int32_t)info.shape.size();
     for (size_t i = 0; i < info.shape.size(); i++) shape[i] = info.shape[i];
+  });
+}
+
+int mt_model_topology(mt_model* model, int32_t* out) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out);
+    const mt::Model& m = model_ref(model);
+    const mt::Topology& t = m.topo;
+    const int32_t v[10] = {t.tp, t.pp, t.dp, t.tp_rank, t.pp_rank, t.dp_rank, m.layer0, m.n_layers, t.zero1,
+                           mt::world_rank()};
+    std::copy(v, v + 10, out);
+  });
+}
+
+int mt_model_param_slice(mt_model* model, int32_t index, int64_t* full_shape, int32_t* ndim, int32_t* split_dim,
+                         int64_t* slice_start) {
+  return guard_model(model, [&] {
+    const mt::Model& m = model_ref(model);
+    MT_CHECK(index >= 0 && index < (int32_t)m.params.size(), "parameter index %d is outside [0, %zu)", index,
+             m.params.size());
+    MT_CHECK(full_shape && ndim && split_dim && slice_start, "output pointers must not be null");
+    const mt::ParamInfo& info = m.params[index];
+    *ndim = (int32_t)info.full_shape.size();
+    for (size_t i = 0; i < info.full_shape.size(); i++) full_shape[i] = info.full_shape[i];
+    *split_dim = info.split_dim;
+    *slice_start = info.slice_start;
+  });
+}
+
+int mt_model_optim_chunk_info(mt_model* model, int64_t* out) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out);
+    const mt::Model& m = model_ref(model);
+    out[0] = (int64_t)m.flat, out[1] = (int64_t)m.chunk0, out[2] = (int64_t)m.chunk;
+  });
+}
+
+int mt_model_optim_chunk_read(mt_model* model, int32_t kind, float* dst, size_t n) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(dst);
+    std::memcpy(dst, optim_chunk(model_ref(model), kind, n), n * sizeof(float));
+  });
+}
+
+int mt_model_optim_chunk_write(mt_model* model, int32_t kind, const float* src, size_t n) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(src);
+    for (size_t i = 0; i < n; i++) MT_CHECK(std::isfinite(src[i]), "optimizer chunk element %zu is not finite", i);
+    std::memcpy(optim_chunk(model_ref(model), kind, n), src, n * sizeof(float));
   });
 }
 
@@ -241,7 +317,7 @@ int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int3
     MT_CHECK(std::isfinite(loss_denominator) && loss_denominator > 0, "loss_denominator must be > 0 (got %g)",
              loss_denominator);
     m.check_batch(tokens, targets, loss_mask, n, batch, seq);
-    *out_loss_sum = forward_backward(m, tokens, targets, loss_mask, batch, seq, loss_denominator);
+    *out_loss_sum = m.forward_backward(tokens, targets, loss_mask, batch, seq, loss_denominator);
   });
 }
 
@@ -265,17 +341,7 @@ int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* t
              batch, seq, per * n_micro);
     for (int32_t i = 0; i < n_micro; i++)
       m.check_batch(tokens + i * per, targets + i * per, loss_mask + i * per, per, batch, seq);
-    double count = 0;
-    for (size_t i = 0; i < n; i++) count += loss_mask[i];
-    MT_CHECK(count > 0, "the loss mask of the whole batch is zero: nothing to train on");
-    std::fill(m.g.begin(), m.g.end(), 0.0f);
-    double loss_sum = 0;
-    for (int32_t i = 0; i < n_micro; i++)
-      loss_sum += forward_backward(m, tokens + i * per, targets + i * per, loss_mask + i * per, batch, seq,
-                                   (float)count);
-    out->loss = (float)(loss_sum / count);
-    out->n_tokens = (float)count;
-    m.optimizer_step(&out->grad_norm, &out->lr);
+    m.train_step(tokens, targets, loss_mask, n_micro, batch, seq, out);
   });
 }
 
@@ -286,11 +352,7 @@ int mt_model_eval_loss(mt_model* model, const int32_t* tokens, const int32_t* ta
     MT_CHECK(targets != nullptr && loss_mask != nullptr && out_loss_sum != nullptr && out_count != nullptr,
              "targets, loss_mask, out_loss_sum and out_count must not be null");
     m.check_batch(tokens, targets, loss_mask, n, batch, seq);
-    m.forward(tokens, batch, seq);
-    *out_loss_sum = m.loss_and_backward(tokens, targets, loss_mask, 1.0f, false);
-    double count = 0;
-    for (size_t i = 0; i < n; i++) count += loss_mask[i];
-    *out_count = count;
+    m.eval_loss(tokens, targets, loss_mask, batch, seq, out_loss_sum, out_count);
   });
 }
 
@@ -302,9 +364,8 @@ int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t ba
     MT_CHECK_PTR(out);
     MT_CHECK(out_n == n * (size_t)m.cfg.vocab_size, "logits buffer holds %zu floats, need %zu x %d = %zu", out_n, n,
              m.cfg.vocab_size, n * (size_t)m.cfg.vocab_size);
-    m.forward(tokens, batch, seq);
-    const int head = (int)m.params.size() - 1;
-    mt::lm_head_logits(out, m.acts.h_f.data(), m.P(head), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
+    m.forward_hidden(tokens, batch, seq);
+    mt::lm_head_logits(out, m.slots[0].h_f.data(), m.P(m.head_idx), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
   });
 }
 

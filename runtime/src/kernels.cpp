@@ -3,6 +3,8 @@
 // bit-identical across runs with the same thread count.
 #include "kernels.hpp"
 
+#include "comm.hpp"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -14,16 +16,23 @@
 namespace mt {
 
 // ---- embedding ------------------------------------------------------------------------------------------------
-void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int d) {
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int d, int v0, int rows) {
 #pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; n++) std::copy_n(wte + (size_t)tokens[n] * d, d, out + (size_t)n * d);
+  for (int n = 0; n < N; n++) {
+    const int r = tokens[n] - v0;
+    if (r >= 0 && r < rows) std::copy_n(wte + (size_t)r * d, d, out + (size_t)n * d);
+    else std::fill_n(out + (size_t)n * d, d, 0.0f);
+  }
 }
 
-void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d) {
+void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d, int v0, int rows) {
   // Parallel over columns so that repeated tokens never race; rows are visited in order.
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < d; i++)
-    for (int n = 0; n < N; n++) dwte[(size_t)tokens[n] * d + i] += dout[(size_t)n * d + i];
+    for (int n = 0; n < N; n++) {
+      const int r = tokens[n] - v0;
+      if (r >= 0 && r < rows) dwte[(size_t)r * d + i] += dout[(size_t)n * d + i];
+    }
 }
 
 // ---- RMSNorm ------------------------------------------------------------------------------------------------------
@@ -297,37 +306,56 @@ void residual_forward(float* x, const float* y, size_t n) {
 // ---- LM head + cross-entropy ------------------------------------------------------------------------------------------------
 constexpr int CE_CHUNK = 512;  // rows of logits alive at once
 
-double lm_head_cross_entropy(float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
-                             const float* mask, float denom, int N, int d, int V, int Vp) {
-  std::vector<float> logits((size_t)std::min(N, CE_CHUNK) * Vp);
+double lm_head_cross_entropy(Comm& tp, float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
+                             const float* mask, float denom, int N, int d, int V, int v0, int Vl) {
+  const int R_max = std::min(N, CE_CHUNK);
+  const int valid = std::max(0, std::min(Vl, V - v0));  // local columns inside the true vocabulary
+  std::vector<float> logits((size_t)R_max * Vl), mx(R_max), zt(R_max), lse(R_max);
+  std::vector<double> sum(R_max);
   std::vector<double> row_loss(N, 0.0);
   for (int n0 = 0; n0 < N; n0 += CE_CHUNK) {
     const int R = std::min(CE_CHUNK, N - n0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, Vp, d, 1.0f, h + (size_t)n0 * d, d, w, d, 0.0f,
-                logits.data(), Vp);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, Vl, d, 1.0f, h + (size_t)n0 * d, d, w, d, 0.0f,
+                logits.data(), Vl);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) {  // local max, local Σ exp(z − local max), the target logit if held here
+      const float* z = logits.data() + (size_t)r * Vl;
+      float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+      for (int c = 0; c < valid; c++) m = std::max(m, z[c]);
+      double s = 0;  // fp64 accumulation: tens of thousands of terms
+#pragma omp simd reduction(+ : s)
+      for (int c = 0; c < valid; c++) s += fast_exp(z[c] - m);
+      mx[r] = m;
+      sum[r] = s;
+      const int t = targets[n0 + r] - v0;
+      zt[r] = (t >= 0 && t < valid) ? z[t] : 0.0f;
+    }
+    if (tp.size() > 1) {  // combine shards: M = max_k m_k, S = Σ_k s_k · exp(m_k − M)
+      std::vector<float> local_max(mx.begin(), mx.begin() + R);
+      tp.all_reduce_max(mx.data(), R);
+      for (int r = 0; r < R; r++) sum[r] = valid ? sum[r] * std::exp((double)local_max[r] - mx[r]) : 0.0;
+      tp.all_reduce_sum(sum.data(), R);
+      tp.all_reduce_sum(zt.data(), R);
+    }
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < R; r++) {
       const int n = n0 + r;
-      float* z = logits.data() + (size_t)r * Vp;
-      float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-      for (int c = 0; c < V; c++) mx = std::max(mx, z[c]);
-      double sum = 0;  // fp64 accumulation: 32000 terms
-#pragma omp simd reduction(+ : sum)
-      for (int c = 0; c < V; c++) sum += fast_exp(z[c] - mx);
-      const float lse = mx + (float)std::log(sum);
-      row_loss[n] = mask[n] * ((double)lse - z[targets[n]]);
+      lse[r] = mx[r] + (float)std::log(sum[r]);
+      row_loss[n] = mask[n] * ((double)lse[r] - zt[r]);
       if (!dh) continue;
-      const float s = mask[n] / denom;
+      float* z = logits.data() + (size_t)r * Vl;
+      const float s = mask[n] / denom, l = lse[r];
 #pragma omp simd
-      for (int c = 0; c < V; c++) z[c] = s * fast_exp(z[c] - lse);
-      for (int c = V; c < Vp; c++) z[c] = 0.0f;  // padded vocabulary: masked out of the softmax
-      z[targets[n]] -= s;
+      for (int c = 0; c < valid; c++) z[c] = s * fast_exp(z[c] - l);
+      for (int c = valid; c < Vl; c++) z[c] = 0.0f;  // padded vocabulary: masked out of the softmax
+      const int t = targets[n] - v0;
+      if (t >= 0 && t < valid) z[t] -= s;
     }
     if (dh) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, d, Vp, 1.0f, logits.data(), Vp, w, d, 0.0f,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, d, Vl, 1.0f, logits.data(), Vl, w, d, 0.0f,
                   dh + (size_t)n0 * d, d);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vp, d, R, 1.0f, logits.data(), Vp,
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vl, d, R, 1.0f, logits.data(), Vl,
                   h + (size_t)n0 * d, d, 1.0f, dw, d);
     }
   }

@@ -10,10 +10,14 @@
 
 namespace mt {
 
+struct Comm;
+
 // ---- embedding: out[n, :] = wte[tokens[n], :] -------------------------------------------------------------
-void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int d);
-// dwte[tokens[n], :] += dout[n, :]
-void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d);
+// Vocab-parallel: this rank holds rows [v0, v0 + rows) of the table; other tokens give zero rows (the model
+// sums the ranks' outputs with the g operator).
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int d, int v0, int rows);
+// dwte[tokens[n] − v0, :] += dout[n, :] for the tokens this rank holds
+void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d, int v0, int rows);
 
 // ---- RMSNorm: rstd[n] = 1/sqrt(mean_i x[n,i]^2 + eps); out[n,i] = x[n,i]·rstd[n]·w[i] -----------------------
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int d, float eps);
@@ -58,13 +62,15 @@ void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int 
 // ---- residual: x += y --------------------------------------------------------------------------------------
 void residual_forward(float* x, const float* y, size_t n);
 
-// ---- fused LM head + softmax cross-entropy with a loss mask, processed in row chunks ---------------------------
-// logits[n, :] = h[n, :] · Wᵀ over the padded vocabulary, entries ≥ V masked out of the softmax.
-// loss_n = logsumexp(logits[n, :V]) − logits[n, target_n];  returns Σ_n mask_n · loss_n.
-// When dh != null (training): dlogits = (softmax − onehot) · mask_n / denom;  dh = dlogits·W (overwritten),
-// dW += dlogitsᵀ·h. Memory: one chunk of rows × Vp logits at a time.
-double lm_head_cross_entropy(float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
-                             const float* mask, float denom, int N, int d, int V, int Vp);
+// ---- fused LM head + softmax cross-entropy with a loss mask, vocab-parallel, processed in row chunks -----------
+// This rank holds head rows [v0, v0 + Vl) of the padded vocabulary; `tp` is its vocabulary group (a group of
+// one without tensor parallelism). logits[n, :] = h[n, :] · Wᵀ; global ids ≥ V are masked out of the softmax.
+// The row max, Σ exp and the target logit are reduced over `tp` (max, sum, sum), so
+// loss_n = logsumexp_global(logits[n, :V]) − logits[n, target_n];  returns Σ_n mask_n · loss_n.
+// When dh != null (training): dlogits = (softmax − onehot) · mask_n / denom;  dh = dlogits·W (overwritten; a
+// partial sum over the vocabulary shards), dW += dlogitsᵀ·h. Memory: one chunk of rows × Vl logits at a time.
+double lm_head_cross_entropy(Comm& tp, float* dh, float* dw, const float* h, const float* w, const int32_t* targets,
+                             const float* mask, float denom, int N, int d, int V, int v0, int Vl);
 // Plain logits for inference: out[n, :V] (padding dropped).
 void lm_head_logits(float* out, const float* h, const float* w, int N, int d, int V, int Vp);
 

@@ -1,53 +1,77 @@
-// model.hpp — the Llama-2 model: parameters (flat fp32 buffers with a name table), activations, the
-// forward/backward over all layers, and the AdamW step.
+// model.hpp — the Llama-2 model on one rank of a DP×TP×PP grid: its parameter shards (flat fp32 buffers with a
+// name table), activations per in-flight micro-batch, the forward/backward of its pipeline stage, the 1F1B
+// schedule, gradient synchronisation and the AdamW step (optionally ZeRO-1 sharded over DP).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "comm.hpp"
 #include "meditron.h"
 
 namespace mt {
 
-// One parameter tensor inside the flat buffers. `size` is what callers see (HF shape); `stored` may be
-// larger (embedding and head rows padded to the padded vocabulary; padding rows are the tail).
+// Where this rank sits in the grid (Megatron order: rank = pp·D·T + dp·T + tp).
+struct Topology {
+  int tp = 1, pp = 1, dp = 1;
+  bool zero1 = false;
+  int tp_rank = 0, pp_rank = 0, dp_rank = 0;
+};
+
+// One parameter tensor (this rank's shard) inside the flat buffers. `shape`/`size` are what callers see;
+// `stored` may be larger (vocabulary padding rows at the tail). The shard covers
+// full[slice_start : slice_start + shape[split_dim]] along `split_dim` of `full_shape` (split_dim −1: the
+// whole tensor, replicated over TP).
 struct ParamInfo {
   std::string name;
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape, full_shape;
+  int split_dim = -1;
+  int64_t slice_start = 0;
   size_t offset = 0, size = 0, stored = 0;
   bool decay = true;  // 1-D tensors (norm weights) get no weight decay
 };
 
-// Per-micro-batch activations kept for the backward pass, sized for N = B·T rows.
+// Activations of one micro-batch on this stage, kept for its backward pass; N = B·T rows.
 struct Activations {
   int B = 0, T = 0;
-  // qkv: the fused projection [N, (H + 2·KVH)·hd], row n = q | k | v (q, k after RoPE);
-  // gu: the fused gate|up projection [N, 2F]; s = silu(g) ∘ u [N, F].
+  // qkv: the fused projection [N, (Hl + 2·KVHl)·hd], row n = q | k | v (q, k after RoPE);
+  // gu: the fused gate|up projection [N, 2·Fl]; s = silu(g) ∘ u [N, Fl].
   struct Layer {
     std::vector<float> x_in, rstd1, h1, qkv, att, lse, x_mid, rstd2, h2, gu, s;
   };
   std::vector<Layer> layers;
   std::vector<float> x_fin, rstd_f, h_f;
-  // gradient scratch, reused across layers
-  std::vector<float> dx, dh, dqkv, datt, dgu, ds;
+  std::vector<float> dx_send;  // gradient of this stage's input, kept until the send to the previous stage ends
+  std::unique_ptr<SendHandle> fwd_send, bwd_send;
 };
 
 struct Model {
   uint64_t magic = 0x4d4544495452ull;  // "MEDITR"
   mt_model_config cfg{};
   mt_optim_config opt{};
-  int hd = 0;   // head dim
-  int Vp = 0;   // padded vocabulary
+  Topology topo;
+  std::unique_ptr<Comm> tp_comm, dp_comm, pp_comm, mp_comm, world;
+  int hd = 0;                  // head dim
+  int Vp = 0;                  // padded vocabulary (multiple of 128·tp)
+  int Hl = 0, KVHl = 0, Fl = 0, Vl = 0, v0 = 0;  // this rank's heads, kv heads, ffn width, vocab rows, first id
+  int layer0 = 0, n_layers = 0;                  // this stage's layers [layer0, layer0 + n_layers)
+  bool first = true, last = true;                // first / last pipeline stage
   std::vector<ParamInfo> params;
   std::unordered_map<std::string, int> by_name;
-  std::vector<float> p, g, m, v;  // parameters, gradients, Adam first and second moments (flat)
-  int64_t step = 0;               // optimizer steps taken
-  std::vector<float> rope;        // [max_seq, hd/2, {cos, sin}]
-  Activations acts;
+  int embed_idx = -1, norm_idx = -1, head_idx = -1, layer_idx0 = 0;
+  std::vector<float> p, g;     // parameters and gradients (flat, padded to a multiple of dp for ZeRO-1)
+  std::vector<float> m, v;     // Adam moments: the whole flat buffer, or this DP rank's chunk under ZeRO-1
+  size_t flat = 0;             // floats of real parameters in p
+  size_t chunk = 0, chunk0 = 0;  // optimizer chunk size and offset (ZeRO-1); chunk = flat without it
+  int64_t step = 0;            // optimizer steps taken
+  std::vector<float> rope;     // [max_seq, hd/2, {cos, sin}]
+  std::vector<Activations> slots;  // one per in-flight micro-batch
+  std::vector<float> dx, dh, dqkv, datt, dgu, ds;  // backward scratch, reused across layers and micro-batches
 
-  Model(const mt_model_config& c, const mt_optim_config& o);
+  Model(const mt_model_config& c, const mt_optim_config& o, const mt_topology* t);
 
   const ParamInfo& param(const std::string& name) const;
   float* P(int idx) { return p.data() + params[idx].offset; }
@@ -56,18 +80,32 @@ struct Model {
   // Checks ids in [0, vocab) and sizes; throws mt::Error naming the offending index.
   void check_batch(const int32_t* tokens, const int32_t* targets, const float* mask, size_t n, int B,
                    int T) const;
-  // Runs the forward pass over [B, T] tokens, storing activations; leaves the final hidden in acts.h_f.
-  void forward(const int32_t* tokens, int B, int T);
-  // Σ mask·CE of the last forward; when `backward` is set also accumulates all gradients with 1/denom.
-  double loss_and_backward(const int32_t* tokens, const int32_t* targets, const float* mask, float denom,
-                           bool backward);
-  // Clip + AdamW; returns {grad_norm, lr}.
+  // One training step over this rank's n_micro micro-batches (1F1B over the pipeline); returns the global
+  // mean loss and fills grad_norm / lr.
+  void train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int B, int T,
+                  mt_step_result* out);
+  // Forward + backward of one micro-batch (single stage), accumulating gradients with 1/denom; Σ mask·CE.
+  double forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
+                          float denom);
+  // Global Σ mask·CE and Σ mask of one batch, forward only through the pipeline.
+  void eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T, double* loss_sum,
+                 double* count);
+  // Final hidden states of [B, T] tokens (single stage only): leaves them in slots[0].h_f.
+  void forward_hidden(const int32_t* tokens, int B, int T);
+  // Synchronise gradients over DP, clip by the global norm, AdamW; returns {grad_norm, lr}.
   void optimizer_step(float* grad_norm, float* lr);
 
  private:
-  void add_param(const std::string& name, std::vector<int64_t> shape, size_t stored, bool decay);
+  void setup_topology(const mt_topology* t);
+  void add_param(const std::string& name, std::vector<int64_t> full, int split_dim, int64_t start, int64_t len,
+                 size_t stored, bool decay);
   void init_params();
-  void ensure_activations(int B, int T);
+  Activations& slot(int i, int B, int T);
+  void ensure_scratch(int B, int T);
+  void stage_forward(Activations& a, const int32_t* tokens, int tag);
+  double stage_loss_backward(Activations& a, const int32_t* tokens, const int32_t* targets, const float* mask,
+                             float denom, bool backward, int tag);
+  double global_norm_squared(const float* grads, size_t begin, size_t end);
 };
 
 }  // namespace mt

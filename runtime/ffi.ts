@@ -20,7 +20,10 @@ export const SYMBOLS = {
   mt_dist_abort: { parameters: ["i32"], result: "void" },
   mt_model_create: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   mt_model_topology: { parameters: ["pointer", "buffer"], result: "i32" },
-  mt_model_param_slice: { parameters: ["pointer", "i32", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  mt_model_param_slice: {
+    parameters: ["pointer", "i32", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   mt_model_optim_chunk_info: { parameters: ["pointer", "buffer"], result: "i32" },
   mt_model_optim_chunk_read: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },
   mt_model_optim_chunk_write: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },

@@ -9,13 +9,24 @@
  *
  * @module
  */
-export { type ModelDims, type OptimSettings, type TensorKindName } from "./ffi.ts";
-export { buildInfo, MeditronError, native, setNumThreads } from "./library.ts";
+export { type ModelDims, type OptimSettings, type TensorKindName, type Topology } from "./ffi.ts";
+export {
+  buildInfo,
+  distAbort,
+  distBarrier,
+  distFinalize,
+  type DistInfo,
+  distInit,
+  MeditronError,
+  native,
+  setNumThreads,
+} from "./library.ts";
 export {
   type InitOptions,
   lrAt,
   NativeModel,
   type ParamMeta,
+  type RankInfo,
   type StepResult,
   type TrainBatch,
 } from "./model.ts";

@@ -214,7 +214,10 @@ export class NativeModel implements Disposable {
   /** Reads this rank's chunk of Adam's m or v as one flat vector. */
   readOptimChunk(kind: "adamM" | "adamV"): Float32Array<ArrayBuffer> {
     const dst = new Float32Array(this.optimChunk.length);
-    checkModel(loaded().mt_model_optim_chunk_read(this.#h, TensorKind[kind], dst, BigInt(dst.length)), this.#h);
+    checkModel(
+      loaded().mt_model_optim_chunk_read(this.#h, TensorKind[kind], dst, BigInt(dst.length)),
+      this.#h,
+    );
     return dst;
   }
 

@@ -1,0 +1,107 @@
+/**
+ * Launching one process per rank (DESIGN.md §5): a `deno task pretrain --tp 2 --pp 2 --dp 2` started by hand
+ * re-runs itself under `mpirun -n 8`; a process already inside an MPI or Slurm job uses what it finds.
+ * Nothing home-made: multi-node runs go through `mpirun --hostfile` or `srun --mpi=pmix`.
+ *
+ * @module
+ */
+
+/** Environment variables that mark a process as one rank of a launch. */
+export const RANK_VARIABLES: readonly string[] = [
+  "OMPI_COMM_WORLD_RANK",
+  "PMI_RANK",
+  "PMIX_RANK",
+  "SLURM_PROCID",
+];
+
+/**
+ * Whether this process was started by mpirun/srun (and must not launch again).
+ *
+ * @example
+ * ```ts
+ * import { insideLaunch } from "./launcher.ts";
+ * if (!insideLaunch()) console.log("a plain process");
+ * ```
+ */
+export function insideLaunch(env: Record<string, string | undefined> = Deno.env.toObject()): boolean {
+  return RANK_VARIABLES.some((v) => env[v] !== undefined);
+}
+
+/** Options of {@linkcode mpirunCommand}. */
+export interface LaunchOptions {
+  /** Number of ranks (tp·pp·dp). */
+  ranks: number;
+  /** `--hostfile` passed through to mpirun (multi-node). */
+  hostfile?: string;
+  /** Cores on this machine (oversubscribe when ranks exceed them). */
+  cores?: number;
+  /** Whether we run as root (OpenMPI refuses without explicit permission). */
+  root?: boolean;
+  /** Extra raw mpirun arguments. */
+  mpiArgs?: string[];
+}
+
+/** A command line: program, arguments and extra environment. */
+export interface CommandLine {
+  /** Program. */
+  cmd: string;
+  /** Arguments. */
+  args: string[];
+  /** Environment additions. */
+  env: Record<string, string>;
+}
+
+/**
+ * The mpirun command that runs `program args…` on `ranks` processes: `--oversubscribe` when the ranks exceed
+ * the cores, root permission when running as root, `--bind-to none` (threads are ours to place),
+ * `--hostfile` passed through, and the MEDITRON_* / OMP_* variables exported to remote ranks.
+ *
+ * @example
+ * ```ts
+ * import { mpirunCommand } from "./launcher.ts";
+ * const c = mpirunCommand(["deno", "run", "-A", "cli/pretrain.ts"], { ranks: 8, cores: 2, root: true });
+ * console.log(c.cmd, c.args.join(" "));
+ * ```
+ */
+export function mpirunCommand(program: string[], opts: LaunchOptions): CommandLine {
+  const cores = opts.cores ?? navigator.hardwareConcurrency ?? 1;
+  const args = ["-n", String(opts.ranks), "--bind-to", "none"];
+  const env: Record<string, string> = {};
+  if (opts.ranks > cores && !opts.hostfile) args.push("--oversubscribe");
+  if (opts.root) {
+    args.push("--allow-run-as-root");
+    env.OMPI_ALLOW_RUN_AS_ROOT = "1";
+    env.OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = "1";
+  }
+  if (opts.hostfile) args.push("--hostfile", opts.hostfile);
+  for (const name of Object.keys(Deno.env.toObject())) {
+    if (/^(MEDITRON_|OMP_|OPENBLAS_|NO_COLOR$|HOME$|PATH$)/.test(name)) args.push("-x", name);
+  }
+  args.push(...(opts.mpiArgs ?? []), ...program);
+  return { cmd: "mpirun", args, env };
+}
+
+/**
+ * Runs `program` under mpirun and resolves to its exit code (the job's: non-zero when any rank failed).
+ * Throws a clear error when mpirun is not installed.
+ */
+export async function runUnderMpi(program: string[], opts: LaunchOptions): Promise<number> {
+  const c = mpirunCommand(program, opts);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null" }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `${opts.ranks} ranks need mpirun, which is not installed (Debian: apt-get install openmpi-bin)`,
+      );
+    }
+    throw e;
+  }
+  return (await child.status).code;
+}
+
+/** Whether this process runs as root (OpenMPI needs to be told). */
+export function isRoot(): boolean {
+  return Deno.uid?.() === 0;
+}

@@ -7,7 +7,16 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { NativeModel, setNumThreads } from "../runtime/mod.ts";
+import { fileURLToPath } from "node:url";
+import {
+  distAbort,
+  distBarrier,
+  distFinalize,
+  distInit,
+  NativeModel,
+  setNumThreads,
+} from "../runtime/mod.ts";
+import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
   loadConfig,
   modelDims,
@@ -42,7 +51,11 @@ Options:
   --seed N              seed of init and data order (train.seed)
   --eval-every N        validation loss every N steps (train.eval_every)
   --save-every N        checkpoint every N steps (train.save_every)
-  --threads N           kernel threads, 0 = all cores (train.threads)
+  --threads N           kernel threads, 0 = all cores shared among local ranks (train.threads)
+  --tp N, --pp N, --dp N  tensor / pipeline / data parallel sizes (parallel.*); more than one rank re-runs
+                        this command under mpirun -n tp*pp*dp unless already inside an MPI or Slurm job
+  --distributed-optimizer  ZeRO-1: shard the AdamW state over DP (parallel.distributed_optimizer)
+  --hostfile FILE       passed to mpirun for multi-node runs
   --set KEY=VALUE       any config key, e.g. --set model.n_layers=2 (repeatable)
   --name NAME           run name (default: the config's name)
   --out DIR             parent of the run directory (default: runs)
@@ -58,6 +71,8 @@ Examples:
   deno task pretrain --steps 400 --name tiny-long
   deno task pretrain --data corpus.jsonl --set model.n_layers=6
   deno task pretrain --name tiny --resume --steps 300
+  deno task pretrain --tp 2 --pp 2 --dp 2 --steps 50 --name tiny-3d
+  srun --mpi=pmix -n 16 deno run -A cli/pretrain.ts --config my.yaml --tp 4 --dp 4
 `;
 
 const FLAG_KEYS: Record<string, string> = {
@@ -71,6 +86,9 @@ const FLAG_KEYS: Record<string, string> = {
   "eval-every": "train.eval_every",
   "save-every": "train.save_every",
   threads: "train.threads",
+  tp: "parallel.tp",
+  pp: "parallel.pp",
+  dp: "parallel.dp",
 };
 
 function parse(args: string[]) {
@@ -88,6 +106,8 @@ function parse(args: string[]) {
       "resume-from": { type: "string" },
       "no-verify": { type: "boolean" },
       overwrite: { type: "boolean" },
+      "distributed-optimizer": { type: "boolean" },
+      hostfile: { type: "string" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       ...Object.fromEntries(Object.keys(FLAG_KEYS).map((k) => [k, { type: "string" as const }])),
@@ -113,7 +133,7 @@ async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): P
   let cfg: RunConfig;
   if (v.config) cfg = await loadConfig(v.config);
   else if (v.preset) cfg = presetConfig(v.preset);
-  else if (resumeDir) cfg = (await readCheckpointMeta(resumeDir)).config;
+  else if (resumeDir) cfg = { ...presetConfig("tiny"), ...(await readCheckpointMeta(resumeDir)).config };
   else cfg = await loadConfig(new URL("../configs/tiny.yaml", import.meta.url).pathname);
   for (const [flag, key] of Object.entries(FLAG_KEYS)) {
     const value = (v as Record<string, unknown>)[flag];
@@ -125,6 +145,7 @@ async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): P
     overrideConfig(cfg, kv.slice(0, eq), kv.slice(eq + 1));
   }
   if (v.name) overrideConfig(cfg, "name", v.name);
+  if (v["distributed-optimizer"]) overrideConfig(cfg, "parallel.distributed_optimizer", "true");
   validateConfig(cfg, "command line");
   return cfg;
 }
@@ -177,6 +198,29 @@ export async function pretrainData(cfg: RunConfig, log: (s: string) => void): Pr
   };
 }
 
+/** A line sink for one rank: rank 0 draws progress on stderr; every rank appends to logs/rank-XX.log. */
+class RankLog {
+  readonly progress: Progress | undefined;
+  readonly #file: Deno.FsFile | undefined;
+  readonly #enc = new TextEncoder();
+  constructor(rank: number, logDir: string | undefined) {
+    this.progress = rank === 0 ? new Progress() : undefined;
+    if (logDir) {
+      Deno.mkdirSync(logDir, { recursive: true });
+      const path = join(logDir, `rank-${String(rank).padStart(2, "0")}.log`);
+      this.#file = Deno.openSync(path, { append: true, create: true });
+    }
+  }
+  line(s: string): void {
+    this.progress?.line(s);
+    this.#file?.writeSync(this.#enc.encode(`${new Date().toISOString()} ${s}\n`));
+  }
+  close(): void {
+    this.progress?.done();
+    this.#file?.close();
+  }
+}
+
 /** Entry point. */
 export async function main(rawArgs: string[]): Promise<void> {
   const v = parse(normaliseResume(rawArgs));
@@ -190,44 +234,98 @@ export async function main(rawArgs: string[]): Promise<void> {
     const from = v["resume-from"] ?? join(v.out!, v.name ?? "tiny");
     resumeDir = await resolveCheckpoint(from);
   }
-  const cfg = await resolveConfig(v, resumeDir);
+  const cfg = await resolveConfig(v, resumeDir); // validates the layout too: bad layouts never launch
   const runDir = join(v.out!, cfg.name);
-  const hasCheckpoints = await Deno.stat(join(runDir, "checkpoints", "latest")).then(() => true, () => false);
-  if (hasCheckpoints && !resumeRequested && !v.overwrite) {
-    throw new UsageError(
-      `${runDir} already has checkpoints: pass --resume to continue, --overwrite to start afresh, or --name NEW`,
+  const par = cfg.parallel, ranks = par.tp * par.pp * par.dp;
+  const launched = insideLaunch();
+  if (!launched || Deno.env.get("MEDITRON_LAUNCHED") === undefined) {
+    // Checks that a launcher (or a single process) makes once, before any rank starts.
+    const hasCheckpoints = await Deno.stat(join(runDir, "checkpoints", "latest")).then(
+      () => true,
+      () => false,
+    );
+    if (hasCheckpoints && !resumeRequested && !v.overwrite) {
+      throw new UsageError(
+        `${runDir} already has checkpoints: pass --resume to continue, --overwrite to start afresh, or --name NEW`,
+      );
+    }
+    if (v.overwrite && !resumeRequested && !launched) {
+      await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+    }
+  }
+  if (ranks > 1 && !launched) {
+    // Re-run this very command on tp·pp·dp ranks.
+    const program = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      fileURLToPath(import.meta.url),
+      ...rawArgs.filter((a) => a !== "--overwrite"),
+    ];
+    Deno.env.set("MEDITRON_LAUNCHED", "1");
+    const code = await runUnderMpi(program, { ranks, hostfile: v.hostfile, root: isRoot() });
+    if (code !== 0) {
+      throw new Error(`the ${ranks}-rank job failed (exit code ${code}); see ${join(runDir, "logs")}`);
+    }
+    return;
+  }
+  const dist = await distInit();
+  if (dist.size !== ranks) {
+    throw new Error(
+      `parallel.tp x pp x dp = ${ranks} ranks, but this job has ${dist.size} (check mpirun -n / srun -n)`,
     );
   }
-  if (v.overwrite && !resumeRequested) {
-    await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+  const log = new RankLog(dist.rank, ranks > 1 ? join(runDir, "logs") : undefined);
+  try {
+    await pretrainRank(cfg, runDir, resumeDir, v, dist.rank, ranks, log);
+  } finally {
+    log.close();
   }
-  const progress = new Progress();
-  if (cfg.data.source === "embedded") progress.line(`note: ${DISCLAIMER}`);
-  await setNumThreads(cfg.train.threads);
-  const data = await pretrainData(cfg, (s) => progress.line(s));
-  await Deno.mkdir(runDir, { recursive: true });
-  await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml(cfg));
+}
+
+async function pretrainRank(
+  cfg: RunConfig,
+  runDir: string,
+  resumeDir: string | undefined,
+  v: ReturnType<typeof parse>,
+  rank: number,
+  ranks: number,
+  log: RankLog,
+): Promise<void> {
+  if (cfg.data.source === "embedded" && rank === 0) log.line(`note: ${DISCLAIMER}`);
+  await setNumThreads(
+    ranks > 1 && cfg.train.threads === 0
+      ? Math.max(1, Math.floor(navigator.hardwareConcurrency / ranks))
+      : cfg.train.threads,
+  );
+  const data = await pretrainData(cfg, (s) => log.line(s));
+  if (rank === 0) {
+    await Deno.mkdir(runDir, { recursive: true });
+    await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml(cfg));
+  }
+  const par = cfg.parallel;
   using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
-  });
-  const t = cfg.train;
-  progress.line(
-    `model: ${
-      (model.numParams / 1e6).toFixed(2)
-    }M parameters (dim ${cfg.model.dim}, ${cfg.model.n_layers} layers, ` +
-      `${cfg.model.n_heads}/${cfg.model.n_kv_heads} heads); global batch ${
-        t.micro_batch * t.grad_accum
-      } x ${t.seq} tokens; ` +
-      `${t.steps} steps -> ${runDir}`,
+  }, { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer });
+  const t = cfg.train, r = model.rank;
+  log.line(
+    `model: ${(model.numParams / 1e6).toFixed(2)}M parameters on rank ${rank} (tp ${r.tpRank}/${r.tp}, ` +
+      `pp ${r.ppRank}/${r.pp}, dp ${r.dpRank}/${r.dp}, layers ${r.firstLayer}..${
+        r.firstLayer + r.numLayers - 1
+      }); ` +
+      `global batch ${
+        t.micro_batch * t.grad_accum * par.dp
+      } x ${t.seq} tokens; ${t.steps} steps -> ${runDir}`,
   );
+  // Ctrl-C stops cleanly with a checkpoint on a single process (a multi-rank job stops through mpirun).
   const abort = new AbortController();
   const onSignal = () => {
-    progress.line("interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to kill)");
+    log.line("interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to kill)");
     abort.abort();
     Deno.removeSignalListener("SIGINT", onSignal);
   };
-  Deno.addSignalListener("SIGINT", onSignal);
+  if (ranks === 1) Deno.addSignalListener("SIGINT", onSignal);
   try {
     const result = await train({
       model,
@@ -237,23 +335,24 @@ export async function main(rawArgs: string[]): Promise<void> {
       resume: resumeDir,
       verify: !v["no-verify"],
       signal: abort.signal,
-      onNotice: (s) => progress.line(s),
+      sync: { barrier: distBarrier },
+      onNotice: (s) => log.line(s),
       onStep: (m, total) => {
         const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
         const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
           `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${
             formatDuration(m.eta_s)
           }`;
-        if (m.val_loss !== undefined) progress.line(text);
-        else progress.update(text, m.step === total);
+        if (m.val_loss !== undefined) log.line(text);
+        else log.progress?.update(text, m.step === total);
       },
     });
-    progress.done();
+    log.progress?.done();
     const h = result.history;
     if (h.length) {
       const tps = h.reduce((a, m) => a + m.tokens_per_s, 0) / h.length;
       const lastVal = h.findLast((m) => m.val_loss !== undefined)?.val_loss;
-      progress.line(
+      log.line(
         `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}` +
           (lastVal !== undefined ? `, validation ${lastVal.toFixed(4)}` : "") +
           `, ${Math.round(tps)} tokens/s; metrics ${
@@ -262,8 +361,11 @@ export async function main(rawArgs: string[]): Promise<void> {
       );
     }
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    if (ranks === 1) Deno.removeSignalListener("SIGINT", onSignal);
   }
 }
 
-if (import.meta.main) await runMain(main, HELP);
+if (import.meta.main) {
+  // One rank failing takes the whole MPI job down (MPI_Abort) instead of leaving the others blocked.
+  await runMain(main, HELP, { onError: () => insideLaunch() && distAbort(1), onExit: distFinalize });
+}

@@ -24,6 +24,8 @@ export interface Topology {
   pp: number;
   /** Data-parallel size. */
   dp: number;
+  /** Optimizer state sharded over DP (ZeRO-1). */
+  zero1?: boolean;
 }
 
 /** Training state stored next to the tensors. */
@@ -95,8 +97,75 @@ async function writeTextDurable(path: string, text: string): Promise<void> {
   await f.sync();
 }
 
+/** How ranks of a multi-process job coordinate a checkpoint (omit for one process). */
+export interface CheckpointSync {
+  /** Barrier over all ranks. */
+  barrier(): Promise<void>;
+}
+
+const ONE_PROCESS: CheckpointSync = { barrier: () => Promise.resolve() };
+
+// This rank's shard files: the model shard is written by DP rank 0 (replicas are identical); the optimizer
+// shard by every DP rank under ZeRO-1 (each holds a chunk), else by DP rank 0.
+function shardFiles(model: NativeModel): { modelFile?: string; optimFile?: string } {
+  const r = model.rank;
+  return {
+    modelFile: r.dpRank === 0 ? modelShardName(r.tpRank, r.ppRank) : undefined,
+    optimFile: r.dpRank === 0 || r.zero1
+      ? optimShardName(r.tpRank, r.ppRank, r.zero1 ? r.dpRank : 0)
+      : undefined,
+  };
+}
+
+async function writeShards(dir: string, model: NativeModel): Promise<void> {
+  const params = model.params();
+  const { modelFile, optimFile } = shardFiles(model);
+  if (modelFile) {
+    await writeSafetensors(
+      join(dir, modelFile),
+      () => params.map((p) => ({ name: p.name, shape: p.shape, data: model.read(p.name) })),
+      { format: "pt" },
+      params.map((p) => ({ name: p.name, shape: p.shape })),
+    );
+  }
+  if (!optimFile) return;
+  const chunk = model.optimChunk;
+  if (model.rank.zero1) {
+    // ZeRO-1: this rank's flat chunk of the moments over the flat parameter buffer of its (tp, pp) shard.
+    await writeSafetensors(
+      join(dir, optimFile),
+      [
+        { name: "exp_avg", shape: [chunk.length], data: model.readOptimChunk("adamM") },
+        { name: "exp_avg_sq", shape: [chunk.length], data: model.readOptimChunk("adamV") },
+      ],
+      {
+        step: String(model.step),
+        zero1: "1",
+        offset: String(chunk.offset),
+        flat_size: String(chunk.flatSize),
+      },
+    );
+    return;
+  }
+  await writeSafetensors(
+    join(dir, optimFile),
+    () =>
+      params.flatMap((p) => [
+        { name: `${p.name}.exp_avg`, shape: p.shape, data: model.read(p.name, "adamM") },
+        { name: `${p.name}.exp_avg_sq`, shape: p.shape, data: model.read(p.name, "adamV") },
+      ]),
+    { step: String(model.step) },
+    params.flatMap((p) => [
+      { name: `${p.name}.exp_avg`, shape: p.shape },
+      { name: `${p.name}.exp_avg_sq`, shape: p.shape },
+    ]),
+  );
+}
+
 /**
- * Saves the model, its AdamW state and the training state; returns the checkpoint directory.
+ * Saves the model, its AdamW state and the training state; returns the checkpoint directory. In a
+ * multi-rank job every rank calls it: rank 0 prepares the temp directory, each rank writes its shards, and
+ * rank 0 writes meta.json (with every shard's sha256), renames the directory and moves `latest` last.
  *
  * @example
  * ```ts ignore
@@ -108,63 +177,52 @@ export async function saveCheckpoint(
   model: NativeModel,
   config: RunConfig,
   state: TrainState,
+  sync: CheckpointSync = ONE_PROCESS,
 ): Promise<string> {
   const root = join(runDir, "checkpoints");
-  await Deno.mkdir(root, { recursive: true });
   const final = join(root, iterDirName(state.iteration));
-  const tmp = join(root, `.${iterDirName(state.iteration)}.tmp-${Deno.pid}`);
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  await Deno.mkdir(tmp);
+  const tmp = join(root, `.${iterDirName(state.iteration)}.tmp`);
+  const r = model.rank;
+  const leader = r.worldRank === 0;
+  if (leader) {
+    await Deno.mkdir(root, { recursive: true });
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await Deno.mkdir(tmp);
+  }
+  await sync.barrier();
   try {
-    const params = model.params();
-    const shapes = params.map((p) => ({ name: p.name, shape: p.shape }));
-    const modelFile = modelShardName(0, 0), optimFile = optimShardName(0, 0, 0);
-    await writeSafetensors(
-      join(tmp, modelFile),
-      () => params.map((p) => ({ name: p.name, shape: p.shape, data: model.read(p.name) })),
-      { format: "pt" },
-      shapes,
-    );
-    const optimShapes = params.flatMap((p) => [
-      { name: `${p.name}.exp_avg`, shape: p.shape },
-      { name: `${p.name}.exp_avg_sq`, shape: p.shape },
-    ]);
-    await writeSafetensors(
-      join(tmp, optimFile),
-      () =>
-        params.flatMap((p) => [
-          { name: `${p.name}.exp_avg`, shape: p.shape, data: model.read(p.name, "adamM") },
-          { name: `${p.name}.exp_avg_sq`, shape: p.shape, data: model.read(p.name, "adamV") },
-        ]),
-      { step: String(model.step) },
-      optimShapes,
-    );
-    const meta: CheckpointMeta = {
-      format: "meditron-checkpoint",
-      format_version: CHECKPOINT_FORMAT_VERSION,
-      iteration: state.iteration,
-      consumed_samples: state.consumedSamples,
-      config,
-      topology: { tp: 1, pp: 1, dp: 1 },
-      data: state.data,
-      shards: {
-        [modelFile]: await sha256File(join(tmp, modelFile)),
-        [optimFile]: await sha256File(join(tmp, optimFile)),
-      },
-      created: new Date().toISOString(),
-    };
-    await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-    await fsyncPath(tmp);
-    await Deno.remove(final, { recursive: true }).catch(() => {});
-    await Deno.rename(tmp, final);
-    await fsyncPath(root);
-    const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
-    await writeTextDurable(latestTmp, iterDirName(state.iteration) + "\n");
-    await Deno.rename(latestTmp, join(root, "latest"));
-    await fsyncPath(root);
+    await writeShards(tmp, model);
+    await sync.barrier();
+    if (leader) {
+      const shards: CheckpointMeta["shards"] = {};
+      for (const e of [...Deno.readDirSync(tmp)].sort((x, y) => x.name.localeCompare(y.name))) {
+        shards[e.name] = await sha256File(join(tmp, e.name));
+      }
+      const meta: CheckpointMeta = {
+        format: "meditron-checkpoint",
+        format_version: CHECKPOINT_FORMAT_VERSION,
+        iteration: state.iteration,
+        consumed_samples: state.consumedSamples,
+        config,
+        topology: { tp: r.tp, pp: r.pp, dp: r.dp, zero1: r.zero1 },
+        data: state.data,
+        shards,
+        created: new Date().toISOString(),
+      };
+      await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+      await fsyncPath(tmp);
+      await Deno.remove(final, { recursive: true }).catch(() => {});
+      await Deno.rename(tmp, final);
+      await fsyncPath(root);
+      const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
+      await writeTextDurable(latestTmp, iterDirName(state.iteration) + "\n");
+      await Deno.rename(latestTmp, join(root, "latest"));
+      await fsyncPath(root);
+    }
+    await sync.barrier();
     return final;
   } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (leader) await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
   }
 }
@@ -218,8 +276,9 @@ export interface LoadOptions {
 }
 
 /**
- * Loads parameters, AdamW moments and the step counter of checkpoint `dir` into `model` (same
- * architecture); returns its metadata. Every shard is verified before any tensor is written.
+ * Loads this rank's parameters, AdamW moments and the step counter from checkpoint `dir` into `model` (same
+ * architecture and topology); returns its metadata. The rank's shards are verified before any tensor is
+ * written.
  */
 export async function loadCheckpoint(
   dir: string,
@@ -227,13 +286,15 @@ export async function loadCheckpoint(
   opts: LoadOptions = {},
 ): Promise<CheckpointMeta> {
   const meta = await readCheckpointMeta(dir);
-  const t = meta.topology;
-  if (t?.tp !== 1 || t?.pp !== 1 || t?.dp !== 1) {
+  const t = meta.topology, r = model.rank;
+  if (t?.tp !== r.tp || t?.pp !== r.pp || t?.dp !== r.dp || Boolean(t?.zero1) !== r.zero1) {
     throw new Error(
-      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp}; a 1-rank run reads tp=pp=dp=1`,
+      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp} zero1=${Boolean(t?.zero1)}, this run is ` +
+        `tp=${r.tp} pp=${r.pp} dp=${r.dp} zero1=${r.zero1} (change layouts with 'deno task convert reshard')`,
     );
   }
-  const modelFile = modelShardName(0, 0), optimFile = optimShardName(0, 0, 0);
+  const modelFile = modelShardName(r.tpRank, r.ppRank);
+  const optimFile = optimShardName(r.tpRank, r.ppRank, r.zero1 ? r.dpRank : 0);
   for (const f of [modelFile, optimFile]) {
     const want = meta.shards[f];
     if (!want) throw new Error(`${join(dir, "meta.json")}: no entry for shard ${f}`);
@@ -259,10 +320,21 @@ export async function loadCheckpoint(
       );
     }
   }
-  for (const p of model.params()) {
-    model.write(p.name, await mr.readF32(p.name));
-    model.write(p.name, await or.readF32(`${p.name}.exp_avg`), "adamM");
-    model.write(p.name, await or.readF32(`${p.name}.exp_avg_sq`), "adamV");
+  for (const p of model.params()) model.write(p.name, await mr.readF32(p.name));
+  if (r.zero1) {
+    const chunk = model.optimChunk;
+    if (Number(or.header.metadata.offset) !== chunk.offset) {
+      throw new Error(
+        `${join(dir, optimFile)}: chunk offset ${or.header.metadata.offset}, expected ${chunk.offset}`,
+      );
+    }
+    model.writeOptimChunk("adamM", await or.readF32("exp_avg"));
+    model.writeOptimChunk("adamV", await or.readF32("exp_avg_sq"));
+  } else {
+    for (const p of model.params()) {
+      model.write(p.name, await or.readF32(`${p.name}.exp_avg`), "adamM");
+      model.write(p.name, await or.readF32(`${p.name}.exp_avg_sq`), "adamV");
+    }
   }
   const step = Number(or.header.metadata.step);
   if (!Number.isInteger(step) || step < 0) {

@@ -81,6 +81,18 @@ export interface DataConfig {
   valid_fraction: number;
 }
 
+/** Parallel layout (YAML section `parallel`): tp·pp·dp ranks. */
+export interface ParallelConfig {
+  /** Tensor-parallel size (divides n_heads, n_kv_heads and ffn_dim). */
+  tp: number;
+  /** Pipeline-parallel size (divides n_layers). */
+  pp: number;
+  /** Data-parallel size. */
+  dp: number;
+  /** ZeRO-1: shard the AdamW state over DP. */
+  distributed_optimizer: boolean;
+}
+
 /** A complete run configuration. */
 export interface RunConfig {
   /** Run name: outputs go to `<out>/<name>/`. */
@@ -91,6 +103,8 @@ export interface RunConfig {
   train: TrainConfig;
   /** Data. */
   data: DataConfig;
+  /** Parallel layout. */
+  parallel: ParallelConfig;
 }
 
 const LLAMA2_COMMON = { vocab_size: 32000, norm_eps: 1e-5, rope_theta: 10000, init_std: 0.02 };
@@ -185,6 +199,7 @@ export function presetConfig(preset: string): RunConfig {
     model: { ...model },
     train: { ...DEFAULT_TRAIN, ...TRAIN_PRESETS[preset] },
     data: { source: "embedded", valid_fraction: 0.05 },
+    parallel: { tp: 1, pp: 1, dp: 1, distributed_optimizer: false },
   };
 }
 
@@ -360,6 +375,30 @@ export function validateConfig(cfg: RunConfig, where: string): void {
     decay >= t.warmup_steps,
     where,
     `train.decay_steps (${decay}) must be >= train.warmup_steps (${t.warmup_steps})`,
+  );
+  const par = cfg.parallel;
+  for (const k of ["tp", "pp", "dp"] as const) {
+    rule(isInt(par[k], 1), where, `parallel.${k} must be a positive integer (got ${par[k]})`);
+  }
+  rule(
+    m.n_heads % par.tp === 0,
+    where,
+    `model.n_heads (${m.n_heads}) is not divisible by parallel.tp (${par.tp})`,
+  );
+  rule(
+    m.n_kv_heads % par.tp === 0,
+    where,
+    `model.n_kv_heads (${m.n_kv_heads}) is not divisible by parallel.tp (${par.tp}): each rank needs whole kv heads`,
+  );
+  rule(
+    m.ffn_dim % par.tp === 0,
+    where,
+    `model.ffn_dim (${m.ffn_dim}) is not divisible by parallel.tp (${par.tp})`,
+  );
+  rule(
+    m.n_layers % par.pp === 0,
+    where,
+    `model.n_layers (${m.n_layers}) is not divisible by parallel.pp (${par.pp})`,
   );
   rule(
     cfg.data.valid_fraction >= 0 && cfg.data.valid_fraction < 1,

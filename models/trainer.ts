@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import type { NativeModel } from "../runtime/model.ts";
-import { loadCheckpoint, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { type CheckpointSync, loadCheckpoint, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { RunConfig } from "./config.ts";
 
 /** `rows` sequences of `seq` tokens with targets and loss weights. */
@@ -72,6 +72,8 @@ export interface TrainOptions {
   onNotice?: (message: string) => void;
   /** Stops after the current step, writing a checkpoint. */
   signal?: AbortSignal;
+  /** Barrier of a multi-rank job (checkpoints are written collectively). */
+  sync?: CheckpointSync;
 }
 
 /** Outcome of {@linkcode train}. */
@@ -132,7 +134,10 @@ async function truncateMetrics(path: string, iteration: number): Promise<void> {
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { model, config, runDir, data } = opts;
   const t = config.train;
-  const rows = t.micro_batch * t.grad_accum;
+  const rank = model.rank;
+  // Data parallel: the global batch is micro_batch × grad_accum × dp samples; DP rank d trains on its slice.
+  const rows = t.micro_batch * t.grad_accum, globalRows = rows * rank.dp;
+  const leader = rank.worldRank === 0; // writes metrics.jsonl
   const notice = opts.onNotice ?? (() => {});
   await Deno.mkdir(runDir, { recursive: true });
   const metricsPath = join(runDir, "metrics.jsonl");
@@ -142,9 +147,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const meta = await loadCheckpoint(dir, model, { verify: opts.verify ?? true });
     iteration = meta.iteration;
     consumed = meta.consumed_samples;
-    await truncateMetrics(metricsPath, iteration);
+    if (leader) await truncateMetrics(metricsPath, iteration);
     notice(`resumed from ${dir} (iteration ${iteration}, ${consumed} samples consumed)`);
-  } else {
+  } else if (leader) {
     await Deno.writeTextFile(metricsPath, "");
   }
   const valid = t.eval_every > 0 ? data.valid(t.micro_batch, t.eval_batches) : [];
@@ -155,16 +160,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       iteration,
       consumedSamples: consumed,
       data: data.state,
-    });
+    }, opts.sync);
     notice(`checkpoint ${checkpoint}`);
   };
   while (iteration < t.steps) {
-    const batch = data.train(consumed, rows);
+    const batch = data.train(consumed + rank.dpRank * rows, rows);
     const t0 = performance.now();
     const r = await model.trainStep({ ...batch, nMicro: t.grad_accum, batch: t.micro_batch, seq: t.seq });
     const dt = (performance.now() - t0) / 1000;
     iteration += 1;
-    consumed += rows;
+    consumed += globalRows;
     elapsed += dt;
     const done = history.length + 1;
     const m: StepMetrics = {
@@ -173,7 +178,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       lr: r.lr,
       grad_norm: r.gradNorm,
       tokens: consumed * t.seq,
-      tokens_per_s: rows * t.seq / dt,
+      tokens_per_s: globalRows * t.seq / dt,
       step_time: dt,
       eta_s: (elapsed / done) * (t.steps - iteration),
     };
@@ -181,7 +186,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       m.val_loss = await validationLoss(model, valid, t.micro_batch, t.seq);
     }
     history.push(m);
-    await appendLine(metricsPath, m);
+    if (leader) await appendLine(metricsPath, m);
     opts.onStep?.(m, t.steps);
     const stop = opts.signal?.aborted ?? false;
     if ((t.save_every > 0 && iteration % t.save_every === 0) || iteration === t.steps || stop) await save();

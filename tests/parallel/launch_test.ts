@@ -1,0 +1,194 @@
+// `deno task pretrain --tp/--pp/--dp` as a user runs it: bad layouts refused before launch, the mpirun
+// relaunch with per-rank logs and sharded checkpoints, exact resume on the same layout, and a rank killed
+// with SIGKILL taking the job down quickly with the previous checkpoint intact.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
+import { tempDir } from "../helpers.ts";
+
+const CLI = new URL("../../cli/pretrain.ts", import.meta.url).pathname;
+const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
+  .output()
+  .then((o) => o.success, () => false);
+
+function corpus(dir: string): string {
+  const path = join(dir, "c.jsonl");
+  const lines = Array.from(
+    { length: 80 },
+    (_, i) =>
+      JSON.stringify({
+        text: `Case ${i}: community-acquired pneumonia was treated with amoxicillin for five days.`,
+      }),
+  );
+  Deno.writeTextFileSync(path, lines.join("\n") + "\n");
+  return path;
+}
+
+function args(dir: string, extra: string[]): string[] {
+  return [
+    "--data",
+    corpus(dir),
+    "--out",
+    dir,
+    "--name",
+    "par",
+    "--seq",
+    "32",
+    "--micro-batch",
+    "2",
+    "--grad-accum",
+    "2",
+    "--eval-every",
+    "0",
+    "--set",
+    "train.warmup_steps=1",
+    "--set",
+    "model.dim=32",
+    "--set",
+    "model.ffn_dim=64",
+    "--set",
+    "model.n_layers=2",
+    ...extra,
+  ];
+}
+
+async function pretrain(a: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...a],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const dec = new TextDecoder();
+  return { code: out.code, stderr: dec.decode(out.stderr) + dec.decode(out.stdout) };
+}
+
+// The numbers of each step (timings excluded).
+function metrics(dir: string): { step: number; loss: number; lr: number; grad_norm: number }[] {
+  return Deno.readTextFileSync(join(dir, "par", "metrics.jsonl")).trim().split("\n").map((l) => {
+    const { step, loss, lr, grad_norm } = JSON.parse(l);
+    return { step, loss, lr, grad_norm };
+  });
+}
+
+Deno.test("bad layouts are refused before launch with one line", async () => {
+  using dir = tempDir();
+  for (
+    const [flags, msg] of [
+      [["--tp", "3"], /model.n_heads \(4\) is not divisible by parallel.tp \(3\)/],
+      [["--pp", "3"], /model.n_layers \(2\) is not divisible by parallel.pp \(3\)/],
+      [["--tp", "4"], /model.n_kv_heads \(2\) is not divisible by parallel.tp \(4\)/],
+      [["--dp", "0"], /parallel.dp must be a positive integer/],
+    ] as const
+  ) {
+    const r = await pretrain(args(dir.path, [...flags, "--steps", "2"]));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, msg);
+    assert.ok(!r.stderr.includes("mpirun"), "refused before any launch");
+  }
+});
+
+Deno.test({
+  name: "tp 2 × dp 2 with ZeRO-1 under mpirun: rank logs, sharded checkpoint, exact resume",
+  ignore: !haveMpirun,
+  fn: async () => {
+    using dir = tempDir();
+    const full = await pretrain(
+      args(dir.path, [
+        "--tp",
+        "2",
+        "--dp",
+        "2",
+        "--distributed-optimizer",
+        "--steps",
+        "6",
+        "--save-every",
+        "3",
+      ]),
+    );
+    assert.equal(full.code, 0, full.stderr.slice(-3000));
+    const logs = [...Deno.readDirSync(join(dir.path, "par", "logs"))].map((e) => e.name).sort();
+    assert.deepEqual(logs, ["rank-00.log", "rank-01.log", "rank-02.log", "rank-03.log"]);
+    const ckpt = join(dir.path, "par", "checkpoints", "iter_0000003");
+    const files = [...Deno.readDirSync(ckpt)].map((e) => e.name).sort();
+    assert.deepEqual(files, [
+      "meta.json",
+      "model-tp00-pp00.safetensors",
+      "model-tp01-pp00.safetensors",
+      "optim-tp00-pp00-dp00.safetensors",
+      "optim-tp00-pp00-dp01.safetensors",
+      "optim-tp01-pp00-dp00.safetensors",
+      "optim-tp01-pp00-dp01.safetensors",
+    ]);
+    const straight = metrics(dir.path);
+    // Resume from iteration 3 on the same layout: steps 4–6 must repeat bit for bit.
+    Deno.writeTextFileSync(join(dir.path, "par", "checkpoints", "latest"), "iter_0000003\n");
+    const resumed = await pretrain(
+      args(dir.path, ["--tp", "2", "--dp", "2", "--distributed-optimizer", "--steps", "6", "--resume"]),
+    );
+    assert.equal(resumed.code, 0, resumed.stderr.slice(-3000));
+    assert.match(resumed.stderr, /resumed from .*iter_0000003/);
+    assert.deepEqual(metrics(dir.path), straight);
+    // A different layout is refused with a pointer to the reshard tool.
+    const other = await pretrain(args(dir.path, ["--tp", "2", "--dp", "1", "--steps", "8", "--resume"]));
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /written with tp=2 pp=1 dp=2 zero1=true, this run is tp=2 pp=1 dp=1/);
+  },
+});
+
+Deno.test({
+  name: "kill -9 of one rank mid-run: the job exits non-zero within 30 s and the last checkpoint is intact",
+  ignore: !haveMpirun,
+  fn: async () => {
+    using dir = tempDir();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        CLI,
+        ...args(dir.path, ["--pp", "2", "--dp", "2", "--steps", "100000", "--save-every", "2"]),
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const latest = join(dir.path, "par", "checkpoints", "latest");
+    const deadline = Date.now() + 120_000;
+    while (!(await Deno.stat(latest).then(() => true, () => false))) {
+      assert.ok(Date.now() < deadline, "no checkpoint appeared");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The ranks are deno processes running the CLI with our unique output directory.
+    const ps = await new Deno.Command("pgrep", { args: ["-f", `${CLI}.*${dir.path}`], stdout: "piped" })
+      .output();
+    const pids = new TextDecoder().decode(ps.stdout).trim().split("\n").map(Number).filter((p) =>
+      p !== child.pid
+    );
+    assert.ok(pids.length >= 4, `expected the 4 ranks, found ${pids}`);
+    const killedAt = Date.now();
+    Deno.kill(pids.at(-1)!, "SIGKILL");
+    const status = await child.status;
+    const seconds = (Date.now() - killedAt) / 1000;
+    await child.stderr.cancel();
+    assert.notEqual(status.code, 0);
+    assert.ok(seconds < 30, `the job took ${seconds} s to go down`);
+    // The checkpoint `latest` names is complete: meta.json lists every shard with a matching sha256.
+    const ckpt = await resolveCheckpoint(join(dir.path, "par"));
+    const meta = await readCheckpointMeta(ckpt);
+    assert.equal(Object.keys(meta.shards).length, 4); // model pp0/pp1 + optim pp0/pp1 (dp replicas share)
+    for (const [file, want] of Object.entries(meta.shards)) {
+      const got = createHash("sha256").update(Deno.readFileSync(join(ckpt, file))).digest("hex");
+      assert.equal(got, want.sha256, file);
+    }
+    assert.ok(
+      ![...Deno.readDirSync(join(dir.path, "par", "checkpoints"))].some((e) =>
+        e.name.endsWith(".tmp") && e.name.includes(`${meta.iteration}`)
+      ),
+    );
+    // ... and it loads: resume for two more steps on the same layout.
+    const resumed = await pretrain(
+      args(dir.path, ["--pp", "2", "--dp", "2", "--steps", String(meta.iteration + 2), "--resume"]),
+    );
+    assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+  },
+});

@@ -15,6 +15,10 @@ const BENCHES: Record<
     about: "peak memory of attention fwd+bwd at T=2048 (tiled vs a T×T matrix)",
     load: () => import("./attention_memory.ts"),
   },
+  parallel: {
+    about: "step time, bytes per rank and pipeline bubble of each DP×TP×PP layout vs theory (mpirun)",
+    load: () => import("./parallel.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -25,6 +25,7 @@ export const SYMBOLS = {
     result: "i32",
   },
   mt_model_optim_chunk_info: { parameters: ["pointer", "buffer"], result: "i32" },
+  mt_model_comm_stats: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   mt_model_optim_chunk_read: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },
   mt_model_optim_chunk_write: { parameters: ["pointer", "i32", "buffer", "usize"], result: "i32" },
   mt_model_free: { parameters: ["pointer"], result: "i32" },

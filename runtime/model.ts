@@ -204,6 +204,18 @@ export class NativeModel implements Disposable {
     };
   }
 
+  /**
+   * Communication counters since the last reset: bytes this rank sent over TP, DP and PP, seconds blocked
+   * receiving pipeline messages, and bytes of world-wide reductions.
+   */
+  commStats(
+    reset = false,
+  ): { tpBytes: number; dpBytes: number; ppBytes: number; ppWaitS: number; worldBytes: number } {
+    const v = new Float64Array(5);
+    checkModel(loaded().mt_model_comm_stats(this.#h, v, reset ? 1 : 0), this.#h);
+    return { tpBytes: v[0], dpBytes: v[1], ppBytes: v[2], ppWaitS: v[3], worldBytes: v[4] };
+  }
+
   /** Flat optimizer state of this rank: total floats, and this rank's chunk offset and length (ZeRO-1). */
   get optimChunk(): { flatSize: number; offset: number; length: number } {
     const v = new BigInt64Array(3);

@@ -163,6 +163,14 @@ int mt_model_topology(mt_model* model, int32_t* out);
 int mt_model_param_slice(mt_model* model, int32_t index, int64_t* full_shape, int32_t* ndim, int32_t* split_dim,
                          int64_t* slice_start);
 
+/**
+ * Communication counters since the last reset (for benchmarks): out[0..5) = bytes sent by this rank over
+ * TP, DP, PP, seconds blocked receiving pipeline messages, and over the world group (loss/norm reductions).
+ * All-reduces of ≥ 1024·p floats are a ring over MPI_Sendrecv (real bytes); smaller collectives are MPI's
+ * own and counted at the ring volume. `reset` non-zero zeroes the counters after reading.
+ */
+int mt_model_comm_stats(mt_model* model, double* out, int32_t reset);
+
 /** Which buffer of a parameter to read or write. */
 enum { MT_TENSOR_PARAM = 0, MT_TENSOR_GRAD = 1, MT_TENSOR_ADAM_M = 2, MT_TENSOR_ADAM_V = 3 };
 /**

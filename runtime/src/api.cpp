@@ -243,6 +243,18 @@ int mt_model_param_slice(mt_model* model, int32_t index, int64_t* full_shape, in
   });
 }
 
+int mt_model_comm_stats(mt_model* model, double* out, int32_t reset) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out);
+    mt::Model& m = model_ref(model);
+    mt::Comm* comms[] = {m.tp_comm.get(), m.dp_comm.get(), m.pp_comm.get(), m.world.get(), m.mp_comm.get()};
+    out[0] = m.tp_comm->bytes_sent, out[1] = m.dp_comm->bytes_sent, out[2] = m.pp_comm->bytes_sent;
+    out[3] = m.pp_comm->recv_wait_s, out[4] = m.world->bytes_sent + m.mp_comm->bytes_sent;
+    if (reset)
+      for (mt::Comm* c : comms) c->bytes_sent = 0, c->recv_wait_s = 0;
+  });
+}
+
 int mt_model_optim_chunk_info(mt_model* model, int64_t* out) {
   return guard_model(model, [&] {
     MT_CHECK_PTR(out);

@@ -1,6 +1,7 @@
 // comm.cpp — SelfComm and the MPI implementation of Comm.
 #include "comm.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -106,18 +107,52 @@ struct MpiComm : Comm {
     for (size_t off = 0; off < n; off += CHUNK)
       check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)std::min(CHUNK, n - off), type, op, comm),
                 "MPI_Allreduce");
+    bytes_sent += 2.0 * (size_ - 1) / size_ * n * sizeof(T);  // counted at the ring volume
   }
-  void all_reduce_sum(float* buf, size_t n) override { allreduce(buf, n, MPI_FLOAT, MPI_SUM); }
+  // Ring all-reduce (reduce-scatter, then all-gather) for large float buffers: 2(p−1)/p·n values sent per
+  // rank, every chunk reduced on one rank in a fixed order, so all ranks end with identical bits.
+  void ring_all_reduce(float* buf, size_t n) {
+    const int p = size_;
+    std::vector<size_t> start(p + 1);
+    for (int c = 0; c <= p; c++) start[c] = n * c / p;
+    std::vector<float> tmp;
+    const int next = (rank_ + 1) % p, prev = (rank_ + p - 1) % p;
+    auto exchange = [&](int send_c, int recv_c, float* into) {
+      const size_t sn = start[send_c + 1] - start[send_c], rn = start[recv_c + 1] - start[recv_c];
+      MT_CHECK(sn <= CHUNK && rn <= CHUNK, "ring chunk too large");
+      check_mpi(MPI_Sendrecv(buf + start[send_c], (int)sn, MPI_FLOAT, next, 77, into, (int)rn, MPI_FLOAT, prev, 77,
+                             comm, MPI_STATUS_IGNORE),
+                "MPI_Sendrecv");
+      bytes_sent += sn * sizeof(float);
+    };
+    for (int s = 0; s < p - 1; s++) {  // reduce-scatter: after p−1 steps rank r holds the sum of chunk r+1
+      const int send_c = (rank_ - s + p) % p, recv_c = (rank_ - s - 1 + p) % p;
+      tmp.resize(start[recv_c + 1] - start[recv_c]);
+      exchange(send_c, recv_c, tmp.data());
+      float* dst = buf + start[recv_c];
+      for (size_t i = 0; i < tmp.size(); i++) dst[i] += tmp[i];
+    }
+    for (int s = 0; s < p - 1; s++) {  // all-gather the reduced chunks
+      const int send_c = (rank_ + 1 - s + p) % p, recv_c = (rank_ - s + p) % p;
+      exchange(send_c, recv_c, buf + start[recv_c]);
+    }
+  }
+  void all_reduce_sum(float* buf, size_t n) override {
+    if (size_ > 1 && n >= (size_t)size_ * 1024) ring_all_reduce(buf, n);
+    else allreduce(buf, n, MPI_FLOAT, MPI_SUM);
+  }
   void all_reduce_sum(double* buf, size_t n) override { allreduce(buf, n, MPI_DOUBLE, MPI_SUM); }
   void all_reduce_max(float* buf, size_t n) override { allreduce(buf, n, MPI_FLOAT, MPI_MAX); }
   void reduce_scatter_sum(const float* in, float* out, size_t n) override {
     MT_CHECK(n <= CHUNK, "reduce-scatter block of %zu floats is too large", n);
     check_mpi(MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, comm), "MPI_Reduce_scatter_block");
+    bytes_sent += (double)(size_ - 1) * n * sizeof(float);  // counted at the ring volume
   }
   void all_gather(const float* in, float* out, size_t n) override {
     MT_CHECK(n <= CHUNK, "all-gather block of %zu floats is too large", n);
     const void* send = in == out + (size_t)rank_ * n ? MPI_IN_PLACE : in;  // in-place gather of our own block
     check_mpi(MPI_Allgather(send, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm), "MPI_Allgather");
+    bytes_sent += (double)(size_ - 1) * n * sizeof(float);  // counted at the ring volume
   }
   std::unique_ptr<SendHandle> isend(const float* buf, size_t n, int peer, int tag) override {
     auto h = std::make_unique<MpiSend>();
@@ -126,12 +161,15 @@ struct MpiComm : Comm {
       check_mpi(MPI_Isend(buf + off, (int)std::min(CHUNK, n - off), MPI_FLOAT, peer, tag, comm, &h->reqs.back()),
                 "MPI_Isend");
     }
+    bytes_sent += (double)n * sizeof(float);
     return h;
   }
   void recv(float* buf, size_t n, int peer, int tag) override {
+    const auto t0 = std::chrono::steady_clock::now();
     for (size_t off = 0; off < n; off += CHUNK)
       check_mpi(MPI_Recv(buf + off, (int)std::min(CHUNK, n - off), MPI_FLOAT, peer, tag, comm, MPI_STATUS_IGNORE),
                 "MPI_Recv");
+    recv_wait_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   void broadcast(float* buf, size_t n, int root) override {
     for (size_t off = 0; off < n; off += CHUNK)

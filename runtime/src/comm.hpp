@@ -17,6 +17,8 @@ struct SendHandle {
 };
 
 struct Comm {
+  // Instrumentation for benchmarks: bytes this rank sent, seconds it spent blocked in recv.
+  double bytes_sent = 0, recv_wait_s = 0;
   virtual ~Comm() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;

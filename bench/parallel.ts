@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isRoot, mpirunCommand } from "../parallel/launcher.ts";
+import { runRanks } from "../parallel/launcher.ts";
 import { BENCH } from "./parallel/worker.ts";
 
 const WORKER = fileURLToPath(new URL("./parallel/worker.ts", import.meta.url));
@@ -46,12 +46,7 @@ async function runLayout(tp: number, pp: number, dp: number): Promise<RankOut[]>
   const dir = await Deno.makeTempDir({ prefix: "meditron-bench-par-" });
   try {
     const program = [Deno.execPath(), "run", "-A", WORKER, String(tp), String(pp), String(dp), dir];
-    const ranks = tp * pp * dp;
-    const c = ranks > 1
-      ? mpirunCommand(program, { ranks, root: isRoot(), mpiArgs: ["--mca", "btl", "self,vader"] })
-      : { cmd: program[0], args: program.slice(1), env: {} };
-    const out = await new Deno.Command(c.cmd, { args: c.args, env: c.env, stdout: "piped", stderr: "piped" })
-      .output();
+    const out = await runRanks(program, tp * pp * dp);
     if (!out.success) {
       throw new Error(
         `layout ${tp}x${pp}x${dp} failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`,

@@ -82,6 +82,24 @@ export function mpirunCommand(program: string[], opts: LaunchOptions): CommandLi
 }
 
 /**
+ * Runs `program` on `ranks` local processes (plainly for one rank, under mpirun with shared-memory transport
+ * otherwise) and collects its output: what tests and benchmarks of parallel layouts use.
+ *
+ * @example
+ * ```ts ignore
+ * const out = await runRanks([Deno.execPath(), "run", "-A", "worker.ts"], 4);
+ * console.log(out.success);
+ * ```
+ */
+export async function runRanks(program: string[], ranks: number): Promise<Deno.CommandOutput> {
+  const c = ranks > 1
+    ? mpirunCommand(program, { ranks, root: isRoot(), mpiArgs: ["--mca", "btl", "self,vader"] })
+    : { cmd: program[0], args: program.slice(1), env: {} };
+  return await new Deno.Command(c.cmd, { args: c.args, env: c.env, stdout: "piped", stderr: "piped" })
+    .output();
+}
+
+/**
  * Runs `program` under mpirun and resolves to its exit code (the job's: non-zero when any rank failed).
  * Throws a clear error when mpirun is not installed.
  */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isRoot, mpirunCommand } from "../../parallel/launcher.ts";
+import { runRanks } from "../../parallel/launcher.ts";
 import { OPTIM } from "./worker.ts";
 import { relErr, tempDir } from "../helpers.ts";
 
@@ -38,12 +38,7 @@ async function runLayout(tp: number, pp: number, dp: number, zero1: boolean, ste
     ...[tp, pp, dp, zero1 ? 1 : 0, steps, nMicro].map(String),
     dir.path,
   ];
-  const ranks = tp * pp * dp;
-  const c = ranks > 1
-    ? mpirunCommand(program, { ranks, root: isRoot(), mpiArgs: ["--mca", "btl", "self,vader"] })
-    : { cmd: program[0], args: program.slice(1), env: {} };
-  const out = await new Deno.Command(c.cmd, { args: c.args, env: c.env, stdout: "piped", stderr: "piped" })
-    .output();
+  const out = await runRanks(program, tp * pp * dp);
   const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, `layout tp${tp} pp${pp} dp${dp} failed:\n${text.slice(-3000)}`);
   return [...Deno.readDirSync(dir.path)].map((e) =>

@@ -31,7 +31,8 @@ export {
 } from "./models/mod.ts";
 export type { BatchSource, RunConfig, StepMetrics, TrainOptions, TrainResult } from "./models/mod.ts";
 export {
-  GptSamples,
+  BlendedSamples,
+  IndexedDataset,
   InMemoryDocuments,
   parseCorpusJsonl,
   readCorpusJsonl,

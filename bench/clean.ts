@@ -102,7 +102,8 @@ const MAKERS: Record<
   papers: paper,
 };
 
-async function generate(path: string, source: keyof typeof MAKERS, mb: number): Promise<number> {
+/** Writes about `mb` MB of generated `source` records to `path`; returns the size in bytes. */
+export async function generate(path: string, source: keyof typeof MAKERS, mb: number): Promise<number> {
   const rand = mulberry32(7);
   const parts: string[] = [];
   let bytes = 0;

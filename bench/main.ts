@@ -19,6 +19,14 @@ const BENCHES: Record<
     about: "step time, bytes per rank and pipeline bubble of each DP×TP×PP layout vs theory (mpirun)",
     load: () => import("./parallel.ts"),
   },
+  clean: {
+    about: "GAP-Replay cleaning MB/s per source (guidelines, abstracts, S2ORC papers)",
+    load: () => import("./clean.ts"),
+  },
+  prepare: {
+    about: "tokenize MB/s with 1 and 2 workers, and data prepare end to end",
+    load: () => import("./prepare.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -28,9 +28,10 @@ import {
 } from "../models/config.ts";
 import { readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
 import { type BatchSource, train } from "../models/trainer.ts";
-import { batchOf, GptSamples, InMemoryDocuments } from "../data/gpt_dataset.ts";
+import { InMemoryDocuments } from "../data/gpt_dataset.ts";
 import { type CorpusDocument, readCorpusJsonl, tokenizeCorpus } from "../data/corpus.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
+import { BlendedSamples, isIndexedSpec, splitFromValidFraction, SplitSamples } from "../data/blend.ts";
 import { DISCLAIMER, renderCorpus } from "../data/embedded/mod.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { runMain, UsageError } from "./common.ts";
@@ -42,7 +43,8 @@ Pretrains a Llama-2 model. With no options: configs/tiny.yaml on the embedded de
 Options:
   --config FILE         YAML run config (default: configs/tiny.yaml; with --resume: the checkpoint's)
   --preset NAME         start from a preset instead: tiny, llama2-7b, llama2-13b, llama2-70b
-  --data SOURCE         'embedded' or a JSONL file of {"text": …} documents (data.source)
+  --data SOURCE         'embedded', a JSONL file of {"text": …} documents, an indexed dataset prefix from
+                        'deno task data tokenize|prepare', or a blend "0.3 PREFIX_A 0.7 PREFIX_B" (data.source)
   --steps N             optimizer steps (train.steps)
   --seq N               tokens per sequence (train.seq)
   --micro-batch N       sequences per micro-batch (train.micro_batch)
@@ -155,46 +157,97 @@ async function loadDocuments(source: string): Promise<CorpusDocument[]> {
   return await readCorpusJsonl(source);
 }
 
+/** Training and validation samples of a config, before they become batches. */
+interface SampleSources {
+  train: BlendedSamples;
+  valid?: BlendedSamples;
+  state: Record<string, unknown>;
+}
+
+// Indexed data (a prefix or a blend 'W1 P1 W2 P2 …'): Megatron split "(1-f),f,0" of each dataset's documents,
+// validation from the second part.
+async function indexedSamples(cfg: RunConfig): Promise<SampleSources> {
+  const t = cfg.train, rows = t.micro_batch * t.grad_accum;
+  const common = { seq: t.seq, seed: t.seed, split: splitFromValidFraction(cfg.data.valid_fraction) };
+  const train = await BlendedSamples.open(cfg.data.source, {
+    ...common,
+    numSamples: t.steps * rows * cfg.parallel.dp,
+    part: "train",
+  });
+  const valid = cfg.data.valid_fraction > 0
+    ? await BlendedSamples.open(cfg.data.source, { ...common, numSamples: 1, part: "valid" })
+    : undefined;
+  return { train, valid, state: { source: cfg.data.source, seed: t.seed, seq: t.seq, split: common.split } };
+}
+
+// Documents tokenized here (the embedded corpus or a JSONL file): a seeded document split, training documents
+// first and validation last, so each split is a contiguous range of the same sample index as indexed data.
+async function tokenizedSamples(cfg: RunConfig, log: (s: string) => void): Promise<SampleSources> {
+  const t0 = performance.now();
+  const docs = await loadDocuments(cfg.data.source);
+  const corpus = tokenizeCorpus(docs, Tokenizer.llama2(), cfg.data.valid_fraction, cfg.train.seed);
+  log(
+    `data: ${cfg.data.source}: ${docs.length} documents, ${corpus.tokens} tokens ` +
+      `(${corpus.train.length} train / ${corpus.valid.length} validation documents), tokenized in ` +
+      `${((performance.now() - t0) / 1000).toFixed(1)}s`,
+  );
+  const ordered = [...corpus.train, ...corpus.valid].map((i) => corpus.docs[i]);
+  const store = new InMemoryDocuments(ordered);
+  const nTrain = corpus.train.length, t = cfg.train;
+  const part = (first: number, end: number, seed: number) =>
+    BlendedSamples.of([{
+      name: cfg.data.source,
+      weight: 1,
+      samples: new SplitSamples(store, { seq: t.seq, seed, first, end, name: cfg.data.source }),
+    }]);
+  return {
+    train: part(0, nTrain, t.seed),
+    valid: corpus.valid.length ? part(nTrain, ordered.length, t.seed + 1) : undefined,
+    state: { source: cfg.data.source, seed: t.seed, seq: t.seq, valid_fraction: cfg.data.valid_fraction },
+  };
+}
+
 /** Builds the training/validation batch source of a config. */
 export async function pretrainData(cfg: RunConfig, log: (s: string) => void): Promise<BatchSource> {
   const t0 = performance.now();
-  const docs = await loadDocuments(cfg.data.source);
-  const tokenizer = Tokenizer.llama2();
-  if (tokenizer.vocabSize > cfg.model.vocab_size) {
-    throw new Error(
-      `the tokenizer has ${tokenizer.vocabSize} tokens but model.vocab_size is ${cfg.model.vocab_size}`,
+  const indexed = isIndexedSpec(cfg.data.source);
+  const { train, valid, state } = indexed ? await indexedSamples(cfg) : await tokenizedSamples(cfg, log);
+  if (indexed) {
+    const describe = (s: BlendedSamples) =>
+      s.parts.map((p) =>
+        `${p.name}${s.parts.length > 1 ? ` (weight ${p.weight.toFixed(3)})` : ""}: documents ` +
+        `[${p.samples.first}, ${p.samples.end}), ${p.samples.tokensPerEpoch} tokens`
+      ).join("; ");
+    log(
+      `data: train ${describe(train)}${valid ? `; validation ${describe(valid)}` : ""}; indices ready in ` +
+        `${((performance.now() - t0) / 1000).toFixed(1)}s`,
     );
   }
-  const corpus = tokenizeCorpus(docs, tokenizer, cfg.data.valid_fraction, cfg.train.seed);
-  const secs = (performance.now() - t0) / 1000;
-  log(
-    `data: ${cfg.data.source}: ${docs.length} documents, ${corpus.tokens} tokens ` +
-      `(${corpus.train.length} train / ${corpus.valid.length} validation documents), tokenized in ${
-        secs.toFixed(1)
-      }s`,
-  );
-  const store = new InMemoryDocuments(corpus.docs);
-  const t = cfg.train;
-  const rows = t.micro_batch * t.grad_accum;
-  const train = new GptSamples(store, {
-    seq: t.seq,
-    seed: t.seed,
-    numSamples: t.steps * rows,
-    docIds: corpus.train,
-  });
-  const valid = corpus.valid.length
-    ? new GptSamples(store, { seq: t.seq, seed: t.seed + 1, numSamples: 1, docIds: corpus.valid })
-    : undefined;
+  const batch = (samples: BlendedSamples, first: number, n: number) => {
+    const b = samples.batch(first, n);
+    for (const ids of [b.tokens, b.targets]) {
+      for (const id of ids) {
+        if (id >= cfg.model.vocab_size) {
+          throw new Error(
+            `${cfg.data.source}: token id ${id} (samples ${first}..${first + n - 1}) is outside ` +
+              `model.vocab_size ${cfg.model.vocab_size}: set model.vocab_size to the tokenizer's size ` +
+              `(Llama-2 with Meditron's bracket tokens: 32012)`,
+          );
+        }
+      }
+    }
+    return b;
+  };
   return {
-    train: (consumed, n) => batchOf(train, consumed, n),
+    train: (consumed, n) => batch(train, consumed, n),
     valid: (n, count) =>
       valid
         ? Array.from(
-          { length: Math.min(count, Math.floor(valid.numSamples / n)) || 1 },
-          (_, i) => batchOf(valid, i * n, n),
+          { length: Math.min(count, Math.floor(valid.samplesPerEpoch / n)) || 1 },
+          (_, i) => batch(valid, i * n, n),
         )
         : [],
-    state: { source: cfg.data.source, seed: t.seed, seq: t.seq, train_epochs: train.epochs },
+    state,
   };
 }
 

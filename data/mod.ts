@@ -1,6 +1,7 @@
 /**
- * Data pipeline: the Llama-2 tokenizer, corpus documents, GPT sample indices and the embedded demo corpus.
- * Imports nothing else of the toolkit.
+ * Data pipeline: the Llama-2 tokenizer, corpus documents, GAP-Replay cleaning, Megatron indexed datasets,
+ * sample indices and blends, the tokenize job and `data prepare`, and the embedded demo corpus. Imports
+ * nothing else of the toolkit.
  *
  * @example
  * ```ts
@@ -13,4 +14,9 @@
 export * from "./tokenizer.ts";
 export * from "./corpus.ts";
 export * from "./gpt_dataset.ts";
+export * from "./indexed_dataset.ts";
+export * from "./blend.ts";
+export * from "./tokenize_job.ts";
+export * from "./prepare.ts";
+export * as clean from "./clean/mod.ts";
 export * as embedded from "./embedded/mod.ts";

@@ -32,7 +32,8 @@ Deno.test("unknown flags and config errors are one line, no stack trace", async 
   const r2 = await run(["--set", "model.n_kv_heads=3"]);
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /error: command line: model.n_kv_heads \(3\) must divide model.n_heads \(4\)/);
-  const r3 = await run(["--data", "/nonexistent.jsonl", "--steps", "30"]);
+  using dir = tempDir();
+  const r3 = await run(["--data", "/nonexistent.jsonl", "--steps", "30", "--out", dir.path]);
   assert.match(r3.stderr, /error: \/nonexistent.jsonl: cannot read corpus/);
 });
 

@@ -14,3 +14,5 @@ export * from "./config.ts";
 export * from "./checkpoint.ts";
 export * from "./safetensors.ts";
 export * from "./trainer.ts";
+export * from "./lm.ts";
+export * from "./sampling.ts";

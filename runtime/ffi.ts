@@ -61,6 +61,16 @@ export const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  mt_kv_create: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
+  mt_kv_free: { parameters: ["pointer"], result: "i32" },
+  mt_kv_reset: { parameters: ["pointer", "i32"], result: "i32" },
+  mt_kv_copy: { parameters: ["pointer", "i32", "i32", "i32"], result: "i32" },
+  mt_kv_length: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  mt_model_decode: {
+    parameters: ["pointer", "pointer", "buffer", "buffer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   mt_op_attention_forward: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32"],
     result: "i32",

@@ -30,5 +30,6 @@ export {
   type StepResult,
   type TrainBatch,
 } from "./model.ts";
+export { KvCache } from "./kv.ts";
 export { attentionBackward, attentionForward, type AttentionShape } from "./ops.ts";
 export { buildNative, MissingDependencyError } from "./build.ts";

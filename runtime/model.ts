@@ -162,6 +162,11 @@ export class NativeModel implements Disposable {
     return this.#handle;
   }
 
+  /** The native handle (for other runtime/ wrappers such as the KV cache). */
+  get handle(): Deno.PointerValue {
+    return this.#h;
+  }
+
   #listParams(): ParamMeta[] {
     const lib = loaded();
     const count = new Int32Array(1);

@@ -229,6 +229,28 @@ int mt_model_eval_loss(mt_model* model, const int32_t* tokens, const int32_t* ta
 int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t batch, int32_t seq,
                     float* out, size_t out_n);
 
+/* ---- KV cache and decoding (one rank: tp = pp = 1) ------------------------------------------------------- */
+typedef struct mt_kv mt_kv;
+/** A cache for up to `max_seqs` sequences of up to `max_len` tokens (≤ the model's max_seq) of `model`. */
+int mt_kv_create(mt_model* model, int32_t max_seqs, int32_t max_len, mt_kv** out);
+/** Frees a cache; null is a no-op. */
+int mt_kv_free(mt_kv* kv);
+/** Empties sequence slot `seq` (its slot can then take a new sequence: continuous batching). */
+int mt_kv_reset(mt_kv* kv, int32_t seq);
+/** Copies the first `length` cached tokens of `src` into `dst` (sharing a prompt's prefill). */
+int mt_kv_copy(mt_kv* kv, int32_t src, int32_t dst, int32_t length);
+/** Tokens cached for `seq`. */
+int mt_kv_length(mt_kv* kv, int32_t seq, int32_t* out);
+/**
+ * Appends n rows (seq_ids[i], tokens[i]) — rows of one sequence consecutive and in order, each at its
+ * sequence's next position — running them through the model with attention over the cache: a prefill is
+ * many rows of one sequence, a batched decode step one row per sequence, of any lengths. Logits of the rows
+ * with want_logits[i] != 0 (every row when want_logits is null) are written compactly in row order to
+ * `logits` (logits_n = rows wanted × vocab_size). Slow: call nonblocking.
+ */
+int mt_model_decode(mt_model* model, mt_kv* kv, const int32_t* seq_ids, const int32_t* tokens,
+                    const uint8_t* want_logits, size_t n, float* logits, size_t logits_n);
+
 /* ---- op-level API (single layers on host buffers; for tests and notebooks) ------------------------------- */
 /**
  * Causal GQA attention, flash-style (tiled, online softmax; never a T×T matrix).

@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -26,6 +27,8 @@ struct mt_model : mt::Model {
   using Model::Model;
   std::string error;  // last failure of a call on this handle (see mt_model_error)
 };
+
+struct mt_kv : mt::KvCache {};
 
 namespace {
 thread_local std::string t_error;
@@ -378,6 +381,103 @@ int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t ba
              m.cfg.vocab_size, n * (size_t)m.cfg.vocab_size);
     m.forward_hidden(tokens, batch, seq);
     mt::lm_head_logits(out, m.slots[0].h_f.data(), m.P(m.head_idx), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
+  });
+}
+
+int mt_kv_create(mt_model* model, int32_t max_seqs, int32_t max_len, mt_kv** out) {
+  return guard_model(model, [&] {
+    MT_CHECK_PTR(out);
+    *out = nullptr;
+    mt::Model& m = model_ref(model);
+    MT_CHECK(m.topo.tp == 1 && m.topo.pp == 1, "a KV cache needs the whole model on one rank");
+    MT_CHECK(max_seqs > 0 && max_len > 0, "max_seqs (%d) and max_len (%d) must be positive", max_seqs, max_len);
+    MT_CHECK(max_len <= m.cfg.max_seq, "max_len %d exceeds the model's max_seq %d", max_len, m.cfg.max_seq);
+    auto* kv = new mt_kv();
+    kv->model = &m;
+    kv->max_seqs = max_seqs, kv->max_len = max_len;
+    kv->len.assign(max_seqs, 0);
+    const size_t n = (size_t)max_seqs * max_len * m.KVHl * m.hd;
+    kv->k.assign(m.n_layers, std::vector<float>(n));
+    kv->v.assign(m.n_layers, std::vector<float>(n));
+    std::lock_guard<std::mutex> lock(g_handles_mu);
+    g_handles.insert(kv);
+    *out = kv;
+  });
+}
+
+static mt::KvCache& kv_ref(mt_kv* kv) {
+  std::lock_guard<std::mutex> lock(g_handles_mu);
+  if (kv == nullptr) throw mt::Error(MT_ERR_INVALID_HANDLE, "KV cache handle is null");
+  if (!g_handles.count(kv)) throw mt::Error(MT_ERR_INVALID_HANDLE, "KV cache handle is not live (freed or foreign)");
+  return *kv;
+}
+
+static int check_seq(const mt::KvCache& kv, int32_t seq) {
+  MT_CHECK(seq >= 0 && seq < kv.max_seqs, "sequence %d is outside [0, %d)", seq, kv.max_seqs);
+  return seq;
+}
+
+int mt_kv_free(mt_kv* kv) {
+  return guard([&] {
+    if (kv == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(g_handles_mu);
+      if (!g_handles.erase(kv)) throw mt::Error(MT_ERR_INVALID_HANDLE, "KV cache handle is not live (freed or foreign)");
+    }
+    delete kv;
+  });
+}
+
+int mt_kv_reset(mt_kv* kv, int32_t seq) {
+  return guard([&] {
+    mt::KvCache& c = kv_ref(kv);
+    c.len[check_seq(c, seq)] = 0;
+  });
+}
+
+int mt_kv_copy(mt_kv* kv, int32_t src, int32_t dst, int32_t length) {
+  return guard([&] {
+    mt::KvCache& c = kv_ref(kv);
+    check_seq(c, src), check_seq(c, dst);
+    MT_CHECK(length >= 0 && length <= c.len[src], "copy of %d tokens, sequence %d holds %d", length, src, c.len[src]);
+    const size_t row = (size_t)c.model->KVHl * c.model->hd;
+    for (size_t l = 0; l < c.k.size(); l++) {
+      std::copy_n(c.k[l].data() + (size_t)src * c.max_len * row, length * row, c.k[l].data() + (size_t)dst * c.max_len * row);
+      std::copy_n(c.v[l].data() + (size_t)src * c.max_len * row, length * row, c.v[l].data() + (size_t)dst * c.max_len * row);
+    }
+    c.len[dst] = length;
+  });
+}
+
+int mt_kv_length(mt_kv* kv, int32_t seq, int32_t* out) {
+  return guard([&] {
+    MT_CHECK_PTR(out);
+    mt::KvCache& c = kv_ref(kv);
+    *out = c.len[check_seq(c, seq)];
+  });
+}
+
+int mt_model_decode(mt_model* model, mt_kv* kv, const int32_t* seq_ids, const int32_t* tokens,
+                    const uint8_t* want_logits, size_t n, float* logits, size_t logits_n) {
+  return guard_model(model, [&] {
+    mt::Model& m = model_ref(model);
+    mt::KvCache& c = kv_ref(kv);
+    MT_CHECK(c.model == &m, "the KV cache belongs to another model");
+    MT_CHECK(seq_ids != nullptr && tokens != nullptr, "seq_ids and tokens must not be null");
+    MT_CHECK(n > 0 && n <= (size_t)INT32_MAX, "row count %zu is invalid", n);
+    size_t wanted = 0;
+    for (size_t i = 0; i < n; i++) {
+      MT_CHECK(tokens[i] >= 0 && tokens[i] < m.cfg.vocab_size, "tokens[%zu] = %d is outside the vocabulary [0, %d)",
+               i, tokens[i], m.cfg.vocab_size);
+      if (i > 0 && seq_ids[i] != seq_ids[i - 1])
+        for (size_t j = 0; j + 1 < i; j++)
+          MT_CHECK(seq_ids[j] != seq_ids[i], "rows of sequence %d are not consecutive (rows %zu and %zu)", seq_ids[i], j, i);
+      wanted += want_logits == nullptr || want_logits[i] != 0;
+    }
+    MT_CHECK(logits_n == wanted * (size_t)m.cfg.vocab_size, "logits buffer holds %zu floats, need %zu x %d",
+             logits_n, wanted, m.cfg.vocab_size);
+    MT_CHECK(wanted == 0 || logits != nullptr, "logits must not be null");
+    m.decode(c, seq_ids, tokens, want_logits, (int)n, logits);
   });
 }
 

@@ -87,31 +87,36 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
 }
 
 // ---- RoPE --------------------------------------------------------------------------------------------------------------
-static void rope_rotate(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride, float sign) {
+// Row r (of B·T rows, `stride` floats apart) sits at position pos[r] when given, else r mod T.
+static void rope_rotate(float* x, const float* cos_sin, int rows, int T, int nh, int hd, size_t stride, float sign,
+                        const int32_t* pos) {
   const int half = hd / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < T; t++) {
-      const float* cs = cos_sin + (size_t)t * half * 2;
-      for (int h = 0; h < nh; h++) {
-        float* v = x + ((size_t)b * T + t) * stride + (size_t)h * hd;
-        for (int i = 0; i < half; i++) {
-          float c = cs[2 * i], s = sign * cs[2 * i + 1];
-          float a = v[i], e = v[i + half];
-          v[i] = a * c - e * s;
-          v[i + half] = e * c + a * s;
-        }
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; r++) {
+    const float* cs = cos_sin + (size_t)(pos ? pos[r] : r % T) * half * 2;
+    for (int h = 0; h < nh; h++) {
+      float* v = x + (size_t)r * stride + (size_t)h * hd;
+      for (int i = 0; i < half; i++) {
+        float c = cs[2 * i], s = sign * cs[2 * i + 1];
+        float a = v[i], e = v[i + half];
+        v[i] = a * c - e * s;
+        v[i + half] = e * c + a * s;
       }
     }
+  }
 }
 
 void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride) {
-  rope_rotate(x, cos_sin, B, T, nh, hd, stride, 1.0f);
+  rope_rotate(x, cos_sin, B * T, T, nh, hd, stride, 1.0f, nullptr);
 }
 
 // The rotation is orthogonal: its transpose is the rotation by −angle.
 void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride) {
-  rope_rotate(dx, cos_sin, B, T, nh, hd, stride, -1.0f);
+  rope_rotate(dx, cos_sin, B * T, T, nh, hd, stride, -1.0f, nullptr);
+}
+
+void rope_forward_at(float* x, const float* cos_sin, const int32_t* pos, int rows, int nh, int hd, size_t stride) {
+  rope_rotate(x, cos_sin, rows, 1, nh, hd, stride, 1.0f, pos);
 }
 
 // ---- attention ----------------------------------------------------------------------------------------------------------
@@ -268,6 +273,41 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
               gemm_tn(jk, hd, iq, 1.0f, dS.data(), TK, Qt, qs, 1.0f, dkb + (size_t)j0 * ks, ks);  // dK += dSᵀ·Q
             }
           }
+        }
+      }
+  }
+}
+
+void attention_cached(float* out, const float* q, size_t qs, const float* kc, const float* vc, const int32_t* seq,
+                      const int32_t* pos, int rows, int H, int KVH, int hd, int max_len) {
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int group = H / KVH;
+  const size_t kvs = (size_t)KVH * hd;
+#pragma omp parallel
+  {
+    std::vector<float> p;
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int r = 0; r < rows; r++)
+      for (int h = 0; h < H; h++) {
+        const int g = h / group, n = pos[r] + 1;
+        const float* qr = q + (size_t)r * qs + (size_t)h * hd;
+        const float* kb = kc + (size_t)seq[r] * max_len * kvs + (size_t)g * hd;
+        const float* vb = vc + (size_t)seq[r] * max_len * kvs + (size_t)g * hd;
+        p.resize(n);
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < n; j++) {
+          p[j] = scale * dot(qr, kb + (size_t)j * kvs, hd);
+          mx = std::max(mx, p[j]);
+        }
+        float sum = 0;
+        for (int j = 0; j < n; j++) sum += (p[j] = fast_exp(p[j] - mx));
+        float* o = out + (size_t)r * H * hd + (size_t)h * hd;
+        std::fill_n(o, hd, 0.0f);
+        for (int j = 0; j < n; j++) {
+          const float w = p[j] / sum;
+          const float* vj = vb + (size_t)j * kvs;
+#pragma omp simd
+          for (int e = 0; e < hd; e++) o[e] += w * vj[e];
         }
       }
   }

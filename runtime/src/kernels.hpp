@@ -38,6 +38,8 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
 void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride);
 // the transpose rotation: dx[i] = dx'[i]·c + dx'[i+hd/2]·s,  dx[i+hd/2] = dx'[i+hd/2]·c − dx'[i]·s
 void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride);
+// RoPE of `rows` rows at explicit positions pos[r] (decoding with a KV cache).
+void rope_forward_at(float* x, const float* cos_sin, const int32_t* pos, int rows, int nh, int hd, size_t stride);
 
 // ---- causal GQA attention, flash-style: tiles of queries × keys, online softmax, no T×T matrix -------------
 // q [B,T,H,hd], k/v [B,T,KVH,hd], out [B,T,H,hd]; query head h reads kv head h / (H/KVH).
@@ -52,6 +54,13 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, int B, int T, int H, int KVH, int hd,
                         size_t qs, size_t ks, size_t os);
+
+// ---- attention against a KV cache (decoding): row r of q (`qs` apart) is sequence seq[r] at position pos[r]
+// and attends to that sequence's cached keys/values 0..pos[r] (which already hold this row's own k, v).
+// kc, vc: [max_seqs, max_len, KVH, hd]; out: [rows, H, hd].
+//   out[r, h] = Σ_{j ≤ pos[r]} softmax_j(q[r, h]·k[seq, j, g] / √hd) v[seq, j, g],  g = h / (H/KVH)
+void attention_cached(float* out, const float* q, size_t qs, const float* kc, const float* vc, const int32_t* seq,
+                      const int32_t* pos, int rows, int H, int KVH, int hd, int max_len);
 
 // ---- SwiGLU on the fused gate|up projection gu[N, 2F] (row n: g = gu[n, :F], u = gu[n, F:]) ------------------
 // out[N, F] = silu(g) ∘ u,  silu(g) = g·σ(g)

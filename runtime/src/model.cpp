@@ -444,4 +444,58 @@ void Model::optimizer_step(float* grad_norm, float* lr) {
   if (zero) dp_comm->all_gather(p.data() + chunk0, p.data(), chunk);
 }
 
+void Model::decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows,
+                   float* logits) {
+  MT_CHECK(topo.tp == 1 && topo.pp == 1, "decoding needs the whole model on one rank (tp %d, pp %d)", topo.tp,
+           topo.pp);
+  const int d = cfg.dim, F = Fl, qd = Hl * hd, kvd = KVHl * hd, qkvd = qd + 2 * kvd;
+  const size_t Nd = (size_t)rows * d;
+  // Positions: each row takes the next position of its sequence.
+  std::vector<int32_t> pos(rows);
+  std::vector<int> next(kv.len);
+  for (int r = 0; r < rows; r++) {
+    MT_CHECK(seq[r] >= 0 && seq[r] < kv.max_seqs, "row %d: sequence %d is outside [0, %d)", r, seq[r], kv.max_seqs);
+    MT_CHECK(next[seq[r]] < kv.max_len, "row %d: sequence %d is full (%d tokens)", r, seq[r], kv.max_len);
+    MT_CHECK(next[seq[r]] < cfg.max_seq, "row %d: position %d exceeds the model's max_seq %d", r, next[seq[r]],
+             cfg.max_seq);
+    pos[r] = next[seq[r]]++;
+  }
+  std::vector<float> x(Nd), h(Nd), tmp(Nd), qkv((size_t)rows * qkvd), att((size_t)rows * qd),
+      gu((size_t)rows * 2 * F), sw((size_t)rows * F), rstd(rows);
+  embedding_forward(x.data(), tokens, P(embed_idx), rows, d, v0, Vl);
+  const size_t kvs = (size_t)KVHl * hd;
+  for (int l = 0; l < n_layers; l++) {
+    auto W = [&](int slot) { return P(layer_idx0 + l * SLOTS + slot); };
+    rmsnorm_forward(h.data(), rstd.data(), x.data(), W(LN1), rows, d, cfg.norm_eps);
+    matmul_forward(qkv.data(), h.data(), W(Q), rows, d, qkvd);
+    rope_forward_at(qkv.data(), rope.data(), pos.data(), rows, Hl, hd, qkvd);
+    rope_forward_at(qkv.data() + qd, rope.data(), pos.data(), rows, KVHl, hd, qkvd);
+    for (int r = 0; r < rows; r++) {  // store this row's k, v at its position
+      const size_t at = ((size_t)seq[r] * kv.max_len + pos[r]) * kvs;
+      std::copy_n(qkv.data() + (size_t)r * qkvd + qd, kvd, kv.k[l].data() + at);
+      std::copy_n(qkv.data() + (size_t)r * qkvd + qd + kvd, kvd, kv.v[l].data() + at);
+    }
+    attention_cached(att.data(), qkv.data(), qkvd, kv.k[l].data(), kv.v[l].data(), seq, pos.data(), rows, Hl, KVHl,
+                     hd, kv.max_len);
+    matmul_forward(tmp.data(), att.data(), W(O), rows, qd, d);
+    residual_forward(x.data(), tmp.data(), Nd);
+    rmsnorm_forward(h.data(), rstd.data(), x.data(), W(LN2), rows, d, cfg.norm_eps);
+    matmul_forward(gu.data(), h.data(), W(GATE), rows, d, 2 * F);
+    swiglu_forward(sw.data(), gu.data(), rows, F);
+    matmul_forward(tmp.data(), sw.data(), W(DOWN), rows, F, d);
+    residual_forward(x.data(), tmp.data(), Nd);
+  }
+  for (int r = 0; r < rows; r++) kv.len[seq[r]] = std::max(kv.len[seq[r]], pos[r] + 1);
+  // Final norm and head for the rows whose logits are wanted, gathered contiguously.
+  int n_out = 0;
+  for (int r = 0; r < rows; r++) {
+    if (want && !want[r]) continue;
+    std::copy_n(x.data() + (size_t)r * d, d, tmp.data() + (size_t)n_out * d);
+    n_out++;
+  }
+  if (n_out == 0) return;
+  rmsnorm_forward(h.data(), rstd.data(), tmp.data(), P(norm_idx), n_out, d, cfg.norm_eps);
+  lm_head_logits(logits, h.data(), P(head_idx), n_out, d, cfg.vocab_size, Vl);
+}
+
 }  // namespace mt

@@ -48,6 +48,17 @@ struct Activations {
   std::unique_ptr<SendHandle> fwd_send, bwd_send;
 };
 
+struct Model;
+
+// Keys (after RoPE) and values of up to `max_seqs` sequences of up to `max_len` tokens, per layer
+// [max_seqs, max_len, KVH·hd], for decoding; len[s] tokens of sequence s are filled.
+struct KvCache {
+  const Model* model = nullptr;
+  int max_seqs = 0, max_len = 0;
+  std::vector<int> len;
+  std::vector<std::vector<float>> k, v;
+};
+
 struct Model {
   uint64_t magic = 0x4d4544495452ull;  // "MEDITR"
   mt_model_config cfg{};
@@ -92,6 +103,10 @@ struct Model {
                  double* count);
   // Final hidden states of [B, T] tokens (single stage only): leaves them in slots[0].h_f.
   void forward_hidden(const int32_t* tokens, int B, int T);
+  // Appends rows (seq[i], tokens[i]) to the cache — rows of one sequence consecutive and in order, each at
+  // the next position of its sequence — and writes the logits of the rows with want[i] != 0 (all when
+  // want is null), compactly in row order, to `logits` (true vocabulary). Single rank only.
+  void decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows, float* logits);
   // Synchronise gradients over DP, clip by the global norm, AdamW; returns {grad_norm, lr}.
   void optimizer_step(float* grad_norm, float* lr);
 

@@ -27,6 +27,10 @@ const BENCHES: Record<
     about: "tokenize MB/s with 1 and 2 workers, and data prepare end to end",
     load: () => import("./prepare.ts"),
   },
+  decode: {
+    about: "KV-cache decode tokens/s (batch 1, 16) and loglik questions/s vs PyTorch CPU",
+    load: () => import("./decode.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -104,6 +104,7 @@ export class NativeLanguageModel implements LanguageModel, Disposable {
       const group = continuations.slice(first, first + this.#slots - 1);
       const seq: number[] = [], tok: number[] = [], want: boolean[] = [];
       group.forEach((c, g) => {
+        if (c.length < 2) return; // one-token continuations are scored from the context's last logits alone
         kv.copy(0, g + 1, context.length);
         c.forEach((t, j) => {
           seq.push(g + 1);

@@ -75,7 +75,15 @@ void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, c
 }
 
 // ---- linear ---------------------------------------------------------------------------------------------------------
+// A few rows (decoding) go through sgemv: sgemm would pack the whole weight matrix for each call.
+constexpr int GEMV_ROWS = 4;
+
 void matmul_forward(float* y, const float* x, const float* w, int N, int in, int out) {
+  if (N <= GEMV_ROWS) {
+    for (int n = 0; n < N; n++)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x + (size_t)n * in, 1, 0.0f, y + (size_t)n * out, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
 }
 
@@ -405,6 +413,10 @@ double lm_head_cross_entropy(Comm& tp, float* dh, float* dw, const float* h, con
 }
 
 void lm_head_logits(float* out, const float* h, const float* w, int N, int d, int V, int Vp) {
+  if (N <= GEMV_ROWS) {  // padding rows of the head are skipped: only the V true rows are multiplied
+    matmul_forward(out, h, w, N, d, V);
+    return;
+  }
   std::vector<float> chunk((size_t)std::min(N, CE_CHUNK) * Vp);
   for (int n0 = 0; n0 < N; n0 += CE_CHUNK) {
     const int R = std::min(CE_CHUNK, N - n0);

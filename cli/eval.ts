@@ -1,0 +1,243 @@
+/**
+ * `deno task eval <benchmark|all>`: evaluates a trained model on MedQA, MedMCQA, PubMedQA, MMLU-medical or the
+ * generated demo set with Meditron's protocol; writes `{bench}.json`, a markdown table and the generations
+ * JSONL under the run directory's `eval/`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { basename, dirname, join } from "node:path";
+import { Tokenizer } from "../data/tokenizer.ts";
+import { loadCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
+import { modelDims, optimSettings } from "../models/config.ts";
+import { NativeLanguageModel } from "../models/lm.ts";
+import { NativeModel } from "../runtime/model.ts";
+import {
+  type Benchmark,
+  BENCHMARK_NAMES,
+  type BenchmarkName,
+  EVAL_MODES,
+  type EvalMode,
+  type EvalOptions,
+  type EvalResult,
+  evaluate,
+  FEWSHOT_SEEDS,
+  isBenchmarkName,
+  loadBenchmark,
+  markdownTable,
+  writeResult,
+} from "../eval/mod.ts";
+import { Progress } from "./progress.ts";
+import { runMain, UsageError } from "./common.ts";
+
+const HELP = `Usage: deno task eval <${[...BENCHMARK_NAMES, "all"].join("|")}> [options]
+
+Evaluates a trained model with Meditron's protocol and writes <run>/eval/{bench}.json, {bench}.md and
+{bench}.generations.jsonl. Without --data the DEMO SET (questions generated from the embedded knowledge base) is
+used instead of the named benchmark, and the output says so.
+
+Benchmarks (--data: the files as published):
+  medqa     jind11 .jsonl (test.jsonl, 4_options/phrases_no_exclude_test.jsonl) or its directory, or the
+            HF GBaker/MedQA-USMLE-4-options-hf shape; demonstrations from the matching train file
+  medmcqa   dev.json (JSON Lines) or its directory; raw 1-based or HF 0-based 'cop' detected
+  pubmedqa  directory with ori_pqal.json and test_ground_truth.json (or test_set.json)
+  mmlu      MMLU data directory ({subject}_test.csv / {subject}_dev.csv, flat or test/ dev/), 9 medical subjects
+  demo      generated from the embedded knowledge base (no --data)
+  all       every benchmark: --data DIR holds medqa/, medmcqa/, pubmedqa/, mmlu/ (missing ones are skipped and
+            named); one table at the end
+
+Options:
+  --data PATH           benchmark file or directory (see above)
+  --model RUN_DIR       run directory, checkpoints/ or iter_* directory (default: runs/tiny)
+  --shots K             demonstrations per prompt (default 0)
+  --seeds A,B,C         few-shot seeds, reported as mean ± std (default ${FEWSHOT_SEEDS.join(",")})
+  --mode MODE           ${EVAL_MODES.join(" | ")} (default loglik: score each option letter / yes-no-maybe)
+  --samples N           sc-cot samples per question (default 5)
+  --temperature X       sc-cot sampling temperature (default 0.8)
+  --max-tokens N        generated tokens per answer (default greedy 8, 16 with shots; cot 1024)
+  --chat                wrap prompts in <|im_start|>question … <|im_start|>answer (finetuned models)
+  --format F            meditron (default) | harness (lm-evaluation-harness prompts: "Question: …\\nA. …\\nAnswer:")
+  --limit N             only the first N test questions
+  --out DIR             output directory (default: <run>/eval)
+  --no-verify           skip sha256 verification of checkpoint shards
+  --debug               show stack traces on errors
+  -h, --help            this help
+
+Examples:
+  deno task eval demo
+  deno task eval medqa --data data/medqa/4_options/phrases_no_exclude_test.jsonl --model runs/tiny
+  deno task eval medmcqa --data data/medmcqa --shots 3 --seeds 1234,432,32
+  deno task eval pubmedqa --data data/pubmedqa --mode greedy
+  deno task eval medqa --data data/medqa --mode sc-cot --samples 5 --temperature 0.8 --chat
+  deno task eval all --data data/benchmarks --limit 200
+`;
+
+function parse(args: string[]) {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      data: { type: "string" },
+      model: { type: "string", default: "runs/tiny" },
+      shots: { type: "string", default: "0" },
+      seeds: { type: "string" },
+      mode: { type: "string", default: "loglik" },
+      samples: { type: "string" },
+      temperature: { type: "string" },
+      "max-tokens": { type: "string" },
+      chat: { type: "boolean" },
+      format: { type: "string", default: "meditron" },
+      limit: { type: "string" },
+      out: { type: "string" },
+      "no-verify": { type: "boolean" },
+      debug: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  return { values, positionals };
+}
+
+function int(flag: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(`--${flag} must be a whole number ≥ ${min}, got '${v}'`);
+  }
+  return n;
+}
+
+function num(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${flag} must be a number ≥ 0, got '${v}'`);
+  return n;
+}
+
+/** Reads the CLI options into {@linkcode EvalOptions}. */
+function evalOptions(values: ReturnType<typeof parse>["values"]): EvalOptions {
+  const mode = values.mode as EvalMode;
+  if (!EVAL_MODES.includes(mode)) {
+    throw new UsageError(`unknown --mode '${values.mode}' (${EVAL_MODES.join(", ")})`);
+  }
+  if (values.format !== "meditron" && values.format !== "harness") {
+    throw new UsageError(`unknown --format '${values.format}' (meditron, harness)`);
+  }
+  const seeds = values.seeds?.split(",").map((s) => int("seeds", s.trim(), 0)!);
+  return {
+    mode,
+    shots: int("shots", values.shots, 0),
+    seeds,
+    chat: values.chat ?? false,
+    format: values.format,
+    limit: int("limit", values.limit, 1),
+    samples: int("samples", values.samples, 1),
+    temperature: num("temperature", values.temperature),
+    maxTokens: int("max-tokens", values["max-tokens"], 1),
+  };
+}
+
+/** The run directory of a --model path (a run dir, its checkpoints/, or an iter_* dir). */
+function runDirOf(modelPath: string, checkpointDir: string): string {
+  const parent = dirname(checkpointDir);
+  return basename(parent) === "checkpoints" ? dirname(parent) : modelPath;
+}
+
+/** The benchmarks to run and their data paths; `all` without --data is the demo set only. */
+async function plan(target: string, data: string | undefined, say: (s: string) => void) {
+  const loud = (s: string) => say(`\n${"!".repeat(100)}\n!! ${s}\n${"!".repeat(100)}`);
+  if (target !== "all") {
+    const name = target as BenchmarkName;
+    if (name !== "demo" && data === undefined) {
+      loud(
+        `NO --data GIVEN: evaluating the DEMO SET (generated from the embedded knowledge base), NOT ${name}`,
+      );
+      return [{ name: "demo" as BenchmarkName, data: undefined }];
+    }
+    return [{ name, data }];
+  }
+  if (data === undefined) {
+    loud("NO --data GIVEN: 'all' evaluates only the DEMO SET (generated from the embedded knowledge base)");
+    return [{ name: "demo" as BenchmarkName, data: undefined }];
+  }
+  const out: { name: BenchmarkName; data: string | undefined }[] = [];
+  for (const name of BENCHMARK_NAMES) {
+    if (name === "demo") {
+      out.push({ name, data: undefined });
+      continue;
+    }
+    const dir = join(data, name);
+    const found = await Deno.stat(dir).then(() => true, () => false);
+    if (found) out.push({ name, data: dir });
+    else loud(`SKIPPING ${name}: no ${dir}`);
+  }
+  return out;
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args);
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (positionals.length !== 1) throw new UsageError("name one benchmark (or 'all')");
+  const target = positionals[0];
+  if (target !== "all" && !isBenchmarkName(target)) {
+    throw new UsageError(`unknown benchmark '${target}'; known: ${[...BENCHMARK_NAMES, "all"].join(", ")}`);
+  }
+  const options = evalOptions(values);
+  const log = new Progress();
+  const todo = await plan(target, values.data, (s) => log.line(s));
+  const benches: Benchmark[] = [];
+  for (const t of todo) benches.push(await loadBenchmark(t.name, t.data));
+
+  const ckpt = await resolveCheckpoint(values.model);
+  const meta = await readCheckpointMeta(ckpt);
+  const cfg = meta.config;
+  using native = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: cfg.train.seed,
+    initStd: cfg.model.init_std,
+  });
+  await loadCheckpoint(ckpt, native, { verify: !values["no-verify"] });
+  using lm = new NativeLanguageModel(native);
+  const tokenizer = Tokenizer.llama2({ chatTokens: options.chat });
+  if (options.chat && lm.vocabSize < 32002) {
+    throw new Error(
+      `--chat needs the <|im_start|>/<|im_end|> tokens; this model's vocabulary has ${lm.vocabSize}`,
+    );
+  }
+  const outDir = values.out ?? join(runDirOf(values.model, ckpt), "eval");
+  log.line(`model: ${ckpt} (iteration ${meta.iteration}, context ${native.dims.maxSeq} tokens) -> ${outDir}`);
+
+  const results: EvalResult[] = [];
+  for (const bench of benches) {
+    for (const n of bench.notes) log.line(`${bench.name}: ${n}`);
+    const started = performance.now();
+    const result = await evaluate(bench, lm, tokenizer, {
+      ...options,
+      maxContext: native.dims.maxSeq,
+      onProgress: (done, total) => log.update(`${bench.name}: ${done}/${total} questions`),
+    });
+    log.done();
+    const secs = (performance.now() - started) / 1000;
+    if (result.truncated > 0) {
+      log.line(
+        `${bench.name}: ${result.truncated} prompts were longer than the model's context and lost their start`,
+      );
+    }
+    const paths = await writeResult(outDir, result);
+    log.line(
+      `${bench.name}: ${result.questions} questions in ${secs.toFixed(1)} s; wrote ${paths.join(", ")}`,
+    );
+    results.push(result);
+  }
+  const table = markdownTable(results);
+  if (results.length > 1) await Deno.writeTextFile(join(outDir, "summary.md"), table);
+  console.log(`\n${table}`);
+  if (benches.some((b) => b.name === "demo")) {
+    console.log("DEMO SET: a toolkit check on generated questions, not a medical benchmark.");
+  }
+}
+
+if (import.meta.main) await runMain(main, HELP);

@@ -32,7 +32,7 @@ import { type TextCodec, tokenizeScoring } from "./scoring.ts";
  * const m: EvalMode = "sc-cot";
  * ```
  */
-export type EvalMode = "loglik" | "greedy" | "cot" | "sc-cot";
+export type EvalMode = "loglik" | "cloze" | "greedy" | "cot" | "sc-cot";
 
 /**
  * The evaluation modes, default first.
@@ -43,7 +43,7 @@ export type EvalMode = "loglik" | "greedy" | "cot" | "sc-cot";
  * console.log(EVAL_MODES[0]); // "loglik"
  * ```
  */
-export const EVAL_MODES: readonly EvalMode[] = ["loglik", "greedy", "cot", "sc-cot"];
+export const EVAL_MODES: readonly EvalMode[] = ["loglik", "cloze", "greedy", "cot", "sc-cot"];
 
 /**
  * Options of {@linkcode evaluate}.
@@ -239,12 +239,15 @@ async function answerOne(
   const labels = answerLabels(q);
   let truncated = false;
   const onTruncate = () => truncated = true;
-  if (o.mode === "loglik") {
+  if (o.mode === "loglik" || o.mode === "cloze") {
+    // loglik scores the answer labels (" A", " yes"); cloze scores each option's text (lm-evaluation-harness
+    // "acc"), which needs no familiarity with the answer format: the choice for pretrained-only models.
     const context = scoringContext(prompt, o.chat);
+    const candidates = o.mode === "cloze" && q.kind === "letter" ? q.options : labels;
     const tok = tokenizeScoring(
       codec,
       context,
-      labels.map((l) => continuationText(context, l)),
+      candidates.map((l) => continuationText(context, l)),
       o.maxContext,
     );
     const scores = await model.score(tok.context, tok.continuations);

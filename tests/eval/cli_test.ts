@@ -38,7 +38,7 @@ Deno.test("eval usage errors: unknown benchmark lists the known ones; bad flags 
     /^error: unknown benchmark 'usmle'; known: medqa, medmcqa, pubmedqa, mmlu, demo, all/,
   );
   const m = await run(EVAL, ["demo", "--mode", "beam"]);
-  assert.match(m.stderr, /^error: unknown --mode 'beam' \(loglik, greedy, cot, sc-cot\)/);
+  assert.match(m.stderr, /^error: unknown --mode 'beam' \(loglik, cloze, greedy, cot, sc-cot\)/);
   const s = await run(EVAL, ["demo", "--shots", "1.5"]);
   assert.match(s.stderr, /^error: --shots must be a whole number ≥ 0/);
   const none = await run(EVAL, []);

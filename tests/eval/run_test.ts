@@ -63,6 +63,22 @@ Deno.test("loglik: picks the highest-scoring option letter; scores equal brute-f
   }
 });
 
+Deno.test("cloze: scores each option's text and picks the most likely one", async () => {
+  const delta = tok.encode("is: delta", { addBos: false }).at(-1)!; // " delta" is one token after "▁"
+  const model = new BigramModel(32000, new Map([[delta, 6]]));
+  const r = await evaluate(bench([mc(1, 3), mc(2, 0)]), model, tok, { mode: "cloze" });
+  assert.deepEqual(r.records.map((x) => x.pred), ["D", "D"]);
+  assert.equal(r.perSeed[0].metrics.accuracy, 0.5);
+  for (const rec of r.records) {
+    const ctx = scoringContext(rec.prompt, false);
+    const brute = ["alpha", "beta", "gamma", "delta"].map((o) => {
+      const ids = tok.encode(ctx + continuationText(ctx, o), { addBos: true });
+      return model.sequenceLogprob(ids, tok.encode(ctx, { addBos: true }).length);
+    });
+    rec.logprobs!.forEach((lp, i) => assertClose(lp, brute[i], 1e-12, `${rec.id} option ${i}`));
+  }
+});
+
 Deno.test("loglik on PubMedQA scores yes / no / maybe and can answer maybe", async () => {
   const pqa = await loadBenchmark("pubmedqa", FIX("pubmedqa"));
   const maybe = tok.encode("is: maybe", { addBos: false }).at(-1)!;

@@ -31,6 +31,10 @@ const BENCHES: Record<
     about: "KV-cache decode tokens/s (batch 1, 16) and loglik questions/s vs PyTorch CPU",
     load: () => import("./decode.ts"),
   },
+  convert: {
+    about: "conversion MB/s on a >= 1 GB synthetic checkpoint vs cp, peak RSS vs the largest tensor",
+    load: () => import("./convert.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -16,3 +16,4 @@ export * from "./safetensors.ts";
 export * from "./trainer.ts";
 export * from "./lm.ts";
 export * from "./sampling.ts";
+export * as convert from "./convert/mod.ts";

@@ -1,0 +1,89 @@
+/**
+ * Offline resharding of a native checkpoint from any (tp, pp, dp, ZeRO-1) layout to any other, streaming one
+ * full tensor at a time (a parameter or one AdamW moment is reassembled from the source shards, cut for
+ * each target rank, and dropped). Without ZeRO-1 the optimizer state is per parameter and identical across
+ * DP, so DP only matters for ZeRO-1 chunking. The iteration, consumed samples, data state and AdamW step are
+ * kept, so training resumes on the new layout; the run's `hf/` files are copied along.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { resolveCheckpoint, type Topology } from "../checkpoint.ts";
+import { validateConfig } from "../config.ts";
+import { buildAtomically } from "./hf.ts";
+import { growVocab } from "./resize.ts";
+import { type MomentKind, NativeCheckpointReader, type Progress, writeNativeCheckpoint } from "./native.ts";
+
+/** Target layout of {@linkcode reshard} (unset fields keep the source's). */
+export interface ReshardOptions extends Partial<Topology> {
+  /** Progress lines. */
+  progress?: Progress;
+  /** Verify source shard checksums (default true). */
+  verify?: boolean;
+  /** Grow the vocabulary by this many tokens (new rows: mean of the existing rows; see resize.ts). */
+  addTokens?: number;
+}
+
+/**
+ * Reshards the checkpoint at `input` (run dir, checkpoints dir or iter dir) into the new run directory
+ * `outRun`; returns the new checkpoint directory.
+ *
+ * @example
+ * ```ts ignore
+ * await reshard("runs/7b-tp4", "runs/7b-tp1", { tp: 1, pp: 1 });
+ * ```
+ */
+export async function reshard(input: string, outRun: string, opts: ReshardOptions = {}): Promise<string> {
+  const dir = await resolveCheckpoint(input);
+  using src = await NativeCheckpointReader.open(dir, { verify: opts.verify, reuseBuffers: true });
+  const from = src.meta.topology;
+  const to: Required<Topology> = {
+    tp: opts.tp ?? from.tp,
+    pp: opts.pp ?? from.pp,
+    dp: opts.dp ?? from.dp,
+    zero1: opts.zero1 ?? Boolean(from.zero1),
+  };
+  // One full tensor cached: every target TP rank cuts its piece from the same reassembly.
+  let cache: { key: string; data: Float32Array } | undefined;
+  const cached = async (key: string, load: () => Promise<Float32Array>) => {
+    if (cache?.key !== key) {
+      cache = undefined;
+      cache = { key, data: await load() };
+    }
+    return cache.data;
+  };
+  const grown = growVocab(src.model, opts.addTokens ?? 0, {
+    param: (name) => cached(`p:${name}`, () => src.param(name)),
+    moment: (name, kind: MomentKind) => cached(`${kind}:${name}`, () => src.moment(name, kind)),
+  });
+  const config = {
+    ...src.meta.config,
+    model: grown.model,
+    parallel: { tp: to.tp, pp: to.pp, dp: to.dp, distributed_optimizer: to.zero1 },
+  };
+  validateConfig(config, `reshard to tp=${to.tp} pp=${to.pp} dp=${to.dp}`);
+  const step = await src.step();
+  const hfDir = join(dir, "..", "..", "hf");
+  return await buildAtomically(outRun, async (tmp) => {
+    const ck = await writeNativeCheckpoint(
+      tmp,
+      {
+        config,
+        topology: to,
+        iteration: src.meta.iteration,
+        consumedSamples: src.meta.consumed_samples,
+        data: src.meta.data,
+        step,
+      },
+      grown,
+      opts.progress,
+    );
+    if (await Deno.stat(hfDir).then((s) => s.isDirectory, () => false)) {
+      await Deno.mkdir(join(tmp, "hf"));
+      for await (const e of Deno.readDir(hfDir)) {
+        if (e.isFile) await Deno.copyFile(join(hfDir, e.name), join(tmp, "hf", e.name));
+      }
+    }
+    return join(outRun, "checkpoints", basename(ck));
+  });
+}

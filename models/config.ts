@@ -71,6 +71,8 @@ export interface TrainConfig {
   save_every: number;
   /** Kernel/BLAS threads (0: all cores). */
   threads: number;
+  /** Consecutive steps with a non-finite gradient norm (skipped, as Megatron does) before the run stops. */
+  skip_limit: number;
 }
 
 /** Training data (YAML section `data`). */
@@ -178,6 +180,7 @@ const DEFAULT_TRAIN: TrainConfig = {
   eval_batches: 4,
   save_every: 100,
   threads: 0,
+  skip_limit: 10,
 };
 
 /** Training settings of the presets. */

@@ -50,6 +50,8 @@ export interface StepMetrics {
   eta_s: number;
   /** Validation loss when evaluated at this step. */
   val_loss?: number;
+  /** The gradient norm was not finite: the update was skipped. */
+  skipped?: boolean;
 }
 
 /** Options of {@linkcode train}. */
@@ -154,7 +156,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   const valid = t.eval_every > 0 ? data.valid(t.micro_batch, t.eval_batches) : [];
   const history: TrainResult["history"] = [];
-  let checkpoint: string | undefined, elapsed = 0;
+  let checkpoint: string | undefined, elapsed = 0, skippedInARow = 0;
   const save = async () => {
     checkpoint = await saveCheckpoint(runDir, model, config, {
       iteration,
@@ -182,6 +184,23 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       step_time: dt,
       eta_s: (elapsed / done) * (t.steps - iteration),
     };
+    if (r.skipped) {
+      m.skipped = true;
+      skippedInARow++;
+      const first = consumed - globalRows;
+      notice(`step ${iteration}: non-finite loss or gradient norm (${r.loss}, ${r.gradNorm}); update skipped`);
+      if (skippedInARow >= t.skip_limit) {
+        history.push(m);
+        if (leader) await appendLine(metricsPath, m);
+        await save();
+        throw new Error(
+          `${skippedInARow} steps in a row had a non-finite loss or gradient norm; stopped at iteration ` +
+            `${iteration} with a checkpoint. Last batch: samples ${first}..${consumed - 1}`,
+        );
+      }
+    } else {
+      skippedInARow = 0;
+    }
     if (valid.length && (iteration % t.eval_every === 0 || iteration === t.steps)) {
       m.val_loss = await validationLoss(model, valid, t.micro_batch, t.seq);
     }

@@ -177,7 +177,7 @@ export const MODEL_CONFIG_SIZE = 56;
 /** sizeof(mt_optim_config). */
 export const OPTIM_CONFIG_SIZE = 40;
 /** sizeof(mt_step_result). */
-export const STEP_RESULT_SIZE = 16;
+export const STEP_RESULT_SIZE = 20;
 
 /** Packs `mt_model_config`. */
 export function packModelConfig(d: ModelDims, seed: bigint, initStd: number): Uint8Array<ArrayBuffer> {

@@ -9,7 +9,15 @@
  *
  * @module
  */
-export { type ModelDims, type OptimSettings, type TensorKindName, type Topology } from "./ffi.ts";
+export {
+  type ModelDims,
+  type OptimSettings,
+  SYMBOLS,
+  type Symbols,
+  TensorKind,
+  type TensorKindName,
+  type Topology,
+} from "./ffi.ts";
 export {
   buildInfo,
   distAbort,
@@ -32,4 +40,4 @@ export {
 } from "./model.ts";
 export { KvCache } from "./kv.ts";
 export { attentionBackward, attentionForward, type AttentionShape } from "./ops.ts";
-export { buildNative, MissingDependencyError } from "./build.ts";
+export { buildNative, type BuildOptions, MissingDependencyError } from "./build.ts";

@@ -27,6 +27,8 @@ export interface StepResult {
   lr: number;
   /** Σ loss mask over the global batch. */
   nTokens: number;
+  /** The gradient norm was not finite: no update was made and the step was not counted. */
+  skipped: boolean;
 }
 
 /** Name, shape and element count of a parameter tensor (this rank's shard), and where it sits in the full tensor. */
@@ -334,11 +336,11 @@ export class NativeModel implements Disposable {
   }
 
   /** Clip + AdamW with the scheduled learning rate. */
-  async optimizerStep(): Promise<{ gradNorm: number; lr: number }> {
+  async optimizerStep(): Promise<{ gradNorm: number; lr: number; skipped: boolean }> {
     const out = new Float32Array(STEP_RESULT_SIZE / 4);
     const h = this.#h;
     checkModel(await loaded().mt_model_optimizer_step(h, out), h);
-    return { gradNorm: out[1], lr: out[2] };
+    return { gradNorm: out[1], lr: out[2], skipped: out[4] === 1 };
   }
 
   /** One full training step (zero grads, all micro-batches, clip, AdamW). */
@@ -359,7 +361,7 @@ export class NativeModel implements Disposable {
       ),
       h,
     );
-    return { loss: out[0], gradNorm: out[1], lr: out[2], nTokens: out[3] };
+    return { loss: out[0], gradNorm: out[1], lr: out[2], nTokens: out[3], skipped: out[4] === 1 };
   }
 
   /** Σ mask·CE and Σ mask of one `[batch, seq]` batch, without gradients. */

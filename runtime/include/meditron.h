@@ -103,6 +103,7 @@ typedef struct mt_step_result {
   float grad_norm; /* global L2 norm before clipping */
   float lr;        /* learning rate used for this step */
   float n_tokens;  /* sum of the loss mask over the global batch */
+  float skipped;   /* 1 when the gradient norm was not finite: no update was made, the step is not counted */
 } mt_step_result;
 
 /**
@@ -208,7 +209,9 @@ int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int3
                               float loss_denominator, double* out_loss_sum);
 /**
  * Clips gradients to the global norm and applies one AdamW update with the scheduled lr of step t+1.
- * Writes grad_norm and lr into `out` (loss and n_tokens are left untouched).
+ * Writes grad_norm, lr and skipped into `out` (loss and n_tokens are left untouched). A non-finite global
+ * norm (NaN/Inf loss or gradients) skips the update, as Megatron does: parameters, moments and the step
+ * counter stay as they were.
  */
 int mt_model_optimizer_step(mt_model* model, mt_step_result* out);
 /**

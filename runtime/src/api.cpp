@@ -339,7 +339,7 @@ int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int3
 int mt_model_optimizer_step(mt_model* model, mt_step_result* out) {
   return guard_model(model, [&] {
     MT_CHECK_PTR(out);
-    model_ref(model).optimizer_step(&out->grad_norm, &out->lr);
+    out->skipped = model_ref(model).optimizer_step(&out->grad_norm, &out->lr) ? 0.0f : 1.0f;
   });
 }
 

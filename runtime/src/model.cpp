@@ -397,7 +397,7 @@ void Model::train_step(const int32_t* tokens, const int32_t* targets, const floa
   world->all_reduce_sum(&total, 1);
   out->loss = (float)(total / count);
   out->n_tokens = (float)count;
-  optimizer_step(&out->grad_norm, &out->lr);
+  out->skipped = optimizer_step(&out->grad_norm, &out->lr) ? 0.0f : 1.0f;
 }
 
 // Σ g² over [begin, end) of the flat buffer, each distinct parameter once: tensors replicated over TP count
@@ -412,7 +412,7 @@ double Model::global_norm_squared(const float* grads, size_t begin, size_t end) 
   return sq;
 }
 
-void Model::optimizer_step(float* grad_norm, float* lr) {
+bool Model::optimizer_step(float* grad_norm, float* lr) {
   const bool zero = topo.zero1 && topo.dp > 1;
   // Data parallel: sum the gradients (the loss was already divided by the global token count). ZeRO-1 keeps
   // only this rank's chunk of the sum.
@@ -429,6 +429,10 @@ void Model::optimizer_step(float* grad_norm, float* lr) {
   (zero ? world : mp_comm)->all_reduce_sum(&sq, 1);
   const double norm = std::sqrt(sq);
   *grad_norm = (float)norm;
+  if (!std::isfinite(norm)) {  // the same on every rank: sq was all-reduced
+    *lr = lr_at(opt, step + 1);
+    return false;
+  }
   // Clip by global norm: coef = max_norm / (norm + 1e-6) when < 1, folded into the AdamW pass.
   const double coef = opt.grad_clip > 0 ? opt.grad_clip / (norm + 1e-6) : 1.0;
   const float grad_scale = coef < 1.0 ? (float)coef : 1.0f;
@@ -442,6 +446,7 @@ void Model::optimizer_step(float* grad_norm, float* lr) {
                  e - b, step, *lr, opt.beta1, opt.beta2, opt.eps, wd);
   }
   if (zero) dp_comm->all_gather(p.data() + chunk0, p.data(), chunk);
+  return true;
 }
 
 void Model::decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows,

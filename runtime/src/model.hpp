@@ -107,8 +107,9 @@ struct Model {
   // the next position of its sequence — and writes the logits of the rows with want[i] != 0 (all when
   // want is null), compactly in row order, to `logits` (true vocabulary). Single rank only.
   void decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows, float* logits);
-  // Synchronise gradients over DP, clip by the global norm, AdamW; returns {grad_norm, lr}.
-  void optimizer_step(float* grad_norm, float* lr);
+  // Synchronise gradients over DP, clip by the global norm, AdamW; returns {grad_norm, lr}. A non-finite norm
+  // skips the update (returns false).
+  bool optimizer_step(float* grad_norm, float* lr);
 
  private:
   void setup_topology(const mt_topology* t);

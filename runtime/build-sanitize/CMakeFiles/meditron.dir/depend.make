@@ -1,0 +1,2 @@
+# Empty dependencies file for meditron.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,99 @@
+// Numerical guards: a non-finite gradient norm skips the update (parameters, moments and the optimizer step
+// stay as they were), and a run of such steps stops with a checkpoint and the offending samples named.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { NativeModel } from "../../runtime/mod.ts";
+import {
+  modelDims,
+  optimSettings,
+  overrideConfig,
+  presetConfig,
+  validateConfig,
+} from "../../models/config.ts";
+import { type BatchSource, train } from "../../models/trainer.ts";
+import { readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
+import { tempDir } from "../helpers.ts";
+
+function config() {
+  const cfg = presetConfig("tiny");
+  const set: Record<string, string> = {
+    "model.dim": "32",
+    "model.n_layers": "1",
+    "model.ffn_dim": "64",
+    "model.vocab_size": "300",
+    "train.seq": "16",
+    "train.micro_batch": "2",
+    "train.grad_accum": "1",
+    "train.warmup_steps": "1",
+    "train.steps": "8",
+    "train.eval_every": "0",
+    "train.save_every": "0",
+    "train.skip_limit": "3",
+  };
+  for (const [k, v] of Object.entries(set)) overrideConfig(cfg, k, v);
+  validateConfig(cfg, "test");
+  return cfg;
+}
+
+const data: BatchSource = {
+  train: (consumed, rows) => {
+    const tokens = Int32Array.from({ length: rows * 16 }, (_, i) => (i * 7 + consumed) % 300);
+    return {
+      tokens,
+      targets: tokens.map((t) => (t + 1) % 300),
+      lossMask: new Float32Array(rows * 16).fill(1),
+    };
+  },
+  valid: () => [],
+  state: {},
+};
+
+Deno.test("non-finite steps are skipped without touching the model, and a run of them stops with a checkpoint", async () => {
+  using dir = tempDir();
+  const cfg = config();
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: 1,
+    initStd: 0.02,
+  });
+  // Overflowing logits (|h|·|w| ≫ 3.4e38) make the loss and every gradient non-finite.
+  model.write("lm_head.weight", new Float32Array(300 * 32).fill(1e37));
+  const before = model.read("model.layers.0.mlp.down_proj.weight");
+  const steps: boolean[] = [];
+  await assert.rejects(
+    () =>
+      train({
+        model,
+        config: cfg,
+        runDir: join(dir.path, "run"),
+        data,
+        onStep: (m) => steps.push(m.skipped === true),
+      }),
+    /3 steps in a row had a non-finite loss or gradient norm; stopped at iteration 3 with a checkpoint\. Last batch: samples 4\.\.5/,
+  );
+  assert.deepEqual(steps, [true, true]); // the third is reported in the error
+  assert.equal(model.step, 0, "no optimizer step was counted");
+  assert.deepEqual(model.read("model.layers.0.mlp.down_proj.weight"), before, "parameters untouched");
+  assert.ok(
+    model.read("model.layers.0.mlp.down_proj.weight", "adamM").every((x) => x === 0),
+    "moments untouched",
+  );
+  const meta = await readCheckpointMeta(await resolveCheckpoint(join(dir.path, "run")));
+  assert.equal(meta.iteration, 3);
+  const metrics = Deno.readTextFileSync(join(dir.path, "run", "metrics.jsonl")).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.deepEqual(metrics.map((m) => m.skipped), [true, true, true]);
+});
+
+Deno.test("a healthy run is not affected by the guard", async () => {
+  using dir = tempDir();
+  const cfg = config();
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: 1,
+    initStd: 0.02,
+  });
+  const r = await train({ model, config: cfg, runDir: join(dir.path, "run"), data });
+  assert.equal(r.history.length, 8);
+  assert.ok(r.history.every((m) => m.skipped === undefined && Number.isFinite(m.loss)));
+  assert.equal(model.step, 8);
+});

@@ -35,6 +35,7 @@ import { BlendedSamples, isIndexedSpec, splitFromValidFraction, SplitSamples } f
 import { DISCLAIMER, renderCorpus } from "../data/embedded/mod.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { runMain, UsageError } from "./common.ts";
+import { plotRun } from "./plot.ts";
 
 const HELP = `Usage: deno task pretrain [options]
 
@@ -371,14 +372,16 @@ async function pretrainRank(
         t.micro_batch * t.grad_accum * par.dp
       } x ${t.seq} tokens; ${t.steps} steps -> ${runDir}`,
   );
-  // Ctrl-C stops cleanly with a checkpoint on a single process (a multi-rank job stops through mpirun).
   const abort = new AbortController();
+  // SIGINT (Ctrl-C) and SIGTERM (preemption) finish the current step, write a checkpoint and exit 0; a second
+  // signal kills. Single process only (a multi-rank job stops through mpirun).
+  const SIGNALS = ["SIGINT", "SIGTERM"] as const;
   const onSignal = () => {
-    log.line("interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to kill)");
+    log.line("interrupt: finishing the current step and writing a checkpoint (signal again to kill)");
     abort.abort();
-    Deno.removeSignalListener("SIGINT", onSignal);
+    for (const sig of SIGNALS) Deno.removeSignalListener(sig, onSignal);
   };
-  if (ranks === 1) Deno.addSignalListener("SIGINT", onSignal);
+  if (ranks === 1) { for (const sig of SIGNALS) Deno.addSignalListener(sig, onSignal); }
   try {
     const result = await train({
       model,
@@ -413,8 +416,9 @@ async function pretrainRank(
           }, checkpoint ${result.checkpoint}`,
       );
     }
+    if (rank === 0) await plotRun(runDir, (s) => log.line(s));
   } finally {
-    if (ranks === 1) Deno.removeSignalListener("SIGINT", onSignal);
+    if (ranks === 1) { for (const sig of SIGNALS) Deno.removeSignalListener(sig, onSignal); }
   }
 }
 

@@ -93,3 +93,63 @@ Deno.test("a short run on a JSONL corpus: plain progress lines, metrics, checkpo
   assert.match(resumed.stderr, /resumed from .*iter_0000006/);
   assert.match(resumed.stderr, /step 8\/8/);
 });
+
+Deno.test("SIGTERM mid-run: the step finishes, a checkpoint is written, exit 0, and --resume continues", async () => {
+  using dir = tempDir();
+  const corpus = join(dir.path, "c.jsonl");
+  Deno.writeTextFileSync(
+    corpus,
+    Array.from(
+      { length: 60 },
+      (_, i) => JSON.stringify({ text: `Note ${i}: hypothyroidism is treated with levothyroxine.` }),
+    )
+      .join("\n") + "\n",
+  );
+  const args = [
+    "--data",
+    corpus,
+    "--out",
+    dir.path,
+    "--name",
+    "t",
+    "--seq",
+    "32",
+    "--micro-batch",
+    "2",
+    "--eval-every",
+    "0",
+    "--save-every",
+    "0",
+    "--set",
+    "train.warmup_steps=1",
+    "--set",
+    "model.n_layers=1",
+    "--set",
+    "model.dim=32",
+    "--set",
+    "model.ffn_dim=64",
+  ];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args, "--steps", "100000"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const metrics = join(dir.path, "t", "metrics.jsonl");
+  const lines = () => Deno.readTextFileSync(metrics).trim().split("\n").filter(Boolean).length;
+  for (let i = 0; i < 600 && !(await Deno.stat(metrics).then(() => lines() >= 2, () => false)); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGTERM");
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr.slice(-2000));
+  const stopped = Number(stderr.match(/stopped at iteration (\d+) on request/)?.[1]);
+  assert.ok(stopped >= 2, stderr.slice(-1000));
+  assert.equal(
+    Deno.readTextFileSync(join(dir.path, "t", "checkpoints", "latest")).trim(),
+    `iter_${String(stopped).padStart(7, "0")}`,
+  );
+  const resumed = await run([...args, "--steps", String(stopped + 1), "--resume"]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`step ${stopped + 1}/${stopped + 1}`));
+});

@@ -35,6 +35,10 @@ const BENCHES: Record<
     about: "conversion MB/s on a >= 1 GB synthetic checkpoint vs cp, peak RSS vs the largest tensor",
     load: () => import("./convert.ts"),
   },
+  preemption: {
+    about: "SIGKILL a run at random moments (--trials 20) and resume: the loss curve must be bit-identical",
+    load: () => import("./preemption.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -110,7 +110,8 @@ async function appendLine(path: string, obj: unknown): Promise<void> {
   await Deno.writeTextFile(path, JSON.stringify(obj) + "\n", { append: true });
 }
 
-// On resume, drop metric lines of steps after the checkpoint (written by the interrupted run).
+// On resume, drop metric lines of steps after the checkpoint (written by the interrupted run), and a line torn
+// by a kill in the middle of its write.
 async function truncateMetrics(path: string, iteration: number): Promise<void> {
   let text: string;
   try {
@@ -118,7 +119,14 @@ async function truncateMetrics(path: string, iteration: number): Promise<void> {
   } catch {
     return;
   }
-  const kept = text.split("\n").filter((l) => l.trim() && (JSON.parse(l) as StepMetrics).step <= iteration);
+  const stepOf = (line: string): number => {
+    try {
+      return (JSON.parse(line) as StepMetrics).step;
+    } catch {
+      return Infinity; // torn line
+    }
+  };
+  const kept = text.split("\n").filter((l) => l.trim() && stepOf(l) <= iteration);
   const tmp = `${path}.tmp-${Deno.pid}`;
   await Deno.writeTextFile(tmp, kept.map((l) => l + "\n").join(""));
   await Deno.rename(tmp, path);

@@ -1,0 +1,151 @@
+/**
+ * `deno task bench preemption [--trials 20]`: SIGKILL a pretraining run at random moments (seeded), resume it
+ * with `--resume` each time until it reaches its last step, and compare the loss curve with an uninterrupted
+ * run: it must be bit-identical. Prints trials survived; the test suite runs 3 trials of the same harness.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../cli/pretrain.ts", import.meta.url));
+
+/** One line of a run's loss curve (timings excluded). */
+export interface CurvePoint {
+  /** Step. */
+  step: number;
+  /** Training loss. */
+  loss: number;
+  /** Learning rate. */
+  lr: number;
+  /** Gradient norm. */
+  grad_norm: number;
+}
+
+/** Outcome of {@linkcode killAndResume}. */
+export interface PreemptionResult {
+  /** Runs that were really killed (ended by SIGKILL, not finished). */
+  kills: number;
+  /** Whether the interrupted run's curve equals the uninterrupted one bit for bit. */
+  identical: boolean;
+  /** Steps of the run. */
+  steps: number;
+}
+
+function curve(runDir: string): CurvePoint[] {
+  return Deno.readTextFileSync(join(runDir, "metrics.jsonl")).trim().split("\n").map((l) => {
+    const { step, loss, lr, grad_norm } = JSON.parse(l);
+    return { step, loss, lr, grad_norm };
+  });
+}
+
+function baseArgs(dir: string, name: string, steps: number): string[] {
+  const corpus = join(dir, "corpus.jsonl");
+  try {
+    Deno.statSync(corpus);
+  } catch {
+    const docs = Array.from(
+      { length: 80 },
+      (_, i) =>
+        JSON.stringify({
+          text:
+            `Record ${i}: atrial fibrillation is rate-controlled with a beta-blocker; anticoagulate by CHA2DS2-VASc.`,
+        }),
+    );
+    Deno.writeTextFileSync(corpus, docs.join("\n") + "\n");
+  }
+  return [
+    "run",
+    "-A",
+    CLI,
+    "--data",
+    corpus,
+    "--out",
+    dir,
+    "--name",
+    name,
+    "--steps",
+    String(steps),
+    "--seq",
+    "32",
+    "--micro-batch",
+    "2",
+    "--eval-every",
+    "0",
+    "--save-every",
+    "1",
+    "--set",
+    "train.warmup_steps=1",
+    "--set",
+    "model.n_layers=1",
+    "--set",
+    "model.dim=32",
+    "--set",
+    "model.ffn_dim=64",
+    "--threads",
+    "1",
+  ];
+}
+
+async function runToEnd(args: string[]): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-2000));
+}
+
+/** Runs `trials` kill/resume cycles in `dir` against an uninterrupted reference run. */
+export async function killAndResume(
+  dir: string,
+  trials: number,
+  seed: number,
+  steps = 12,
+): Promise<PreemptionResult> {
+  await runToEnd(baseArgs(dir, "reference", steps));
+  const reference = curve(join(dir, "reference"));
+  let rand = seed >>> 0;
+  const next = () => (rand = (Math.imul(rand, 1664525) + 1013904223) >>> 0) / 4294967296;
+  let kills = 0;
+  for (let t = 0; t < trials; t++) {
+    const started = await Deno.stat(join(dir, "killed", "checkpoints", "latest")).then(
+      () => true,
+      () => false,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    // Kill at a random moment between start-up and a few steps in (checkpoints are written every step).
+    await new Promise((r) => setTimeout(r, 600 + next() * 2500));
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already finished */ }
+    if ((await child.status).signal === "SIGKILL") kills++;
+  }
+  const started = await Deno.stat(join(dir, "killed", "checkpoints", "latest")).then(() => true, () => false);
+  await runToEnd([...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])]);
+  const resumed = curve(join(dir, "killed"));
+  return { kills, identical: JSON.stringify(resumed) === JSON.stringify(reference), steps };
+}
+
+/** Runs the benchmark. */
+export async function main(args: string[]): Promise<void> {
+  const v = parseArgs({
+    args,
+    options: { trials: { type: "string", default: "20" }, seed: { type: "string", default: "7" } },
+  })
+    .values;
+  const dir = await Deno.makeTempDir({ prefix: "meditron-preempt-" });
+  try {
+    const r = await killAndResume(dir, Number(v.trials), Number(v.seed), 80);
+    console.log(
+      `preemption: ${r.kills} SIGKILLs over a ${r.steps}-step run (checkpoint every step); final loss curve ` +
+        `${r.identical ? "bit-identical to" : "DIFFERENT from"} the uninterrupted run`,
+    );
+    if (!r.identical) Deno.exit(1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

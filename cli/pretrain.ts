@@ -26,7 +26,7 @@ import {
   type RunConfig,
   validateConfig,
 } from "../models/config.ts";
-import { readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
+import { newestValidCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
 import { type BatchSource, train } from "../models/trainer.ts";
 import { InMemoryDocuments } from "../data/gpt_dataset.ts";
 import { type CorpusDocument, readCorpusJsonl, tokenizeCorpus } from "../data/corpus.ts";
@@ -63,7 +63,8 @@ Options:
   --name NAME           run name (default: the config's name)
   --out DIR             parent of the run directory (default: runs)
   --resume [PATH]       continue from a checkpoint: a run dir, its checkpoints/ or an iter_* dir
-                        (default: the run directory of --name/--out)
+                        (default: the run directory of --name/--out); '--resume auto' takes the newest
+                        checkpoint whose shards all verify, skipping damaged ones
   --no-verify           skip sha256 verification of checkpoint shards
   --overwrite           start afresh in a run directory that already has checkpoints
   --debug               show stack traces on errors
@@ -286,7 +287,12 @@ export async function main(rawArgs: string[]): Promise<void> {
   let resumeDir: string | undefined;
   if (resumeRequested) {
     const from = v["resume-from"] ?? join(v.out!, v.name ?? "tiny");
-    resumeDir = await resolveCheckpoint(from);
+    resumeDir = from === "auto"
+      ? await newestValidCheckpoint(
+        join(v.out!, v.name ?? "tiny"),
+        (dir, why) => console.error(`resume auto: skipping ${dir} (${why})`),
+      )
+      : await resolveCheckpoint(from);
   }
   const cfg = await resolveConfig(v, resumeDir); // validates the layout too: bad layouts never launch
   const runDir = join(v.out!, cfg.name);

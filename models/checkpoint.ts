@@ -245,6 +245,46 @@ export async function resolveCheckpoint(path: string): Promise<string> {
   throw new Error(`${path}: no checkpoint found (no meta.json, checkpoints/latest or latest)`);
 }
 
+/**
+ * The newest checkpoint of a run whose meta.json reads and whose every shard matches its recorded sha256
+ * (for `--resume auto` after a crash that damaged the latest one); throws when none is valid.
+ *
+ * @example
+ * ```ts ignore
+ * const dir = await newestValidCheckpoint("runs/tiny");
+ * ```
+ */
+export async function newestValidCheckpoint(
+  runDir: string,
+  onSkip?: (dir: string, why: string) => void,
+): Promise<string> {
+  const root = join(runDir, "checkpoints");
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(root)].filter((e) => e.isDirectory && /^iter_\d{7}$/.test(e.name)).map((e) =>
+      e.name
+    );
+  } catch {
+    throw new Error(`${runDir}: no checkpoints directory`);
+  }
+  for (const name of names.sort().reverse()) {
+    const dir = join(root, name);
+    try {
+      const meta = await readCheckpointMeta(dir);
+      for (const [file, want] of Object.entries(meta.shards)) {
+        const got = await sha256File(join(dir, file));
+        if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
+          throw new Error(`${file}: sha256 mismatch`);
+        }
+      }
+      return dir;
+    } catch (e) {
+      onSkip?.(dir, (e as Error).message);
+    }
+  }
+  throw new Error(`${runDir}: no valid checkpoint (every iter_* directory failed verification)`);
+}
+
 /** Reads and checks meta.json of a checkpoint directory. */
 export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   const path = join(dir, "meta.json");

@@ -153,3 +153,55 @@ Deno.test("SIGTERM mid-run: the step finishes, a checkpoint is written, exit 0, 
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`step ${stopped + 1}/${stopped + 1}`));
 });
+
+Deno.test("a flipped byte in the latest checkpoint: --resume names the file, --resume auto falls back", async () => {
+  using dir = tempDir();
+  const corpus = join(dir.path, "c.jsonl");
+  Deno.writeTextFileSync(
+    corpus,
+    Array.from(
+      { length: 60 },
+      (_, i) => JSON.stringify({ text: `Entry ${i}: gout flares are treated with colchicine.` }),
+    )
+      .join("\n") + "\n",
+  );
+  const args = [
+    "--data",
+    corpus,
+    "--out",
+    dir.path,
+    "--name",
+    "t",
+    "--seq",
+    "32",
+    "--micro-batch",
+    "2",
+    "--eval-every",
+    "0",
+    "--save-every",
+    "2",
+    "--set",
+    "train.warmup_steps=1",
+    "--set",
+    "model.n_layers=1",
+    "--set",
+    "model.dim=32",
+    "--set",
+    "model.ffn_dim=64",
+  ];
+  assert.equal((await run([...args, "--steps", "4"])).code, 0);
+  const shard = join(dir.path, "t", "checkpoints", "iter_0000004", "model-tp00-pp00.safetensors");
+  const bytes = Deno.readFileSync(shard);
+  bytes[bytes.length - 5] ^= 0x01;
+  Deno.writeFileSync(shard, bytes);
+  const plain = await run([...args, "--steps", "6", "--resume"]);
+  assert.equal(plain.code, 1);
+  assert.match(plain.stderr, new RegExp(`${shard.replaceAll("/", "\\/")}: sha256 mismatch`));
+  const auto = await run([...args, "--steps", "6", "--resume", "auto"]);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(
+    auto.stderr,
+    /resume auto: skipping .*iter_0000004 \(model-tp00-pp00.safetensors: sha256 mismatch\)/,
+  );
+  assert.match(auto.stderr, /resumed from .*iter_0000002 \(iteration 2/);
+});

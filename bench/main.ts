@@ -39,6 +39,10 @@ const BENCHES: Record<
     about: "SIGKILL a run at random moments (--trials 20) and resume: the loss curve must be bit-identical",
     load: () => import("./preemption.ts"),
   },
+  fuzz: {
+    about: "seeded fuzzing of every parser and the C ABI (--cases 10000): crashes and hangs must be 0",
+    load: () => import("./fuzz.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

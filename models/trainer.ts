@@ -196,7 +196,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       m.skipped = true;
       skippedInARow++;
       const first = consumed - globalRows;
-      notice(`step ${iteration}: non-finite loss or gradient norm (${r.loss}, ${r.gradNorm}); update skipped`);
+      notice(
+        `step ${iteration}: non-finite loss or gradient norm (${r.loss}, ${r.gradNorm}); update skipped`,
+      );
       if (skippedInARow >= t.skip_limit) {
         history.push(m);
         if (leader) await appendLine(metricsPath, m);

@@ -9,10 +9,8 @@
 import { parseArgs } from "node:util";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { loadCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
-import { modelDims, optimSettings } from "../models/config.ts";
+import { openModel } from "../models/checkpoint.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
-import { NativeModel } from "../runtime/model.ts";
 import {
   type Benchmark,
   BENCHMARK_NAMES,
@@ -192,14 +190,9 @@ async function main(args: string[]): Promise<void> {
   const benches: Benchmark[] = [];
   for (const t of todo) benches.push(await loadBenchmark(t.name, t.data));
 
-  const ckpt = await resolveCheckpoint(values.model);
-  const meta = await readCheckpointMeta(ckpt);
-  const cfg = meta.config;
-  using native = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
-    seed: cfg.train.seed,
-    initStd: cfg.model.init_std,
-  });
-  await loadCheckpoint(ckpt, native, { verify: !values["no-verify"] });
+  const opened = await openModel(values.model, { verify: !values["no-verify"] });
+  const ckpt = opened.dir, meta = opened.meta;
+  using native = opened.model;
   using lm = new NativeLanguageModel(native);
   const tokenizer = Tokenizer.llama2({ chatTokens: options.chat });
   if (options.chat && lm.vocabSize < 32002) {

@@ -9,8 +9,8 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { NativeModel } from "../runtime/model.ts";
-import type { RunConfig } from "./config.ts";
+import { NativeModel } from "../runtime/model.ts";
+import { modelDims, optimSettings, type RunConfig } from "./config.ts";
 import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
 
 /** Version of the checkpoint layout written by this module. */
@@ -382,4 +382,40 @@ export async function loadCheckpoint(
   }
   model.step = step;
   return meta;
+}
+
+/** A model opened from a checkpoint, with where it came from. */
+export interface OpenedModel {
+  /** The model, parameters and optimizer state loaded (one rank). */
+  model: NativeModel;
+  /** The checkpoint's metadata (its `config` describes the model). */
+  meta: CheckpointMeta;
+  /** The iter_* directory it was loaded from. */
+  dir: string;
+}
+
+/**
+ * Opens a one-rank model from a run directory, its checkpoints/ or an iter_* directory: creates it with the
+ * checkpoint's architecture and loads it (shards verified unless `verify: false`).
+ *
+ * @example
+ * ```ts ignore
+ * const { model, meta } = await openModel("runs/tiny");
+ * using m = model;
+ * console.log(meta.iteration);
+ * ```
+ */
+export async function openModel(path: string, opts: LoadOptions = {}): Promise<OpenedModel> {
+  const dir = await resolveCheckpoint(path);
+  const cfg = (await readCheckpointMeta(dir)).config;
+  const model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: cfg.train.seed,
+    initStd: cfg.model.init_std,
+  });
+  try {
+    return { model, meta: await loadCheckpoint(dir, model, opts), dir };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }

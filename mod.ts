@@ -1,8 +1,9 @@
 /**
  * Meditron toolkit: pretrain, finetune and evaluate medical Llama-2 models from Deno, on a native C++ runtime.
  *
- * The names a notebook needs: configs and presets, the native model, the training loop, the tokenizer and
- * corpus tools. Sub-paths `@meditron/toolkit/runtime`, `/models` and `/data` hold the rest.
+ * The names a notebook needs: configs and presets, the native model (created, or opened from a run), the
+ * training loop with its per-step callback, generation and scoring, the tokenizer, corpus and indexed-dataset
+ * tools, and evaluation. Sub-paths `@meditron/toolkit/runtime`, `/models`, `/data` and `/eval` hold the rest.
  *
  * @example
  * ```ts
@@ -15,28 +16,7 @@
  *
  * @module
  */
-export { buildInfo, lrAt, MeditronError, NativeModel, setNumThreads } from "./runtime/mod.ts";
-export type { ModelDims, OptimSettings, StepResult, TrainBatch } from "./runtime/mod.ts";
-export {
-  ConfigError,
-  loadCheckpoint,
-  loadConfig,
-  modelDims,
-  optimSettings,
-  parseConfig,
-  presetConfig,
-  saveCheckpoint,
-  train,
-  validationLoss,
-} from "./models/mod.ts";
-export type { BatchSource, RunConfig, StepMetrics, TrainOptions, TrainResult } from "./models/mod.ts";
-export {
-  BlendedSamples,
-  IndexedDataset,
-  InMemoryDocuments,
-  parseCorpusJsonl,
-  readCorpusJsonl,
-  tokenizeCorpus,
-  Tokenizer,
-} from "./data/mod.ts";
-export type { CorpusDocument, TokenDocuments } from "./data/mod.ts";
+export * from "./runtime/mod.ts";
+export * from "./models/mod.ts";
+export * from "./data/mod.ts";
+export * from "./eval/mod.ts";

@@ -17,7 +17,7 @@ import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
 export const CHECKPOINT_FORMAT_VERSION = 1;
 
 /** Parallel layout a checkpoint was written with. */
-export interface Topology {
+export interface CheckpointTopology {
   /** Tensor-parallel size. */
   tp: number;
   /** Pipeline-parallel size. */
@@ -51,7 +51,7 @@ export interface CheckpointMeta {
   /** Resolved run configuration. */
   config: RunConfig;
   /** Layout of the shards. */
-  topology: Topology;
+  topology: CheckpointTopology;
   /** Data-pipeline state. */
   data: Record<string, unknown>;
   /** sha256 and size of every shard file. */

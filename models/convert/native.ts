@@ -11,11 +11,11 @@ import { join } from "node:path";
 import {
   CHECKPOINT_FORMAT_VERSION,
   type CheckpointMeta,
+  type CheckpointTopology as Topology,
   iterDirName,
   modelShardName,
   optimShardName,
   readCheckpointMeta,
-  type Topology,
 } from "../checkpoint.ts";
 import type { ModelConfig, RunConfig } from "../config.ts";
 import { numel, SafetensorsReader, type TensorToWrite, writeSafetensors } from "../safetensors.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { resolveCheckpoint, type Topology } from "../checkpoint.ts";
+import { type CheckpointTopology as Topology, resolveCheckpoint } from "../checkpoint.ts";
 import { validateConfig } from "../config.ts";
 import { buildAtomically } from "./hf.ts";
 import { growVocab } from "./resize.ts";

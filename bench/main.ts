@@ -43,6 +43,11 @@ const BENCHES: Record<
     about: "seeded fuzzing of every parser and the C ABI (--cases 10000): crashes and hangs must be 0",
     load: () => import("./fuzz.ts"),
   },
+  serve: {
+    about:
+      "OpenAI-compatible server: requests/s and tokens/s at 1, 4, 16 clients, batching gain over one-at-a-time",
+    load: () => import("./serve.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -17,6 +17,7 @@ import { IndexedDataset } from "../data/indexed_dataset.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { runMain, UsageError } from "./common.ts";
+import { sftFromBenchmark } from "./data_sft.ts";
 
 const HELP = `Usage: deno task data <command> [options]
 
@@ -29,6 +30,7 @@ Commands:
   tokenize   JSONL → PREFIX_text_document.{bin,idx}, parallel, streaming, input order kept
   prepare    all of the above from a YAML config (default: configs/gap-replay.yaml)
   inspect    documents, tokens, dtype and the first tokens (decoded) of an indexed dataset
+  sft-from-benchmark  SFT JSONL ({"prompt","gold"}) from a benchmark's train split (medqa|medmcqa|pubmedqa, --cot)
 
 Run 'deno task data <command> --help' for the options of a command.
 
@@ -151,6 +153,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<unknown>> = {
   tokenize,
   prepare: prepareCmd,
   inspect,
+  "sft-from-benchmark": sftFromBenchmark,
 };
 
 /**

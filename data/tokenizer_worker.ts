@@ -17,7 +17,6 @@
  * ```
  * @module
  */
-/// <reference lib="deno.worker" />
 import { type EncodeOptions, type Llama2Options, Tokenizer } from "./tokenizer.ts";
 
 /**
@@ -65,19 +64,26 @@ export interface TokenizerWorkerResult {
 
 let tokenizer: Tokenizer | undefined;
 
+// The worker's global scope, typed here instead of with `/// <reference lib="deno.worker" />` (a directive
+// that modifies globals, which JSR packages may not carry).
+const scope = self as unknown as {
+  onmessage: ((event: MessageEvent<TokenizerWorkerInit | TokenizerWorkerRequest>) => void) | null;
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+};
+
 function encodeBatch(tok: Tokenizer, request: TokenizerWorkerRequest): TokenizerWorkerResult {
   const all = tok.encodeBatch(request.texts, request.options);
   return { ids: Int32Array.from(all.flat()), lengths: Int32Array.from(all, (ids) => ids.length) };
 }
 
-self.onmessage = (event: MessageEvent<TokenizerWorkerInit | TokenizerWorkerRequest>) => {
+scope.onmessage = (event: MessageEvent<TokenizerWorkerInit | TokenizerWorkerRequest>) => {
   const message = event.data;
   if (!("texts" in message)) {
     tokenizer = "llama2" in message ? Tokenizer.llama2(message.llama2) : Tokenizer.fromHFJson(message.json);
-    self.postMessage({ ready: true });
+    scope.postMessage({ ready: true });
     return;
   }
   if (!tokenizer) throw new Error("tokenizer_worker: encode request before init");
   const result = encodeBatch(tokenizer, message);
-  self.postMessage(result, [result.ids.buffer, result.lengths.buffer]);
+  scope.postMessage(result, [result.ids.buffer, result.lengths.buffer]);
 };

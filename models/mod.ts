@@ -17,3 +17,4 @@ export * from "./trainer.ts";
 export * from "./lm.ts";
 export * from "./sampling.ts";
 export * as convert from "./convert/mod.ts";
+export * from "./plot.ts";

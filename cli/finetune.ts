@@ -1,0 +1,455 @@
+/**
+ * `deno task finetune`: supervised finetuning of a pretrained model on chat-formatted data with Meditron's
+ * hyperparameters (`configs/sft.yaml`), the loss on assistant tokens only (see `data/sft.ts`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { parse as parseYaml, stringify as toYaml } from "yaml";
+import { fileURLToPath } from "node:url";
+import {
+  distAbort,
+  distBarrier,
+  distFinalize,
+  distInit,
+  NativeModel,
+  setNumThreads,
+} from "../runtime/mod.ts";
+import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
+import {
+  modelDims,
+  optimSettings,
+  overrideConfig,
+  parseConfig,
+  type RunConfig,
+  validateConfig,
+} from "../models/config.ts";
+import { loadCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
+import {
+  growVocab,
+  hfToNative,
+  NativeCheckpointReader,
+  writeNativeCheckpoint,
+} from "../models/convert/mod.ts";
+import { type BatchSource, train } from "../models/trainer.ts";
+import { Tokenizer } from "../data/tokenizer.ts";
+import { type ChatMessage, parseSftRow, readSftJsonl, SftDataset, tokenizeChat } from "../data/sft.ts";
+import { demoSftRows } from "./data_sft.ts";
+import { formatDuration, Progress } from "./progress.ts";
+import { runMain, UsageError } from "./common.ts";
+
+const HELP = `Usage: deno task finetune --init RUN|HFDIR --data FILE.jsonl|demo [options]
+
+Supervised finetuning with Meditron's hyperparameters (configs/sft.yaml: lr 2e-5 -> 2e-6 cosine, warmup 10%,
+wd 0.1, clip 1, betas (0.9, 0.95), eps 1e-5, 3 epochs, global batch 64). Rows are {"messages": [{"role",
+"content"}, ...]} or {"prompt", "gold"}; each message is rendered "<|im_start|>{role}\\n{content}<|im_end|>\\n".
+The loss is on assistant/answer messages only (header and <|im_end|> included). <|im_start|> and <|im_end|>
+are added to the vocabulary when the initial model lacks them (new rows: the mean of the existing ones).
+Batches are padded to their longest example rounded up to 16 tokens (at most train.seq); longer examples keep
+their first train.seq+1 tokens, and those left without an assistant token are dropped (counted).
+
+Options:
+  --init PATH           the model to start from: a native run (dir, checkpoints/ or iter_*) or a Hugging Face
+                        directory (converted into <run>/init first)
+  --data SOURCE         SFT JSONL, or 'demo': the demo set's train questions in Meditron's prompt/gold format
+  --config FILE         YAML (default: configs/sft.yaml); keys train.*, sft.{epochs,warmup_ratio,
+                        prompt_loss_weight,bos}
+  --epochs N            passes over the data (sft.epochs)
+  --steps N             optimizer steps instead of the epochs' count
+  --lr X, --min-lr X    peak and final learning rate
+  --seq N               longest training sequence (train.seq, capped at the model's max_seq)
+  --micro-batch N, --grad-accum N   global batch = micro-batch x grad-accum
+  --prompt-loss-weight X  loss weight of non-assistant tokens (default 0)
+  --bos                 prepend BOS to every example (default: no, as Meditron)
+  --seed N              data order seed
+  --threads N           kernel threads (0: all cores)
+  --set KEY=VALUE       any train.* key (repeatable)
+  --name NAME           run name (default sft)
+  --out DIR             parent of the run directory (default runs)
+  --overwrite           replace an existing run directory's checkpoints
+  --resume PATH         continue from a checkpoint of a finetuning run (run dir, checkpoints/ or iter_*), with
+                        the same data and options (--init is then not needed)
+  --debug               show stack traces on errors
+  -h, --help            this help
+
+  --tp N, --pp N, --dp N  parallel layout; more than one rank re-runs this command under mpirun -n tp*pp*dp
+                        (the initial model is first written in that layout to <run>/init)
+  --distributed-optimizer  ZeRO-1 over DP
+  --hostfile FILE       passed to mpirun
+
+Examples:
+  deno task finetune --init runs/tiny --data demo --name tiny-sft --lr 1e-3 --micro-batch 8 --grad-accum 1
+  deno task finetune --init Llama-2-7b-hf --data medqa_sft.jsonl --name meditron-7b-medqa
+  deno task finetune --init runs/tiny --data demo --name tiny-sft-tp2 --tp 2 --dp 2 --lr 1e-3
+`;
+
+/** SFT-only keys of the YAML (`sft:` section). */
+export interface SftSettings {
+  /** Passes over the data. */
+  epochs: number;
+  /** Warmup steps as a fraction of the steps. */
+  warmup_ratio: number;
+  /** Loss weight of non-assistant tokens. */
+  prompt_loss_weight: number;
+  /** Prepend BOS to each example. */
+  bos: boolean;
+}
+
+// Meditron's finetuning hyperparameters: the defaults under the YAML's train section.
+const SFT_TRAIN = {
+  lr: 2e-5,
+  min_lr: 2e-6,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-5,
+  weight_decay: 0.1,
+  grad_clip: 1.0,
+  micro_batch: 4,
+  grad_accum: 16,
+  warmup_steps: 0,
+  eval_every: 0,
+  save_every: 0,
+};
+
+const DEFAULT_SFT: SftSettings = { epochs: 3, warmup_ratio: 0.1, prompt_loss_weight: 0, bos: false };
+
+/**
+ * Parses an SFT YAML: the `sft:` section is checked here, the rest is a run config (`preset` defaults to
+ * `llama2-7b` so a long `train.seq` validates; the architecture is later replaced by the initial model's).
+ *
+ * @example
+ * ```ts
+ * import { parseSftConfig } from "./finetune.ts";
+ * const { sft, run } = parseSftConfig("train:\n  lr: 1.0e-5\nsft:\n  epochs: 2\n", "inline.yaml");
+ * console.log(sft.epochs, run.train.lr); // 2 0.00001
+ * ```
+ */
+export function parseSftConfig(text: string, where: string): { sft: SftSettings; run: RunConfig } {
+  const doc = (parseYaml(text) ?? {}) as Record<string, unknown>;
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new UsageError(`${where}: top level must be a mapping`);
+  }
+  const { sft: raw, ...rest } = doc;
+  const sft = { ...DEFAULT_SFT };
+  if (raw !== undefined) {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new UsageError(`${where}: 'sft' must be a mapping`);
+    }
+    for (const [k, v] of Object.entries(raw)) {
+      if (!(k in sft)) throw new UsageError(`${where}: unknown key 'sft.${k}' (known: ${Object.keys(sft)})`);
+      const key = k as keyof SftSettings;
+      if (typeof v !== typeof sft[key]) {
+        throw new UsageError(`${where}: 'sft.${k}' must be a ${typeof sft[key]}`);
+      }
+      (sft as Record<string, unknown>)[key] = v;
+    }
+  }
+  checkSft(sft, where);
+  const train = rest.train;
+  if (train !== undefined && (train === null || typeof train !== "object" || Array.isArray(train))) {
+    throw new UsageError(`${where}: 'train' must be a mapping`);
+  }
+  const merged = { ...rest, train: { ...SFT_TRAIN, ...(train as Record<string, unknown> | undefined) } };
+  const run = parseConfig(toYaml({ preset: "llama2-7b", ...merged }), where);
+  return { sft, run };
+}
+
+function checkSft(s: SftSettings, where: string): void {
+  if (!(s.epochs > 0)) throw new UsageError(`${where}: sft.epochs must be > 0`);
+  if (!(s.warmup_ratio >= 0 && s.warmup_ratio < 1)) {
+    throw new UsageError(`${where}: sft.warmup_ratio in [0, 1)`);
+  }
+  if (!(s.prompt_loss_weight >= 0)) throw new UsageError(`${where}: sft.prompt_loss_weight must be >= 0`);
+}
+
+/** Tokenizer matching a vocabulary: plain or bracket Llama-2 plus the chat tokens; how many rows to add. */
+export function sftVocab(vocab: number): { tokenizer: Tokenizer; add: number } {
+  switch (vocab) {
+    case 32000:
+      return { tokenizer: Tokenizer.llama2({ chatTokens: true }), add: 2 };
+    case 32002:
+      return { tokenizer: Tokenizer.llama2({ chatTokens: true }), add: 0 };
+    case 32012:
+      return { tokenizer: Tokenizer.llama2({ bracketTokens: true, chatTokens: true }), add: 2 };
+    case 32014:
+      return { tokenizer: Tokenizer.llama2({ bracketTokens: true, chatTokens: true }), add: 0 };
+    default:
+      throw new Error(`vocabulary of ${vocab} tokens: expected a Llama-2 one (32000, 32002, 32012 or 32014)`);
+  }
+}
+
+/** Loads a native checkpoint into a new single-rank model, growing the vocabulary by `add` rows. */
+export async function loadInit(
+  ckptDir: string,
+  run: RunConfig,
+  add: number,
+): Promise<{ model: NativeModel; config: RunConfig }> {
+  using reader = await NativeCheckpointReader.open(ckptDir);
+  const grown = growVocab(reader.model, add, { param: (n) => reader.param(n) });
+  const config: RunConfig = { ...run, model: grown.model };
+  const model = await NativeModel.create(modelDims(config.model), optimSettings(config.train), {
+    seed: config.train.seed,
+    initStd: config.model.init_std,
+  });
+  try {
+    for (const p of model.params()) model.write(p.name, await grown.param(p.name));
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, config };
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      init: { type: "string" },
+      data: { type: "string" },
+      config: { type: "string" },
+      epochs: { type: "string" },
+      steps: { type: "string" },
+      lr: { type: "string" },
+      "min-lr": { type: "string" },
+      seq: { type: "string" },
+      "micro-batch": { type: "string" },
+      "grad-accum": { type: "string" },
+      "prompt-loss-weight": { type: "string" },
+      bos: { type: "boolean" },
+      seed: { type: "string" },
+      threads: { type: "string" },
+      set: { type: "string", multiple: true },
+      name: { type: "string" },
+      out: { type: "string", default: "runs" },
+      overwrite: { type: "boolean" },
+      resume: { type: "string" },
+      tp: { type: "string" },
+      pp: { type: "string" },
+      dp: { type: "string" },
+      "distributed-optimizer": { type: "boolean" },
+      hostfile: { type: "string" },
+      debug: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  }).values;
+}
+
+const isHfDir = (p: string) => Deno.stat(join(p, "config.json")).then((s) => s.isFile, () => false);
+
+/**
+ * Writes the initial model of a finetuning run as a native checkpoint in `initDir` for the run's layout:
+ * `init` (a native run or an HF directory) with the vocabulary grown by the chat tokens when it lacks them
+ * (new rows: the mean of the existing ones). Returns the checkpoint directory.
+ */
+export async function prepareInit(init: string, initDir: string, run: RunConfig): Promise<string> {
+  const par = run.parallel;
+  const topology = { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer };
+  await Deno.remove(initDir, { recursive: true }).catch(() => {});
+  if (await isHfDir(init)) {
+    const hf = JSON.parse(await Deno.readTextFile(join(init, "config.json"))) as { vocab_size?: number };
+    return await hfToNative(init, initDir, { ...topology, addTokens: sftVocab(Number(hf.vocab_size)).add });
+  }
+  using reader = await NativeCheckpointReader.open(await resolveCheckpoint(init));
+  const grown = growVocab(reader.model, sftVocab(reader.model.vocab_size).add, {
+    param: (n) => reader.param(n),
+  });
+  const config: RunConfig = {
+    ...run,
+    model: grown.model,
+    train: { ...run.train, seq: Math.min(run.train.seq, grown.model.max_seq) },
+    parallel: { ...par },
+  };
+  validateConfig(config, init);
+  return await writeNativeCheckpoint(initDir, {
+    config,
+    topology,
+    iteration: 0,
+    consumedSamples: 0,
+    data: {},
+    step: 0,
+  }, { param: grown.param });
+}
+
+/** Entry point. */
+export async function main(rawArgs: string[]): Promise<void> {
+  const v = parse(rawArgs);
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!v.init && !v.resume) throw new UsageError("--init RUN|HFDIR is required");
+  if (!v.data) throw new UsageError("--data FILE.jsonl|demo is required");
+  const cfgPath = v.config ?? new URL("../configs/sft.yaml", import.meta.url).pathname;
+  const { sft, run } = parseSftConfig(await Deno.readTextFile(cfgPath), cfgPath);
+  const num = (flag: string, s: string | undefined): number | undefined => {
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    if (s.trim() === "" || !Number.isFinite(n) || n < 0) {
+      throw new UsageError(`--${flag} must be a number >= 0`);
+    }
+    return n;
+  };
+  sft.epochs = num("epochs", v.epochs) ?? sft.epochs;
+  sft.prompt_loss_weight = num("prompt-loss-weight", v["prompt-loss-weight"]) ?? sft.prompt_loss_weight;
+  if (v.bos) sft.bos = true;
+  checkSft(sft, "command line");
+  const flags: [string | undefined, string][] = [
+    [v.lr, "train.lr"],
+    [v["min-lr"], "train.min_lr"],
+    [v.seq, "train.seq"],
+    [v["micro-batch"], "train.micro_batch"],
+    [v["grad-accum"], "train.grad_accum"],
+    [v.seed, "train.seed"],
+    [v.threads, "train.threads"],
+    [v.tp, "parallel.tp"],
+    [v.pp, "parallel.pp"],
+    [v.dp, "parallel.dp"],
+  ];
+  for (const [value, key] of flags) if (value !== undefined) overrideConfig(run, key, value);
+  if (v["distributed-optimizer"]) overrideConfig(run, "parallel.distributed_optimizer", "true");
+  for (const kv of v.set ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq < 1 || !kv.startsWith("train.")) {
+      throw new UsageError(`--set expects train.KEY=VALUE, got '${kv}'`);
+    }
+    overrideConfig(run, kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  run.name = v.name ?? run.name;
+  validateConfig(run, "command line");
+  const steps = v.steps === undefined ? undefined : Number(v.steps);
+  if (steps !== undefined && !(Number.isInteger(steps) && steps >= 1)) {
+    throw new UsageError(`--steps must be a positive integer, got '${v.steps}'`);
+  }
+  const runDir = join(v.out!, run.name), initDir = join(runDir, "init");
+  const par = run.parallel, ranks = par.tp * par.pp * par.dp;
+  const launched = insideLaunch();
+  const resume = v.resume ? await resolveCheckpoint(v.resume) : undefined;
+  if (!resume && (!launched || Deno.env.get("MEDITRON_LAUNCHED") === undefined)) {
+    // Once, before any rank starts: the run directory and the initial checkpoint in the run's layout.
+    if (await Deno.stat(join(runDir, "checkpoints", "latest")).then(() => true, () => false)) {
+      if (!v.overwrite) {
+        throw new UsageError(`${runDir} already has checkpoints: pass --overwrite or --name NEW`);
+      }
+      await Deno.remove(join(runDir, "checkpoints"), { recursive: true });
+    }
+    console.error(`init: ${v.init} -> ${initDir} (tp ${par.tp}, pp ${par.pp}, dp ${par.dp})`);
+    await prepareInit(v.init!, initDir, run);
+  }
+  if (ranks > 1 && !launched) {
+    const program = [Deno.execPath(), "run", "-A", fileURLToPath(import.meta.url), ...rawArgs];
+    Deno.env.set("MEDITRON_LAUNCHED", "1");
+    const code = await runUnderMpi(program, { ranks, hostfile: v.hostfile, root: isRoot() });
+    if (code !== 0) throw new Error(`the ${ranks}-rank job failed (exit code ${code})`);
+    return;
+  }
+  const dist = await distInit();
+  if (dist.size !== ranks) {
+    throw new Error(`parallel.tp x pp x dp = ${ranks} ranks, but this job has ${dist.size}`);
+  }
+  const start = resume ?? await resolveCheckpoint(initDir);
+  await finetuneRank(v.data, sft, run, runDir, { start, resume }, steps, dist.rank, ranks);
+}
+
+async function finetuneRank(
+  source: string,
+  sft: SftSettings,
+  run: RunConfig,
+  runDir: string,
+  from: { start: string; resume?: string },
+  steps: number | undefined,
+  rank: number,
+  ranks: number,
+): Promise<void> {
+  const log = rank === 0 ? new Progress() : undefined;
+  const initCkpt = from.start;
+  const initModel = (await readCheckpointMeta(initCkpt)).config.model;
+  const { tokenizer } = sftVocab(initModel.vocab_size);
+  const t = run.train;
+  await setNumThreads(
+    ranks > 1 && t.threads === 0 ? Math.max(1, Math.floor(navigator.hardwareConcurrency / ranks)) : t.threads,
+  );
+  const conversations: ChatMessage[][] = source === "demo"
+    ? demoSftRows().map((r, i) => parseSftRow(r, `demo#${i}`))
+    : await readSftJsonl(source);
+  t.seq = Math.min(t.seq, initModel.max_seq);
+  const tokens = conversations.map((c) =>
+    tokenizeChat(tokenizer, c, { promptLossWeight: sft.prompt_loss_weight, addBos: sft.bos })
+  );
+  const dataset = new SftDataset(tokens, { seq: t.seq, seed: t.seed });
+  if (dataset.size === 0) throw new Error(`${source}: no example with an assistant token`);
+  const rows = t.micro_batch * t.grad_accum * run.parallel.dp;
+  t.steps = steps ?? Math.max(1, Math.ceil((sft.epochs * dataset.size) / rows));
+  t.decay_steps = t.steps;
+  t.warmup_steps = Math.round(sft.warmup_ratio * t.steps);
+  t.eval_every = 0; // batches change length: no fixed validation batches
+  log?.line(
+    `data: ${source}: ${conversations.length} conversations, ${dataset.size} kept (${dataset.truncated} ` +
+      `truncated, ${dataset.dropped} dropped: no assistant token within ${
+        t.seq + 1
+      } tokens), ${dataset.tokens} tokens`,
+  );
+  const config: RunConfig = { ...run, model: initModel };
+  validateConfig(config, "finetune");
+  const par = config.parallel;
+  using model = await NativeModel.create(modelDims(config.model), optimSettings(t), {
+    seed: t.seed,
+    initStd: config.model.init_std,
+  }, { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer });
+  if (!from.resume) {
+    await loadCheckpoint(initCkpt, model);
+    model.step = 0; // a fresh optimizer
+  }
+  if (rank === 0) {
+    await Deno.mkdir(runDir, { recursive: true });
+    await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml({ ...config, sft }));
+  }
+  log?.line(
+    `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${initCkpt} (vocabulary ` +
+      `${config.model.vocab_size}); ${t.steps} steps of ${rows} examples (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
+      `${t.min_lr}, warmup ${t.warmup_steps}, ${ranks} rank(s) -> ${runDir}`,
+  );
+  // The trainer reads train.seq for each step after asking for the batch: each batch sets its own length
+  // (all ranks of a pipeline / tensor group draw the same samples, hence the same length).
+  const maxSeq = t.seq;
+  const data: BatchSource = {
+    train: (consumed, n) => {
+      const b = dataset.batch(consumed, n);
+      config.train.seq = b.seq;
+      return b;
+    },
+    valid: () => [],
+    state: { source, seed: t.seed, epochs: sft.epochs, examples: dataset.size },
+  };
+  try {
+    const result = await train({
+      model,
+      config,
+      runDir,
+      data,
+      resume: from.resume,
+      sync: { barrier: distBarrier },
+      onNotice: (s) => log?.line(s),
+      onStep: (m, total) => {
+        log?.update(
+          `step ${m.step}/${total} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} gnorm ` +
+            `${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`,
+          m.step === total,
+        );
+      },
+    });
+    log?.done();
+    const h = result.history;
+    log?.line(
+      `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
+    );
+  } finally {
+    config.train.seq = maxSeq;
+  }
+}
+
+if (import.meta.main) {
+  await runMain(main, HELP, { onError: () => insideLaunch() && distAbort(1), onExit: distFinalize });
+}

@@ -1,0 +1,154 @@
+// Finetuning under mpirun: TP=2 and DP=2 give the loss curve of the 1-rank run (variable-length batches).
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { NativeModel } from "../../runtime/mod.ts";
+import { saveCheckpoint } from "../../models/checkpoint.ts";
+import { modelDims, optimSettings, presetConfig } from "../../models/config.ts";
+import { assertClose } from "../helpers.ts";
+
+const FINETUNE = new URL("../../cli/finetune.ts", import.meta.url).pathname;
+
+async function losses(runDir: string): Promise<number[]> {
+  return (await Deno.readTextFile(join(runDir, "metrics.jsonl"))).trim().split("\n").map((l) =>
+    JSON.parse(l).loss
+  );
+}
+
+Deno.test({
+  name: "finetune --tp 2 / --dp 2 under mpirun equal the 1-rank run",
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "sft-par-" });
+    try {
+      const cfg = presetConfig("tiny");
+      cfg.model = {
+        ...cfg.model,
+        dim: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        ffn_dim: 64,
+        max_seq: 128,
+      };
+      cfg.train.seq = 64;
+      {
+        using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+          seed: 3,
+          initStd: 0.1,
+        });
+        await saveCheckpoint(join(dir, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
+      }
+      const data = join(dir, "sft.jsonl");
+      const rows = Array.from({ length: 8 }, (_, i) => ({
+        messages: [
+          { role: "user", content: `Question ${i}: ${"why ".repeat(1 + 3 * i)}?` },
+          { role: "assistant", content: `Answer ${i} ${"because ".repeat(1 + (i % 3))}.` },
+        ],
+      }));
+      await Deno.writeTextFile(data, rows.map((r) => JSON.stringify(r)).join("\n"));
+      const common = [
+        "--init",
+        join(dir, "pre"),
+        "--data",
+        data,
+        "--out",
+        dir,
+        "--steps",
+        "3",
+        "--lr",
+        "1e-3",
+        "--grad-accum",
+        "1",
+        "--threads",
+        "1",
+      ];
+      const run = async (name: string, extra: string[]) => {
+        const o = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", FINETUNE, ...common, "--name", name, ...extra],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+        return await losses(join(dir, name));
+      };
+      const one = await run("one", ["--micro-batch", "2"]);
+      assert.equal(one.length, 3);
+      const tp = await run("tp2", ["--micro-batch", "2", "--tp", "2"]);
+      const dp = await run("dp2", ["--micro-batch", "1", "--dp", "2"]);
+      for (let i = 0; i < 3; i++) {
+        assertClose(tp[i], one[i], 1e-4, `tp2 step ${i + 1}`);
+        assertClose(dp[i], one[i], 1e-4, `dp2 step ${i + 1}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "finetune --resume continues a run exactly (same losses as the uninterrupted run)",
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "sft-resume-" });
+    try {
+      const cfg = presetConfig("tiny");
+      cfg.model = {
+        ...cfg.model,
+        dim: 32,
+        n_layers: 1,
+        n_heads: 2,
+        n_kv_heads: 1,
+        ffn_dim: 64,
+        max_seq: 128,
+      };
+      cfg.train.seq = 64;
+      {
+        using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+          seed: 4,
+          initStd: 0.1,
+        });
+        await saveCheckpoint(join(dir, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
+      }
+      const data = join(dir, "sft.jsonl");
+      await Deno.writeTextFile(
+        data,
+        Array.from(
+          { length: 5 },
+          (_, i) => JSON.stringify({ prompt: `Q${i} ${"x ".repeat(i * 4)}`, gold: `A${i}` }),
+        )
+          .join("\n"),
+      );
+      const common = [
+        "--data",
+        data,
+        "--out",
+        dir,
+        "--steps",
+        "4",
+        "--lr",
+        "1e-3",
+        "--micro-batch",
+        "2",
+        "--grad-accum",
+        "1",
+        "--threads",
+        "1",
+      ];
+      const run = async (args: string[]) => {
+        const o = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", FINETUNE, ...common, ...args],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+      };
+      await run(["--init", join(dir, "pre"), "--name", "a", "--set", "train.save_every=2"]);
+      await run(["--resume", join(dir, "a", "checkpoints", "iter_0000002"), "--name", "b"]);
+      const a = await losses(join(dir, "a")), b = await losses(join(dir, "b"));
+      assert.equal(a.length, 4);
+      assert.deepEqual(b, a.slice(2));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,70 @@
+// deno task serve as a process: listens on 127.0.0.1, answers, stops on SIGTERM.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { NativeModel } from "../../runtime/mod.ts";
+import { saveCheckpoint } from "../../models/checkpoint.ts";
+import { modelDims, presetConfig } from "../../models/config.ts";
+import { TEST_OPTIM } from "../helpers.ts";
+
+Deno.test("serve CLI: --port 0 prints the address; /health, auth and a completion over HTTP; SIGTERM exits 0", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cfg = presetConfig("tiny");
+    cfg.model = {
+      ...cfg.model,
+      dim: 32,
+      n_layers: 1,
+      n_heads: 2,
+      n_kv_heads: 1,
+      ffn_dim: 64,
+      vocab_size: 32002,
+    };
+    {
+      using m = await NativeModel.create(modelDims(cfg.model), TEST_OPTIM, { seed: 1, initStd: 0.3 });
+      await saveCheckpoint(join(dir, "run"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
+    }
+    const p = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../../cli/serve.ts", import.meta.url).pathname,
+        "--model",
+        join(dir, "run"),
+        "--port",
+        "0",
+        "--api-key",
+        "k",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = p.stdout.getReader();
+    let out = "";
+    while (!/listening on (\S+)/.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    const url = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/)![1];
+    assert.match(out, /template chatml/);
+    assert.equal((await (await fetch(`${url}/health`)).json()).status, "ok");
+    const denied = await fetch(`${url}/v1/models`);
+    assert.equal(denied.status, 401);
+    await denied.body?.cancel();
+    const r = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 4 }),
+    });
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).usage.completion_tokens > 0, true);
+    p.kill("SIGTERM");
+    reader.releaseLock();
+    await p.stdout.cancel();
+    const status = await p.status;
+    await p.stderr.cancel();
+    assert.equal(status.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

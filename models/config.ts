@@ -73,6 +73,8 @@ export interface TrainConfig {
   threads: number;
   /** Consecutive steps with a non-finite gradient norm (skipped, as Megatron does) before the run stops. */
   skip_limit: number;
+  /** When a checkpoint cannot be written (disk full, read-only): "stop" the run or "continue" training. */
+  on_save_error: string;
 }
 
 /** Training data (YAML section `data`). */
@@ -181,6 +183,7 @@ const DEFAULT_TRAIN: TrainConfig = {
   save_every: 100,
   threads: 0,
   skip_limit: 10,
+  on_save_error: "stop",
 };
 
 /** Training settings of the presets. */
@@ -367,6 +370,11 @@ export function validateConfig(cfg: RunConfig, where: string): void {
   rule(isInt(t.seed, 0), where, `train.seed must be an integer >= 0 (got ${t.seed})`);
   rule(t.seq <= m.max_seq, where, `train.seq (${t.seq}) exceeds model.max_seq (${m.max_seq})`);
   rule(t.lr >= 0, where, `train.lr must be >= 0 (got ${t.lr})`);
+  rule(
+    t.on_save_error === "stop" || t.on_save_error === "continue",
+    where,
+    `train.on_save_error must be "stop" or "continue" (got "${t.on_save_error}")`,
+  );
   rule(t.min_lr >= 0 && t.min_lr <= t.lr, where, `train.min_lr must be in [0, train.lr] (got ${t.min_lr})`);
   rule(t.beta1 >= 0 && t.beta1 < 1, where, `train.beta1 must be in [0, 1) (got ${t.beta1})`);
   rule(t.beta2 >= 0 && t.beta2 < 1, where, `train.beta2 must be in [0, 1) (got ${t.beta2})`);

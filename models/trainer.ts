@@ -165,13 +165,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const valid = t.eval_every > 0 ? data.valid(t.micro_batch, t.eval_batches) : [];
   const history: TrainResult["history"] = [];
   let checkpoint: string | undefined, elapsed = 0, skippedInARow = 0;
+  // A checkpoint that cannot be written (disk full, read-only) leaves the previous one intact (temp dir +
+  // rename); train.on_save_error decides whether training goes on without it.
   const save = async () => {
-    checkpoint = await saveCheckpoint(runDir, model, config, {
-      iteration,
-      consumedSamples: consumed,
-      data: data.state,
-    }, opts.sync);
-    notice(`checkpoint ${checkpoint}`);
+    try {
+      checkpoint = await saveCheckpoint(runDir, model, config, {
+        iteration,
+        consumedSamples: consumed,
+        data: data.state,
+      }, opts.sync);
+      notice(`checkpoint ${checkpoint}`);
+    } catch (e) {
+      const why = `checkpoint of iteration ${iteration} in ${join(runDir, "checkpoints")} failed ` +
+        `(${(e as Error).message}); the previous checkpoint is intact`;
+      if (t.on_save_error !== "continue") throw new Error(why);
+      notice(`${why}; training continues (train.on_save_error: continue)`);
+    }
   };
   while (iteration < t.steps) {
     const batch = data.train(consumed + rank.dpRank * rows, rows);

@@ -52,6 +52,8 @@ export interface StepMetrics {
   val_loss?: number;
   /** The gradient norm was not finite: the update was skipped. */
   skipped?: boolean;
+  /** The loss exceeded twice its running mean (logged, training goes on). */
+  spike?: boolean;
 }
 
 /** Options of {@linkcode train}. */
@@ -165,6 +167,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const valid = t.eval_every > 0 ? data.valid(t.micro_batch, t.eval_batches) : [];
   const history: TrainResult["history"] = [];
   let checkpoint: string | undefined, elapsed = 0, skippedInARow = 0;
+  let lossEma = NaN, finiteSteps = 0; // running mean of the loss, for spike logging
   // A checkpoint that cannot be written (disk full, read-only) leaves the previous one intact (temp dir +
   // rename); train.on_save_error decides whether training goes on without it.
   const save = async () => {
@@ -219,6 +222,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
     } else {
       skippedInARow = 0;
+      // Loss spikes: more than twice the running mean (EMA 0.9) after a 10-step warm-up of the mean.
+      if (finiteSteps >= 10 && r.loss > 2 * lossEma) {
+        m.spike = true;
+        notice(`step ${iteration}: loss spike ${r.loss.toFixed(4)} vs running mean ${lossEma.toFixed(4)}`);
+      }
+      lossEma = finiteSteps === 0 ? r.loss : 0.9 * lossEma + 0.1 * r.loss;
+      finiteSteps++;
     }
     if (valid.length && (iteration % t.eval_every === 0 || iteration === t.steps)) {
       m.val_loss = await validationLoss(model, valid, t.micro_batch, t.seq);

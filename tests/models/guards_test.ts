@@ -97,3 +97,44 @@ Deno.test("a healthy run is not affected by the guard", async () => {
   assert.ok(r.history.every((m) => m.skipped === undefined && Number.isFinite(m.loss)));
   assert.equal(model.step, 8);
 });
+
+Deno.test("loss spikes (> 2× the running mean) are logged and flagged in the metrics", async () => {
+  using dir = tempDir();
+  const cfg = config();
+  overrideConfig(cfg, "train.steps", "24");
+  overrideConfig(cfg, "train.lr", "1e-2");
+  validateConfig(cfg, "test");
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: 1,
+    initStd: 0.02,
+  });
+  // 20 steps on one repeated batch (the loss collapses), then batches of unseen tokens (it jumps back up).
+  const spiky: BatchSource = {
+    train: (consumed, rows) => {
+      const fresh = consumed >= 40;
+      const tokens = Int32Array.from(
+        { length: rows * 16 },
+        (_, i) => (fresh ? 150 + ((i * 13 + consumed) % 150) : i % 20),
+      );
+      return {
+        tokens,
+        targets: tokens.map((t) => fresh ? (t * 7) % 300 : (t + 1) % 20),
+        lossMask: new Float32Array(rows * 16).fill(1),
+      };
+    },
+    valid: () => [],
+    state: {},
+  };
+  const notices: string[] = [];
+  const r = await train({
+    model,
+    config: cfg,
+    runDir: join(dir.path, "run"),
+    data: spiky,
+    onNotice: (s) => notices.push(s),
+  });
+  const spikes = r.history.filter((m) => m.spike).map((m) => m.step);
+  assert.ok(spikes.includes(21), `spikes at ${spikes}; losses ${r.history.map((m) => m.loss.toFixed(2))}`);
+  assert.ok(spikes.every((s) => s > 20), "no spike while the loss only falls");
+  assert.ok(notices.some((n) => /step 21: loss spike/.test(n)));
+});

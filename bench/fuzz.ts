@@ -1,7 +1,8 @@
 /**
  * `deno task bench fuzz [--cases 10000] [--seed 1]`: a seeded property-based fuzzer over every parser and
  * boundary: safetensors files, Megatron `.idx`, the pickle reader, corpus JSONL lines, YAML run configs,
- * benchmark files (MedQA, MedMCQA, PubMedQA, MMLU), and the C ABI with random shapes and sizes. Inputs are
+ * benchmark files (MedQA, MedMCQA, PubMedQA, MMLU), the server's HTTP request bodies (both completion
+ * endpoints: any status but 5xx is clean), and the C ABI with random shapes and sizes. Inputs are
  * mutations of valid seeds (bit flips, truncation, splices, random bytes, boundary numbers). A case passes
  * when the input is accepted or rejected with a clean `Error` carrying a message; a `TypeError`/`RangeError`
  * from the runtime (an unhandled shape), a hang past 2 s, or a process crash is a failure. The test suite runs
@@ -21,6 +22,9 @@ import { parseMedMCQA } from "../eval/benchmarks/medmcqa.ts";
 import { parsePubMedQA } from "../eval/benchmarks/pubmedqa.ts";
 import { parseMmlu } from "../eval/benchmarks/mmlu.ts";
 import { MeditronError, NativeModel } from "../runtime/mod.ts";
+import { BatchEngine, openAiHandler } from "../models/server.ts";
+import { templateFor } from "../models/chat.ts";
+import { Tokenizer } from "../data/tokenizer.ts";
 
 /** A seeded generator of uniforms in [0, 1) (LCG; enough for mutations). */
 function rng(seed: number): () => number {
@@ -124,9 +128,42 @@ const MEDMCQA =
 const PQA =
   '{"123": {"QUESTION": "Does it work?", "CONTEXTS": ["c1", "c2"], "LABELS": ["A", "B"], "MESHES": [], "YEAR": "2001", "reasoning_required_pred": "yes", "reasoning_free_pred": "yes", "final_decision": "yes", "LONG_ANSWER": "Yes."}}';
 
-/** All targets; `model` is a small native model for the C ABI target. */
-function targets(dir: string, model: NativeModel): Target[] {
+const CHAT_BODY =
+  '{"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", ' +
+  '"content": "First-line treatment of asthma?"}], "max_tokens": 3, "temperature": 0.7, "top_p": 0.9, ' +
+  '"stop": ["###"], "n": 1, "seed": 5, "frequency_penalty": 1.0, "presence_penalty": 0, "stream": false}';
+
+/** POSTs the body to its endpoint (chat when it mentions messages); a status below 500 is clean. */
+async function serve(handler: (req: Request) => Promise<Response>, body: Uint8Array): Promise<void> {
+  const path = dec.decode(body).includes('"messages"') ? "/v1/chat/completions" : "/v1/completions";
+  const res = await handler(
+    new Request(`http://127.0.0.1${path}`, {
+      method: "POST",
+      body: body.slice().buffer,
+      headers: { "content-type": "application/json" },
+    }),
+  );
+  await res.text();
+  if (res.status >= 500) throw new TypeError(`HTTP ${res.status} on ${path}`);
+  if (res.status >= 400) throw new Error(`rejected with ${res.status}`);
+}
+
+/** All targets; `model` is a small native model for the C ABI target, `lm` one with the Llama-2 vocabulary. */
+function targets(dir: string, model: NativeModel, engine: BatchEngine): Target[] {
+  const codec = Tokenizer.llama2();
+  const handler = openAiHandler({
+    engine,
+    codec,
+    template: templateFor(codec.vocabSize),
+    modelName: "m",
+    defaultMaxTokens: 4,
+  });
   return [
+    {
+      name: "server request bodies",
+      seeds: [enc.encode(CHAT_BODY), enc.encode(CHAT_BODY.replace('"messages"', '"prompt": "Aspirin", "x"'))],
+      run: (b) => serve(handler, b),
+    },
     {
       name: "safetensors",
       seeds: [safetensorsSeed()],
@@ -248,8 +285,34 @@ export async function fuzzAll(cases: number, seed: number, dir: string): Promise
     },
     { seed: 1, initStd: 0.02 },
   );
+  using lm = await NativeModel.create(
+    {
+      dim: 16,
+      nLayers: 1,
+      nHeads: 2,
+      nKvHeads: 1,
+      ffnDim: 16,
+      vocabSize: 32000,
+      maxSeq: 64,
+      normEps: 1e-5,
+      ropeTheta: 1e4,
+    },
+    {
+      lr: 0,
+      minLr: 0,
+      warmupSteps: 0,
+      decaySteps: 1,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0,
+      gradClip: 0,
+    },
+    { seed: 2, initStd: 0.02 },
+  );
+  using engine = new BatchEngine(lm, 4);
   const results: FuzzResult[] = [];
-  for (const t of targets(dir, model)) {
+  for (const t of targets(dir, model, engine)) {
     const r = rng(seed * 7919 + t.name.length),
       res: FuzzResult = { target: t.name, cases, accepted: 0, rejected: 0, crashes: [] };
     for (let i = 0; i < cases; i++) {

@@ -242,6 +242,20 @@ function targets(dir: string, model: NativeModel, engine: BatchEngine): Target[]
   ];
 }
 
+const CORPUS = new URL("../tests/fuzz/corpus/", import.meta.url);
+const slug = (name: string) => name.replace(/\W+/g, "_").replace(/^_|_$/g, "");
+
+/** The kept corpus of interesting inputs of a target (accepted mutations found by earlier runs). */
+function corpusOf(name: string): Uint8Array[] {
+  try {
+    const dir = new URL(`${slug(name)}/`, CORPUS);
+    return [...Deno.readDirSync(dir)].filter((e) => e.isFile).sort((a, b) => a.name.localeCompare(b.name))
+      .map((e) => Deno.readFileSync(new URL(e.name, dir)));
+  } catch {
+    return [];
+  }
+}
+
 /** Per-target outcome. */
 export interface FuzzResult {
   /** Target name. */
@@ -254,6 +268,8 @@ export interface FuzzResult {
   rejected: number;
   /** Unclean failures: TypeError/RangeError/ReferenceError, empty messages, or hangs. */
   crashes: { input: string; error: string }[];
+  /** Accepted mutations (inputs that got past validation: the interesting ones to keep). */
+  interesting: Uint8Array[];
 }
 
 const UNCLEAN = [TypeError, RangeError, ReferenceError, SyntaxError];
@@ -313,14 +329,16 @@ export async function fuzzAll(cases: number, seed: number, dir: string): Promise
   using engine = new BatchEngine(lm, 4);
   const results: FuzzResult[] = [];
   for (const t of targets(dir, model, engine)) {
-    const r = rng(seed * 7919 + t.name.length),
-      res: FuzzResult = { target: t.name, cases, accepted: 0, rejected: 0, crashes: [] };
+    const r = rng(seed * 7919 + t.name.length);
+    const res: FuzzResult = { target: t.name, cases, accepted: 0, rejected: 0, crashes: [], interesting: [] };
+    const seeds = [...t.seeds, ...corpusOf(t.name)];
     for (let i = 0; i < cases; i++) {
-      const input = i === 0 ? t.seeds[0] : mutate(t.seeds[Math.floor(r() * t.seeds.length)], r);
+      const input = i < seeds.length ? seeds[i] : mutate(seeds[Math.floor(r() * seeds.length)], r);
       const started = performance.now();
       try {
         await t.run(input);
         res.accepted++;
+        if (i >= seeds.length && res.interesting.length < 8) res.interesting.push(input);
       } catch (e) {
         const err = e as Error;
         // Clean: our own errors (MeditronError from the library, Error subclasses with a message). Unclean: what
@@ -347,15 +365,26 @@ export async function fuzzAll(cases: number, seed: number, dir: string): Promise
 export async function main(args: string[]): Promise<void> {
   const v = parseArgs({
     args,
-    options: { cases: { type: "string", default: "10000" }, seed: { type: "string", default: "1" } },
-  })
-    .values;
+    options: {
+      cases: { type: "string", default: "10000" },
+      seed: { type: "string", default: "1" },
+      "save-corpus": { type: "boolean" },
+    },
+  }).values;
   const dir = await Deno.makeTempDir({ prefix: "meditron-fuzz-" });
   try {
     const results = await fuzzAll(Number(v.cases), Number(v.seed), dir);
     let crashes = 0;
     for (const r of results) {
       crashes += r.crashes.length;
+      if (v["save-corpus"]) {
+        const dir = new URL(`${slug(r.target)}/`, CORPUS);
+        Deno.mkdirSync(dir, { recursive: true });
+        const have = corpusOf(r.target).length;
+        r.interesting.forEach((b, k) =>
+          Deno.writeFileSync(new URL(`input-${String(have + k).padStart(3, "0")}`, dir), b)
+        );
+      }
       console.log(
         `${
           r.target.padEnd(34)

@@ -70,7 +70,8 @@ export const optimShardName = (tp: number, pp: number, dp: number): string =>
 /** Directory name of iteration `it`. */
 export const iterDirName = (it: number): string => `iter_${String(it).padStart(7, "0")}`;
 
-async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
+/** sha256 (hex) and size of a file, read in 1 MiB pieces. */
+export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash("sha256");
   let bytes = 0;
   using file = await Deno.open(path, { read: true });
@@ -84,14 +85,16 @@ async function sha256File(path: string): Promise<{ sha256: string; bytes: number
   return { sha256: hash.digest("hex"), bytes };
 }
 
-async function fsyncPath(path: string): Promise<void> {
+/** fsync of a file or directory (best effort for directories). */
+export async function fsyncPath(path: string): Promise<void> {
   try {
     using f = await Deno.open(path, { read: true });
     await f.sync();
   } catch { /* directories cannot be fsynced on every platform; best effort */ }
 }
 
-async function writeTextDurable(path: string, text: string): Promise<void> {
+/** Writes a text file and fsyncs it. */
+export async function writeTextDurable(path: string, text: string): Promise<void> {
   using f = await Deno.open(path, { write: true, create: true, truncate: true });
   await f.write(new TextEncoder().encode(text));
   await f.sync();

@@ -12,10 +12,13 @@ import {
   CHECKPOINT_FORMAT_VERSION,
   type CheckpointMeta,
   type CheckpointTopology as Topology,
+  fsyncPath,
   iterDirName,
   modelShardName,
   optimShardName,
   readCheckpointMeta,
+  sha256File,
+  writeTextDurable,
 } from "../checkpoint.ts";
 import type { ModelConfig, RunConfig } from "../config.ts";
 import { numel, SafetensorsReader, type TensorToWrite, writeSafetensors } from "../safetensors.ts";
@@ -55,33 +58,6 @@ export interface NativeCheckpointInfo {
   data: Record<string, unknown>;
   /** AdamW step counter stored in optimizer shards. */
   step: number;
-}
-
-async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  using file = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(1 << 22);
-  for (;;) {
-    const n = await file.read(buf);
-    if (n === null) break;
-    hash.update(buf.subarray(0, n));
-    bytes += n;
-  }
-  return { sha256: hash.digest("hex"), bytes };
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  try {
-    using f = await Deno.open(path, { read: true });
-    await f.sync();
-  } catch { /* best effort */ }
-}
-
-async function writeDurable(path: string, text: string): Promise<void> {
-  using f = await Deno.open(path, { write: true, create: true, truncate: true });
-  await f.write(new TextEncoder().encode(text));
-  await f.sync();
 }
 
 const ZERO_BLOCK = new Float32Array(1 << 20);
@@ -244,15 +220,15 @@ export async function writeNativeCheckpoint(
       shards,
       created: new Date().toISOString(),
     };
-    await writeDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-    await fsyncDir(tmp);
+    await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+    await fsyncPath(tmp);
     await Deno.remove(final, { recursive: true }).catch(() => {});
     await Deno.rename(tmp, final);
-    await fsyncDir(root);
+    await fsyncPath(root);
     const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
-    await writeDurable(latestTmp, iterDirName(info.iteration) + "\n");
+    await writeTextDurable(latestTmp, iterDirName(info.iteration) + "\n");
     await Deno.rename(latestTmp, join(root, "latest"));
-    await fsyncDir(root);
+    await fsyncPath(root);
     return final;
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

@@ -86,7 +86,7 @@ export async function sha256File(path: string): Promise<{ sha256: string; bytes:
 }
 
 /** fsync of a file or directory (best effort for directories). */
-export async function fsyncPath(path: string): Promise<void> {
+async function fsyncPath(path: string): Promise<void> {
   try {
     using f = await Deno.open(path, { read: true });
     await f.sync();
@@ -94,7 +94,7 @@ export async function fsyncPath(path: string): Promise<void> {
 }
 
 /** Writes a text file and fsyncs it. */
-export async function writeTextDurable(path: string, text: string): Promise<void> {
+async function writeTextDurable(path: string, text: string): Promise<void> {
   using f = await Deno.open(path, { write: true, create: true, truncate: true });
   await f.write(new TextEncoder().encode(text));
   await f.sync();
@@ -166,6 +166,25 @@ async function writeShards(dir: string, model: NativeModel): Promise<void> {
 }
 
 /**
+ * Makes a fully written checkpoint visible: writes `meta.json` into the temp directory `tmp`, fsyncs it, renames
+ * it to `root/iter_XXXXXXX` (replacing an older one of the same iteration) and moves `root/latest` to it last.
+ * Returns the final directory.
+ */
+export async function publishCheckpoint(root: string, tmp: string, meta: CheckpointMeta): Promise<string> {
+  const final = join(root, iterDirName(meta.iteration));
+  await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+  await fsyncPath(tmp);
+  await Deno.remove(final, { recursive: true }).catch(() => {});
+  await Deno.rename(tmp, final);
+  await fsyncPath(root);
+  const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
+  await writeTextDurable(latestTmp, iterDirName(meta.iteration) + "\n");
+  await Deno.rename(latestTmp, join(root, "latest"));
+  await fsyncPath(root);
+  return final;
+}
+
+/**
  * Saves the model, its AdamW state and the training state; returns the checkpoint directory. In a
  * multi-rank job every rank calls it: rank 0 prepares the temp directory, each rank writes its shards, and
  * rank 0 writes meta.json (with every shard's sha256), renames the directory and moves `latest` last.
@@ -183,7 +202,6 @@ export async function saveCheckpoint(
   sync: CheckpointSync = ONE_PROCESS,
 ): Promise<string> {
   const root = join(runDir, "checkpoints");
-  const final = join(root, iterDirName(state.iteration));
   const tmp = join(root, `.${iterDirName(state.iteration)}.tmp`);
   const r = model.rank;
   const leader = r.worldRank === 0;
@@ -212,18 +230,10 @@ export async function saveCheckpoint(
         shards,
         created: new Date().toISOString(),
       };
-      await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-      await fsyncPath(tmp);
-      await Deno.remove(final, { recursive: true }).catch(() => {});
-      await Deno.rename(tmp, final);
-      await fsyncPath(root);
-      const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
-      await writeTextDurable(latestTmp, iterDirName(state.iteration) + "\n");
-      await Deno.rename(latestTmp, join(root, "latest"));
-      await fsyncPath(root);
+      await publishCheckpoint(root, tmp, meta);
     }
     await sync.barrier();
-    return final;
+    return join(root, iterDirName(state.iteration));
   } catch (e) {
     if (leader) await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

@@ -12,13 +12,12 @@ import {
   CHECKPOINT_FORMAT_VERSION,
   type CheckpointMeta,
   type CheckpointTopology as Topology,
-  fsyncPath,
   iterDirName,
   modelShardName,
   optimShardName,
+  publishCheckpoint,
   readCheckpointMeta,
   sha256File,
-  writeTextDurable,
 } from "../checkpoint.ts";
 import type { ModelConfig, RunConfig } from "../config.ts";
 import { numel, SafetensorsReader, type TensorToWrite, writeSafetensors } from "../safetensors.ts";
@@ -101,7 +100,6 @@ export async function writeNativeCheckpoint(
       },
     };
   };
-  const final = join(root, iterDirName(info.iteration));
   const tmp = join(root, `.${iterDirName(info.iteration)}.tmp-${Deno.pid}`);
   await Deno.mkdir(tmp, { recursive: true });
   try {
@@ -220,16 +218,7 @@ export async function writeNativeCheckpoint(
       shards,
       created: new Date().toISOString(),
     };
-    await writeTextDurable(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-    await fsyncPath(tmp);
-    await Deno.remove(final, { recursive: true }).catch(() => {});
-    await Deno.rename(tmp, final);
-    await fsyncPath(root);
-    const latestTmp = join(root, `.latest.tmp-${Deno.pid}`);
-    await writeTextDurable(latestTmp, iterDirName(info.iteration) + "\n");
-    await Deno.rename(latestTmp, join(root, "latest"));
-    await fsyncPath(root);
-    return final;
+    return await publishCheckpoint(root, tmp, meta);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

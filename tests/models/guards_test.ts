@@ -3,50 +3,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NativeModel } from "../../runtime/mod.ts";
-import {
-  modelDims,
-  optimSettings,
-  overrideConfig,
-  presetConfig,
-  validateConfig,
-} from "../../models/config.ts";
+import { modelDims, optimSettings, overrideConfig, validateConfig } from "../../models/config.ts";
 import { type BatchSource, train } from "../../models/trainer.ts";
 import { readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
 import { tempDir } from "../helpers.ts";
+import { SYNTHETIC_DATA, tinyRunConfig } from "./tiny_run.ts";
 
 function config() {
-  const cfg = presetConfig("tiny");
-  const set: Record<string, string> = {
-    "model.dim": "32",
-    "model.n_layers": "1",
-    "model.ffn_dim": "64",
-    "model.vocab_size": "300",
-    "train.seq": "16",
-    "train.micro_batch": "2",
-    "train.grad_accum": "1",
-    "train.warmup_steps": "1",
-    "train.steps": "8",
-    "train.eval_every": "0",
-    "train.save_every": "0",
-    "train.skip_limit": "3",
-  };
-  for (const [k, v] of Object.entries(set)) overrideConfig(cfg, k, v);
-  validateConfig(cfg, "test");
-  return cfg;
+  return tinyRunConfig({ steps: "8", save_every: "0", skip_limit: "3" });
 }
 
-const data: BatchSource = {
-  train: (consumed, rows) => {
-    const tokens = Int32Array.from({ length: rows * 16 }, (_, i) => (i * 7 + consumed) % 300);
-    return {
-      tokens,
-      targets: tokens.map((t) => (t + 1) % 300),
-      lossMask: new Float32Array(rows * 16).fill(1),
-    };
-  },
-  valid: () => [],
-  state: {},
-};
+const data = SYNTHETIC_DATA;
 
 Deno.test("non-finite steps are skipped without touching the model, and a run of them stops with a checkpoint", async () => {
   using dir = tempDir();

@@ -15,6 +15,7 @@ import {
   type Benchmark,
   BENCHMARK_NAMES,
   type BenchmarkName,
+  checkModeFormat,
   EVAL_MODES,
   type EvalMode,
   type EvalOptions,
@@ -24,6 +25,7 @@ import {
   isBenchmarkName,
   loadBenchmark,
   markdownTable,
+  type PromptFormat,
   writeResult,
 } from "../eval/mod.ts";
 import { Progress } from "./progress.ts";
@@ -56,6 +58,7 @@ Options:
   --max-tokens N        generated tokens per answer (default greedy 8, 16 with shots; cot 1024)
   --chat                wrap prompts in <|im_start|>question … <|im_start|>answer (finetuned models)
   --format F            meditron (default) | harness (lm-evaluation-harness prompts: "Question: …\\nA. …\\nAnswer:")
+                        | continuation (the harness's "Question: …\\nAnswer:" without options; --mode cloze)
   --limit N             only the first N test questions
   --out DIR             output directory (default: <run>/eval)
   --no-verify           skip sha256 verification of checkpoint shards
@@ -119,8 +122,11 @@ function evalOptions(values: ReturnType<typeof parse>["values"]): EvalOptions {
   if (!EVAL_MODES.includes(mode)) {
     throw new UsageError(`unknown --mode '${values.mode}' (${EVAL_MODES.join(", ")})`);
   }
-  if (values.format !== "meditron" && values.format !== "harness") {
-    throw new UsageError(`unknown --format '${values.format}' (meditron, harness)`);
+  const format = values.format as PromptFormat;
+  try {
+    checkModeFormat(mode, format);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
   const seeds = values.seeds?.split(",").map((s) => int("seeds", s.trim(), 0)!);
   return {
@@ -128,7 +134,7 @@ function evalOptions(values: ReturnType<typeof parse>["values"]): EvalOptions {
     shots: int("shots", values.shots, 0),
     seeds,
     chat: values.chat ?? false,
-    format: values.format,
+    format,
     limit: int("limit", values.limit, 1),
     samples: int("samples", values.samples, 1),
     temperature: num("temperature", values.temperature),

@@ -12,6 +12,9 @@
  * Harness: `"Question: {q}\nA. …\nB. …\nAnswer:"` (PubMedQA `"Abstract: …\nQuestion: …\nAnswer:"`),
  * demonstrations `"…\nAnswer: {gold}"` joined by blank lines.
  *
+ * Continuation (the harness's `*_continuation` tasks): `"Question: {q}\nAnswer:"` with no options listed, for
+ * scoring each option's text (`--mode cloze`); demonstrations end `"\nAnswer: {gold option text}"`.
+ *
  * @module
  */
 
@@ -19,7 +22,8 @@ import instructions from "./prompts/instructions.json" with { type: "json" };
 import { answerLabels, type MCQuestion } from "./question.ts";
 
 /**
- * Which prompt family: Meditron's (default) or lm-evaluation-harness's.
+ * Which prompt family: Meditron's (default), lm-evaluation-harness's multiple-choice one, or the harness's
+ * continuation one (question only, options scored as text).
  *
  * @example
  * ```ts
@@ -27,7 +31,18 @@ import { answerLabels, type MCQuestion } from "./question.ts";
  * const f: PromptFormat = "harness";
  * ```
  */
-export type PromptFormat = "meditron" | "harness";
+export type PromptFormat = "meditron" | "harness" | "continuation";
+
+/**
+ * The prompt families, default first.
+ *
+ * @example
+ * ```ts
+ * import { PROMPT_FORMATS } from "./prompts.ts";
+ * console.log(PROMPT_FORMATS.join(", ")); // "meditron, harness, continuation"
+ * ```
+ */
+export const PROMPT_FORMATS: readonly PromptFormat[] = ["meditron", "harness", "continuation"];
 
 /**
  * Options of {@linkcode buildPrompt}.
@@ -119,8 +134,8 @@ export function questionBlock(q: MCQuestion): string {
 }
 
 /**
- * lm-evaluation-harness's question block: `"Question: {q}\nA. …\nB. …"`; PubMedQA:
- * `"Abstract: {contexts}\nQuestion: {question}"`.
+ * lm-evaluation-harness's question block: `"Question: {q}\nA. …\nB. …"` (without the option lines when
+ * `listOptions` is false, as the continuation format); PubMedQA: `"Abstract: {contexts}\nQuestion: {question}"`.
  *
  * @example
  * ```ts
@@ -129,12 +144,12 @@ export function questionBlock(q: MCQuestion): string {
  * // "Question: Best test?\nA. ECG\nB. CT"
  * ```
  */
-export function harnessBlock(q: MCQuestion): string {
+export function harnessBlock(q: MCQuestion, listOptions = true): string {
   if (q.context !== undefined && q.question.startsWith(`${q.context}\n`)) {
     return `Abstract: ${q.context}\nQuestion: ${q.question.slice(q.context.length + 1).trimEnd()}`;
   }
   const head = `Question: ${q.question.trimEnd()}`;
-  if (q.kind === "word") return head;
+  if (q.kind === "word" || !listOptions) return head;
   const labels = answerLabels(q);
   return `${head}\n${q.options.map((o, i) => `${labels[i]}. ${o}`).join("\n")}`;
 }
@@ -150,6 +165,19 @@ export function harnessBlock(q: MCQuestion): string {
  */
 export function goldLabel(q: MCQuestion): string {
   return answerLabels(q)[q.answer];
+}
+
+/**
+ * The gold answer as text: the gold option's text for lettered questions, the label ("maybe") otherwise.
+ *
+ * @example
+ * ```ts
+ * import { goldText } from "./prompts.ts";
+ * goldText({ id: "1", question: "q", options: ["x", "y"], answer: 1, kind: "letter", where: "f:1" }); // "y"
+ * ```
+ */
+export function goldText(q: MCQuestion): string {
+  return q.kind === "letter" ? q.options[q.answer] : goldLabel(q);
 }
 
 /**
@@ -182,6 +210,9 @@ export function buildPrompt(q: MCQuestion, options: PromptOptions): string {
   if (options.format === "harness") {
     const demos = options.demos.map((d) => `${harnessBlock(d)}\nAnswer: ${goldLabel(d)}\n\n`).join("");
     prompt = `${demos}${harnessBlock(q)}\nAnswer:`;
+  } else if (options.format === "continuation") {
+    const demos = options.demos.map((d) => `${harnessBlock(d, false)}\nAnswer: ${goldText(d)}\n\n`).join("");
+    prompt = `${demos}${harnessBlock(q, false)}\nAnswer:`;
   } else {
     const demos = options.demos.map((d) => `${questionBlock(d)}\n${USER_TEXT} ${goldLabel(d)}\n\n`).join("");
     const user = options.cot ? COT_USER_TEXT : USER_TEXT;

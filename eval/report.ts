@@ -52,7 +52,7 @@ export function markdownTable(results: readonly EvalResult[]): string {
     const f1 = m.macroF1 === undefined ? "" : pct(m.macroF1);
     rows.push(
       `| ${r.benchmark}${r.chat ? " (chat)" : ""}${
-        r.format === "harness" ? " (harness)" : ""
+        r.format === "meditron" ? "" : ` (${r.format})`
       } | ${r.mode} | ${r.shots} | ${r.questions} | ${acc} | ${pct(m.ci95[0])}–${pct(m.ci95[1])} | ${
         pct(m.accuracyParseable)
       } | ${unparseable} | ${f1} |`,

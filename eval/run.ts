@@ -13,6 +13,7 @@ import {
   buildPrompt,
   continuationText,
   goldLabel,
+  PROMPT_FORMATS,
   type PromptFormat,
   scoringContext,
   systemText,
@@ -44,6 +45,27 @@ export type EvalMode = "loglik" | "cloze" | "greedy" | "cot" | "sc-cot";
  * ```
  */
 export const EVAL_MODES: readonly EvalMode[] = ["loglik", "cloze", "greedy", "cot", "sc-cot"];
+
+/**
+ * Throws when a mode and a prompt format cannot go together: an unknown mode or format, or the continuation
+ * format (which lists no options) with any mode but `cloze`.
+ *
+ * @example
+ * ```ts
+ * import { checkModeFormat } from "./run.ts";
+ * checkModeFormat("cloze", "continuation"); // fine
+ * try { checkModeFormat("loglik", "continuation"); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function checkModeFormat(mode: EvalMode, format: PromptFormat): void {
+  if (!EVAL_MODES.includes(mode)) throw new Error(`unknown mode "${mode}" (known: ${EVAL_MODES.join(", ")})`);
+  if (!PROMPT_FORMATS.includes(format)) {
+    throw new Error(`unknown format "${format}" (known: ${PROMPT_FORMATS.join(", ")})`);
+  }
+  if (format === "continuation" && mode !== "cloze") {
+    throw new Error(`the continuation format lists no options: use it with mode "cloze", not "${mode}"`);
+  }
+}
 
 /**
  * Options of {@linkcode evaluate}.
@@ -305,9 +327,7 @@ export async function evaluate(
   };
   const seeds = options.seeds ?? FEWSHOT_SEEDS;
   const format = options.format ?? "meditron";
-  if (!EVAL_MODES.includes(o.mode)) {
-    throw new Error(`unknown mode "${o.mode}" (known: ${EVAL_MODES.join(", ")})`);
-  }
+  checkModeFormat(o.mode, format);
   if (!Number.isInteger(o.shots) || o.shots < 0) {
     throw new Error(`shots must be a whole number, got ${o.shots}`);
   }

@@ -39,11 +39,13 @@ Deno.test("eval usage errors: unknown benchmark lists the known ones; bad flags 
   );
   const m = await run(EVAL, ["demo", "--mode", "beam"]);
   assert.match(m.stderr, /^error: unknown --mode 'beam' \(loglik, cloze, greedy, cot, sc-cot\)/);
+  const f = await run(EVAL, ["demo", "--format", "continuation"]);
+  assert.match(f.stderr, /^error: the continuation format lists no options: use it with mode "cloze"/);
   const s = await run(EVAL, ["demo", "--shots", "1.5"]);
   assert.match(s.stderr, /^error: --shots must be a whole number ≥ 0/);
   const none = await run(EVAL, []);
   assert.match(none.stderr, /^error: name one benchmark/);
-  assert.ok(![r, m, s, none].some((x) => x.stderr.includes("    at ")), "no stack traces");
+  assert.ok(![r, m, f, s, none].some((x) => x.stderr.includes("    at ")), "no stack traces");
 });
 
 Deno.test("eval end to end on a micro model: demo without --data (loud), MedQA fixtures, bad data file", async () => {

@@ -114,6 +114,20 @@ Deno.test("chat wrapper and harness format, character for character", () => {
   );
 });
 
+Deno.test("continuation format: question only, demonstrations answered with the option text", () => {
+  const item = q("Best test", ["ECG", "CT"], 0);
+  const demo = q("Scurvy vitamin?", ["vitamin A", "vitamin C"], 1);
+  assert.equal(
+    buildPrompt(item, { system: "ignored", format: "continuation", cot: false, chat: false, demos: [demo] }),
+    "Question: Scurvy vitamin?\nAnswer: vitamin C\n\nQuestion: Best test\nAnswer:",
+  );
+  const word: MCQuestion = { ...q("c1\nDoes it work?", ["yes", "no", "maybe"], 2, "word"), context: "c1" };
+  assert.equal(
+    buildPrompt(word, { system: "", format: "continuation", cot: false, chat: false, demos: [word] }),
+    "Abstract: c1\nQuestion: Does it work?\nAnswer: maybe\n\nAbstract: c1\nQuestion: Does it work?\nAnswer:",
+  );
+});
+
 Deno.test("harness PubMedQA prompt: 'Abstract: …\nQuestion: …\nAnswer:'", () => {
   const item: MCQuestion = {
     ...q("c1\nc2\nDoes it work?", ["yes", "no", "maybe"], 2, "word"),

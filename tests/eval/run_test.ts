@@ -202,6 +202,17 @@ Deno.test("--chat wraps prompts; harness format uses 'Answer:'; limit; unknown m
     evaluate(b, new BigramModel(32000), tok, { mode: "beam" as any }),
     /unknown mode "beam"/,
   );
+  const c = await evaluate(b, new BigramModel(32000), tok, {
+    format: "continuation",
+    mode: "cloze",
+    limit: 1,
+  });
+  assert.equal(c.records[0].prompt, "Question: Question number 1 about medicine\nAnswer:");
+  assert.equal(c.records[0].logprobs?.length, 4);
+  await assert.rejects(
+    evaluate(b, new BigramModel(32000), tok, { format: "continuation", mode: "loglik" }),
+    /continuation format lists no options: use it with mode "cloze", not "loglik"/,
+  );
 });
 
 Deno.test("outputs: {bench}.json without generations, generations JSONL, markdown table", async () => {

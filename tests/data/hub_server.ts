@@ -104,6 +104,23 @@ export class TestHub {
         siblings: Object.keys(repo.files).sort().map((rfilename) => ({ rfilename })),
       });
     }
+    const tree = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(url.pathname);
+    if (tree) {
+      // huggingface_hub ≥ 1 lists files with the tree API (one page here).
+      const repo = this.#repos.get(`${tree[1].slice(0, -1)}:${tree[2]}`);
+      if (!repo || !this.#revOk(repo, decodeURIComponent(tree[3]))) {
+        return new Response("{}", { status: 404 });
+      }
+      return Response.json(
+        Object.keys(repo.files).sort().map((path) => {
+          const b = bytesOf(repo.files[path]);
+          const lfs = LFS.test(path)
+            ? { oid: hex("sha256", b), size: b.length, pointerSize: 134 }
+            : undefined;
+          return { type: "file", path, size: b.length, oid: hex("sha1", `blob ${b.length}\0`, b), lfs };
+        }),
+      );
+    }
     const m = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (!m) return new Response("not found", { status: 404 });
     const repo = this.#repos.get(`${m[1] ? "dataset" : "model"}:${m[2]}`);

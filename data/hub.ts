@@ -703,3 +703,26 @@ export function modelFiles(files: string[]): string[] {
       : f.endsWith(".bin") || f === "pytorch_model.bin.index.json")
   );
 }
+
+/**
+ * Every file path (relative, `/`-separated) under a snapshot directory, following its symlinks.
+ *
+ * @example
+ * ```ts ignore
+ * import { snapshotFiles } from "./hub.ts";
+ * const files = await snapshotFiles(snapshotDir); // ["data/validation-00000-of-00001.parquet", …]
+ * ```
+ */
+export async function snapshotFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, prefix: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const rel = prefix ? `${prefix}/${e.name}` : e.name;
+      const st = await Deno.stat(join(d, e.name)).catch(() => undefined);
+      if (st?.isDirectory) await walk(join(d, e.name), rel);
+      else if (st?.isFile) out.push(rel);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { BenchmarkFormatError, hubBenchmarkFiles, loadHubBenchmark } from "../../eval/mod.ts";
 import { tempDir } from "../helpers.ts";
+import { medmcqaParquet } from "./hub_fixtures.ts";
 
 const FIX = (p: string) => fileURLToPath(new URL(`./fixtures/hub/${p}`, import.meta.url));
 
@@ -21,20 +22,6 @@ function writeRepo(dir: string, files: Record<string, Uint8Array | ArrayBuffer |
 }
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
-
-/** MedMCQA as the HF export: 0-based cop, −1 on the unlabeled test split. */
-export function medmcqaParquet(n: number, cop: (i: number) => number): ArrayBuffer {
-  const rows = Array.from({ length: n }, (_, i) => i);
-  return parquetWriteBuffer({
-    columnData: [
-      { name: "id", data: rows.map((i) => `m${i}`) },
-      { name: "question", data: rows.map((i) => `Question ${i}: which option is right?`) },
-      ...["opa", "opb", "opc", "opd"].map((k) => ({ name: k, data: rows.map((i) => `${k} ${i}`) })),
-      { name: "cop", data: rows.map((i) => BigInt(cop(i))), type: "INT64" as const },
-      { name: "subject_name", data: rows.map(() => "Anatomy") },
-    ],
-  });
-}
 
 Deno.test("hubBenchmarkFiles: the evaluated split and the demonstrations, of the right configuration", () => {
   assert.deepEqual(

@@ -47,7 +47,7 @@ Deno.test("eval usage errors: unknown benchmark lists the known ones; bad flags 
   assert.ok(![r, m, s, none].some((x) => x.stderr.includes("    at ")), "no stack traces");
 });
 
-Deno.test("eval end to end on a micro model: demo without --data (loud), MedQA fixtures, bad data file", async () => {
+Deno.test("eval end to end on a micro model: demo (offline), MedQA fixtures, bad data file", async () => {
   using dir = tempDir();
   const corpus = join(dir.path, "c.jsonl");
   const docs = Array.from(

@@ -112,30 +112,62 @@ Deno.test("CLIs take hub repo ids: convert, eval --data/--model, default benchma
   assert.equal(hm.code, 0, hm.stderr);
   assert.match(hm.stderr, /converting the Hugging Face checkpoint .*models--org--tiny/);
 
+  // chat --model of the hub model, reading one question from a pipe (served from the cache, named by repo).
+  const chat = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI("chat"), "--model", "org/tiny", "--max-tokens", "2"],
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = chat.stdin.getWriter();
+  await w.write(new TextEncoder().encode("What is asthma?\n"));
+  await w.close();
+  const chatOut = await chat.output();
+  assert.equal(chatOut.code, 0, new TextDecoder().decode(chatOut.stderr));
+  assert.match(new TextDecoder().decode(chatOut.stderr), /model org\/tiny,/);
+
+  // data clean --input of one file of a hub dataset.
+  const docs = Array.from({ length: 3 }, (_, i) => JSON.stringify({ text: `document ${i}` })).join("\n") +
+    "\n";
+  hub.add({
+    type: "dataset",
+    id: "org/replay",
+    files: { "raw/part-0.jsonl": docs, "raw/part-1.jsonl": "{}" },
+  });
+  const cleaned = join(d.path, "replay.jsonl");
+  const dc = await run("data", [
+    ...["clean", "--source", "replay", "--keep-rate", "1", "--quiet", "--output", cleaned],
+    ...["--input", "hf://datasets/org/replay/raw/part-0.jsonl"],
+  ], env);
+  assert.equal(dc.code, 0, dc.stderr);
+  assert.equal(Deno.readTextFileSync(cleaned).trim().split("\n").length, 3);
+  const two = await run("data", [
+    "clean",
+    "--source",
+    "replay",
+    "--keep-rate",
+    "1",
+    "--input",
+    "org/replay",
+    "--output",
+    cleaned,
+  ], env);
+  assert.match(
+    two.stderr,
+    /the hub dataset has 2 \.jsonl files .*name one as hf:\/\/datasets\/org\/replay\/FILE/,
+  );
+
   // Gated: one line that says how to get access.
   hub.add({ type: "model", id: "meta-llama/Llama-2-7b-hf", files, token: "hf_good" });
-  const gated = await run("convert", [
-    "hf-to-native",
-    "--in",
-    "meta-llama/Llama-2-7b-hf",
-    "--out",
-    join(d.path, "g"),
-  ], env);
+  const llama = ["hf-to-native", "--in", "meta-llama/Llama-2-7b-hf", "--out", join(d.path, "g")];
+  const gated = await run("convert", llama, env);
   assert.equal(gated.code, 1);
   assert.match(
     gated.stderr,
     /^error: meta-llama\/Llama-2-7b-hf is gated or private \(HTTP 401.*accept the license.*HF_TOKEN.*huggingface-cli login/,
   );
-  const ok = await run("convert", [
-    "hf-to-native",
-    "--in",
-    "meta-llama/Llama-2-7b-hf",
-    "--out",
-    join(d.path, "g"),
-  ], {
-    ...env,
-    HF_TOKEN: "hf_good",
-  });
+  const ok = await run("convert", llama, { ...env, HF_TOKEN: "hf_good" });
   assert.equal(ok.code, 0, ok.stderr);
 
   // Offline and not cached: the error names the repository.

@@ -124,8 +124,13 @@ export async function resolveRepoArg(
     if (!(await existsLocal(path))) throw new HubError(`${arg}: no such file in the repository`);
     return { path, repo: ref };
   } catch (e) {
-    if (e instanceof HubError && e.status === 404 && !arg.startsWith("hf://")) {
-      throw new HubError(`no local path '${arg}', and ${e.message}`, 404);
+    const missing = e instanceof HubError && (e.status === 404 || e.code === "RepoNotFound");
+    if (missing && !arg.startsWith("hf://")) {
+      throw new HubError(
+        `no local path '${arg}', and ${(e as HubError).message}`,
+        (e as HubError).status,
+        "RepoNotFound",
+      );
     }
     throw e;
   }

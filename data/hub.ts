@@ -101,11 +101,14 @@ export interface HubSettings {
 export class HubError extends Error {
   /** HTTP status when the hub answered one. */
   readonly status?: number;
+  /** The hub's `X-Error-Code` (`RepoNotFound`, `GatedRepo`, `RevisionNotFound`, `EntryNotFound`), if any. */
+  readonly code?: string;
   /** Creates the error. */
-  constructor(message: string, status?: number) {
+  constructor(message: string, status?: number, code?: string) {
     super(message);
     this.name = "HubError";
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -237,31 +240,49 @@ function headers(s: HubSettings, url: string, extra: Record<string, string> = {}
   return h;
 }
 
-/** Turns a 401/403/404 into a message saying what to do. */
+/**
+ * Turns an error answer into a message saying what to do. The hub's `X-Error-Code` decides when present, as in
+ * huggingface_hub: `RepoNotFound` (also sent with 401 for a repository that does not exist or is private),
+ * `GatedRepo`, `RevisionNotFound`, `EntryNotFound`; otherwise the status.
+ */
 async function httpError(res: Response, ref: RepoRef, what: string, s: HubSettings): Promise<HubError> {
   const body = (await res.text().catch(() => "")).slice(0, 300).trim();
-  if (res.status === 401 || res.status === 403) {
+  const code = res.headers.get("x-error-code") ?? undefined;
+  const detail = `HTTP ${res.status} for ${what}`;
+  const token = s.token
+    ? `the token from ${s.tokenSource} was sent`
+    : "no token was sent (HF_TOKEN, or 'huggingface-cli login')";
+  if (code === "RepoNotFound") {
+    return new HubError(
+      `${label(ref)}: no such ${ref.type} repository on ${s.endpoint} (${detail}); check the name, ` +
+        `and for a private repository the token (${token})`,
+      res.status,
+      code,
+    );
+  }
+  if (code === "RevisionNotFound" || code === "EntryNotFound") {
+    const what2 = code === "RevisionNotFound" ? `revision ${ref.revision}` : "file";
+    return new HubError(`${label(ref)}: no such ${what2} (${detail})`, res.status, code);
+  }
+  if (res.status === 401 || res.status === 403 || code === "GatedRepo") {
     const sent = s.token
-      ? `the token from ${s.tokenSource} was sent and refused, or its account has not been granted access`
+      ? `${token} and refused, or its account has not been granted access`
       : "no token was sent";
     return new HubError(
-      `${
-        label(ref)
-      } is gated or private (HTTP ${res.status} for ${what}; ${sent}). To get access: accept the ` +
-        `license on ${
-          pageUrl(ref, s)
-        } while logged in, create a read token at ${s.endpoint}/settings/tokens, ` +
-        `then set HF_TOKEN=hf_… or run 'huggingface-cli login' (which writes ${"$HF_HOME"}/token)`,
+      `${label(ref)} is gated or private (${detail}; ${sent}). To get access: accept the license on ` +
+        `${pageUrl(ref, s)} while logged in, create a read token at ${s.endpoint}/settings/tokens, then ` +
+        `set HF_TOKEN=hf_… or run 'huggingface-cli login' (which writes $HF_HOME/token)`,
       res.status,
+      code ?? "GatedRepo",
     );
   }
   if (res.status === 404) {
     return new HubError(
-      `${label(ref)}: not found on ${s.endpoint} (HTTP 404 for ${what})${body ? `: ${body}` : ""}`,
+      `${label(ref)}: not found on ${s.endpoint} (${detail})${body ? `: ${body}` : ""}`,
       404,
     );
   }
-  return new HubError(`${label(ref)}: HTTP ${res.status} for ${what}${body ? `: ${body}` : ""}`, res.status);
+  return new HubError(`${label(ref)}: ${detail}${body ? `: ${body}` : ""}`, res.status);
 }
 
 /** fetch that names the URL on a connection failure. */

@@ -42,6 +42,7 @@ Deno.test("CLIs take hub repo ids: convert, eval --data/--model, default benchma
   const conv = await run("convert", ["hf-to-native", "--in", "org/tiny", "--out", join(d.path, "run")], env);
   assert.equal(conv.code, 0, conv.stderr);
   assert.match(conv.stderr, /hub: org\/tiny \(commit [0-9a-f]{12}\): \d+ files, \d+ to download/);
+  assert.match(conv.stderr, /hub: [\d.]+\/[\d.]+ MB, (\d+)\/\1 files, [\d.]+ MB\/s, ETA \d+s/); // plain line, not a TTY
   const snap = join(d.path, "hf", "hub", "models--org--tiny", "snapshots", sha);
   assert.ok(Deno.lstatSync(join(snap, "config.json")).isSymlink);
   assert.ok(!hub.requests.some((r) => /README|pytorch_model/.test(r.path)));
@@ -165,7 +166,7 @@ Deno.test("CLIs take hub repo ids: convert, eval --data/--model, default benchma
   assert.equal(gated.code, 1);
   assert.match(
     gated.stderr,
-    /^error: meta-llama\/Llama-2-7b-hf is gated or private \(HTTP 401.*accept the license.*HF_TOKEN.*huggingface-cli login/,
+    /^error: meta-llama\/Llama-2-7b-hf is gated or private \(HTTP 401.*accept the license.*HF_TOKEN.*huggingface-cli login/m,
   );
   const ok = await run("convert", llama, { ...env, HF_TOKEN: "hf_good" });
   assert.equal(ok.code, 0, ok.stderr);

@@ -16,8 +16,13 @@ export interface TestRepo {
   sha?: string;
   /** Extra revision names (e.g. `refs/convert/parquet`) pointing at the same commit, besides `main`. */
   revisions?: string[];
-  /** Answer 401 unless `Authorization: Bearer <token>`. */
+  /**
+   * Gated: files answer 401 (`X-Error-Code: GatedRepo`) unless `Authorization: Bearer <token>`; the API stays
+   * public, as on the hub.
+   */
   token?: string;
+  /** Private: everything answers 401 `RepoNotFound` without the token (the hub does not reveal it exists). */
+  private?: boolean;
 }
 
 /** One request the hub saw. */
@@ -36,6 +41,13 @@ const hex = (algo: string, ...parts: (string | Uint8Array)[]) => {
 };
 const bytesOf = (v: Uint8Array | string): Uint8Array<ArrayBuffer> =>
   typeof v === "string" ? new TextEncoder().encode(v) : new Uint8Array(v);
+
+/** The hub's answer for a repository that does not exist or that the caller may not see. */
+const notFound = () =>
+  new Response(`{"error":"Repository Not Found"}`, {
+    status: 401,
+    headers: { "x-error-code": "RepoNotFound" },
+  });
 
 /** A directory's files (recursively) as a {@linkcode TestRepo} file map. */
 export async function filesOfDir(dir: string): Promise<Record<string, Uint8Array>> {
@@ -60,7 +72,7 @@ export class TestHub {
   /** CDN GETs of this path serve one byte flipped. */
   corrupt?: string;
   readonly #server: Deno.HttpServer;
-  readonly #repos = new Map<string, Required<Omit<TestRepo, "token">> & { token?: string }>();
+  readonly #repos = new Map<string, TestRepo & { sha: string; revisions: string[] }>();
 
   constructor() {
     this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (r) => this.#handle(r));
@@ -92,12 +104,14 @@ export class TestHub {
     const api = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)(?:\/revision\/(.+))?$/.exec(url.pathname);
     if (api) {
       const repo = this.#repos.get(`${api[1].slice(0, -1)}:${api[2]}`);
-      if (!repo) return new Response(`{"error":"Repository not found"}`, { status: 404 });
-      if (repo.token && req.headers.get("authorization") !== `Bearer ${repo.token}`) {
-        return new Response(`{"error":"Access to this repo is restricted"}`, { status: 401 });
-      }
+      if (!repo || (repo.private && !this.#authorized(req, repo))) return notFound();
       const rev = api[3] ? decodeURIComponent(api[3]) : "main";
-      if (!this.#revOk(repo, rev)) return new Response(`{"error":"Revision not found"}`, { status: 404 });
+      if (!this.#revOk(repo, rev)) {
+        return new Response(`{"error":"Invalid rev id"}`, {
+          status: 404,
+          headers: { "x-error-code": "RevisionNotFound" },
+        });
+      }
       return Response.json({
         id: repo.id,
         sha: repo.sha,
@@ -124,20 +138,15 @@ export class TestHub {
     const m = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (!m) return new Response("not found", { status: 404 });
     const repo = this.#repos.get(`${m[1] ? "dataset" : "model"}:${m[2]}`);
-    if (!repo) {
-      return new Response("Repository not found", {
-        status: 404,
-        headers: { "x-error-code": "RepoNotFound" },
-      });
-    }
-    if (repo.token && req.headers.get("authorization") !== `Bearer ${repo.token}`) {
+    if (!repo || (repo.private && !this.#authorized(req, repo))) return notFound();
+    if (!this.#authorized(req, repo)) {
       return new Response("Access to model is restricted", {
         status: 401,
         headers: { "x-error-code": "GatedRepo" },
       });
     }
     if (!this.#revOk(repo, decodeURIComponent(m[3]))) {
-      return new Response("Revision not found", { status: 404 });
+      return new Response("Invalid rev id", { status: 404, headers: { "x-error-code": "RevisionNotFound" } });
     }
     const file = repo.files[decodeURIComponent(m[4])];
     if (file === undefined) {
@@ -162,6 +171,10 @@ export class TestHub {
   }
 
   readonly #blobs = new Map<string, Uint8Array<ArrayBuffer>>();
+
+  #authorized(req: Request, repo: { token?: string }): boolean {
+    return !repo.token || req.headers.get("authorization") === `Bearer ${repo.token}`;
+  }
 
   #revOk(repo: { sha: string; revisions: string[] }, rev: string): boolean {
     return rev === "main" || rev === repo.sha || repo.revisions.includes(rev);

@@ -245,7 +245,7 @@ Deno.test("offline: HF_HUB_OFFLINE uses the cache without a request, and names t
   );
 });
 
-Deno.test("gated repositories: 401 says how to get access; the token (env or $HF_HOME/token) opens them", async () => {
+Deno.test("gated and private repositories: 401 says how to get access; the token (env or $HF_HOME/token) opens them", async () => {
   await using hub = new TestHub();
   using d = tempDir();
   hub.add({ type: "model", id: "meta-llama/Llama-2-7b-hf", files: MODEL, token: "hf_good" });
@@ -279,8 +279,27 @@ Deno.test("gated repositories: 401 says how to get access; the token (env or $HF
   const s = hubSettings((k) => ({ HF_ENDPOINT: hub.url, HF_HOME: d.path } as Record<string, string>)[k]);
   const dir = await snapshotDownload(ref, { settings: s, select: modelFiles });
   assert.ok(dir.startsWith(join(d.path, "hub", "models--meta-llama--Llama-2-7b-hf", "snapshots")));
+  // A repository that does not exist, or a private one without its token: 401 RepoNotFound, said as such.
+  hub.add({ type: "model", id: "org/private", files: MODEL, token: "hf_other", private: true });
+  for (const id of ["org/missing", "org/private"]) {
+    await assert.rejects(
+      snapshotDownload(parseRepoRef(id, "model")!, { settings: s }),
+      (e: Error) =>
+        e instanceof HubError && e.code === "RepoNotFound" &&
+        e.message.includes(`${id}: no such model repository on ${hub.url} (HTTP 401`) &&
+        e.message.includes(`the token from ${join(d.path, "token")} was sent`),
+    );
+  }
+  // A file or revision that does not exist.
   await assert.rejects(
-    snapshotDownload(parseRepoRef("org/missing", "model")!, { settings: s }),
-    /not found .*404/,
+    snapshotDownload(parseRepoRef("hf://models/meta-llama/Llama-2-7b-hf/nope.json", "model")!, {
+      settings: s,
+      select: () => ["nope.json"],
+    }),
+    /no such file \(HTTP 404/,
+  );
+  await assert.rejects(
+    snapshotDownload(parseRepoRef("org/private@v9", "model")!, { settings: { ...s, token: "hf_other" } }),
+    /org\/private@v9: no such revision v9 \(HTTP 404/,
   );
 });

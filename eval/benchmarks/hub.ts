@@ -152,11 +152,11 @@ function pubmedqaRow(o: Record<string, unknown>, where: string, n: number): MCQu
     const pmid = String(o.pubid ?? o.PMID ?? o.id ?? n);
     return pubmedqaQuestion(pmid, o, where);
   }
-  // qiaojin/PubMedQA: {pubid, question, context: {contexts}, final_decision}
-  const ctx = asRecord(o.context, `${where} (context)`);
+  // qiaojin/PubMedQA: {pubid, question, context: {contexts}, final_decision}; flat `contexts` in some copies
+  const contexts = "contexts" in o ? o.contexts : asRecord(o.context, `${where} (context)`).contexts;
   return pubmedqaQuestion(String(o.pubid ?? n), {
     QUESTION: o.question,
-    CONTEXTS: ctx.contexts,
+    CONTEXTS: contexts,
     final_decision: o.final_decision,
   }, where);
 }

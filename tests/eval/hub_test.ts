@@ -143,6 +143,23 @@ Deno.test("pubmedqa (bigbio fold0 source) and mmlu (lukaemon, cais) from the hub
   assert.equal(p.classes, 3);
   assert.equal(p.train.length, 1);
 
+  // The lower-case shape (qiaojin/PubMedQA nests contexts under context; some copies keep them flat).
+  const lower = await loadHubBenchmark(
+    "pubmedqa",
+    d.path,
+    writeRepo(d.path, {
+      "data/test.jsonl": jsonl([
+        { pubid: "7", question: "Q7?", context: { contexts: ["c7"] }, final_decision: "no" },
+        { pubid: "8", question: "Q8?", contexts: ["c8"], final_decision: "maybe" },
+      ]),
+    }),
+    "qiaojin/PubMedQA",
+  );
+  assert.deepEqual(lower.test.map((q) => [q.id, q.question, q.answer]), [
+    ["pubmedqa/7", "c7\nQ7?", 1],
+    ["pubmedqa/8", "c8\nQ8?", 2],
+  ]);
+
   const luk = (n: number) =>
     parquetWriteBuffer({
       columnData: [

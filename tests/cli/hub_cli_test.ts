@@ -1,7 +1,7 @@
 // The CLIs with hub repository ids instead of paths, against the test hub (HF_ENDPOINT) and a temp HF_HOME:
 // convert hf-to-native of a hub model (then again offline from the cache), eval of a hub-served benchmark
-// (--data org/name, and a benchmark's default repo without --data), eval --model of a hub model, a gated
-// repository's message, and offline mode without a cache.
+// (--data org/name, and a benchmark's default repo without --data), eval/chat --model and finetune --init of a
+// hub model, data clean --input of a hub file, a gated repository's message, and offline mode without a cache.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -127,6 +127,17 @@ Deno.test("CLIs take hub repo ids: convert, eval --data/--model, default benchma
   const chatOut = await chat.output();
   assert.equal(chatOut.code, 0, new TextDecoder().decode(chatOut.stderr));
   assert.match(new TextDecoder().decode(chatOut.stderr), /model org\/tiny,/);
+
+  // finetune --init of the hub model (vocabulary grown by the chat tokens), one step.
+  const sft = join(d.path, "sft.jsonl");
+  Deno.writeTextFileSync(sft, JSON.stringify({ prompt: "Best test for anemia?", gold: "CBC" }) + "\n");
+  const ft = await run("finetune", [
+    ...["--init", "org/tiny", "--data", sft, "--name", "ft", "--out", d.path],
+    ...["--steps", "1", "--micro-batch", "1", "--grad-accum", "1"],
+  ], env);
+  assert.equal(ft.code, 0, ft.stderr);
+  assert.match(ft.stderr, /init: org\/tiny -> /);
+  assert.ok(Deno.statSync(join(d.path, "ft", "checkpoints", "latest")).isFile);
 
   // data clean --input of one file of a hub dataset.
   const docs = Array.from({ length: 3 }, (_, i) => JSON.stringify({ text: `document ${i}` })).join("\n") +

@@ -569,7 +569,7 @@ async function fetchBlob(
       }
       break;
     } catch (e) {
-      if (e instanceof HubError && e.status !== undefined) throw e;
+      if (e instanceof HubError && e.status !== undefined && e.status < 500) throw e; // 5xx: retried
       if (attempt >= attempts) {
         throw new HubError(
           `${label(ref)}: ${path}: download failed after ${attempts} attempts at byte ${bytes} of ` +
@@ -587,10 +587,9 @@ async function fetchBlob(
   const digest = hash.digest("hex");
   if (meta.lfs && digest !== meta.etag) {
     await Deno.remove(part).catch(() => {});
+    const what = `${label(ref)}: ${path}`;
     throw new HubError(
-      `${
-        label(ref)
-      }: ${path}: sha256 ${digest} does not match the hub's ${meta.etag}; the download was removed`,
+      `${what}: sha256 ${digest} does not match the hub's ${meta.etag}; the download was removed`,
     );
   }
   await Deno.rename(part, blob);

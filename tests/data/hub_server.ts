@@ -69,6 +69,8 @@ export class TestHub {
   readonly requests: SeenRequest[] = [];
   /** CDN GETs of this path are cut after `bytes` bytes, `times` times. */
   drop?: { path: string; bytes: number; times: number };
+  /** CDN GETs of this path answer 503, `times` times. */
+  unavailable?: { path: string; times: number };
   /** CDN GETs of this path serve one byte flipped. */
   corrupt?: string;
   readonly #server: Deno.HttpServer;
@@ -183,6 +185,10 @@ export class TestHub {
   #serveCdn(req: Request, key: string): Response {
     let body: Uint8Array<ArrayBuffer> | undefined = this.#blobs.get(key);
     if (!body) return new Response("no such blob", { status: 404 });
+    if (this.unavailable?.path === key && this.unavailable.times > 0) {
+      this.unavailable.times--;
+      return new Response("try again", { status: 503 });
+    }
     if (this.corrupt === key) {
       body = body.slice();
       body[body.length >> 1] ^= 0xff;

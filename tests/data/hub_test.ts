@@ -200,6 +200,26 @@ Deno.test("snapshotDownload: a connection dropped mid-file is resumed with Range
   assert.ok(!(await Deno.stat(part).then(() => true, () => false)));
 });
 
+Deno.test("snapshotDownload: a 503 from the CDN is retried (client errors are not)", async () => {
+  await using hub = new TestHub();
+  using d = tempDir();
+  hub.add({ type: "model", id: "org/tiny", files: MODEL });
+  const key = TestHub.sha256(MODEL["model-00002-of-00002.safetensors"]);
+  hub.unavailable = { path: key, times: 2 };
+  const retries: string[] = [];
+  const dir = await snapshotDownload(parseRepoRef("org/tiny", "model")!, {
+    settings: settings(hub, d.path),
+    select: modelFiles,
+    onProgress: (p) => p.retry && retries.push(p.retry),
+  });
+  assert.deepEqual(
+    Deno.readFileSync(join(dir, "model-00002-of-00002.safetensors")),
+    MODEL["model-00002-of-00002.safetensors"],
+  );
+  assert.equal(retries.length, 2);
+  assert.match(retries[0], /HTTP 503/);
+});
+
 Deno.test("snapshotDownload: an LFS file whose sha256 does not match is rejected and nothing stays visible", async () => {
   await using hub = new TestHub();
   using d = tempDir();

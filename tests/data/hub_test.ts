@@ -200,7 +200,7 @@ Deno.test("snapshotDownload: a connection dropped mid-file is resumed with Range
   assert.ok(!(await Deno.stat(part).then(() => true, () => false)));
 });
 
-Deno.test("snapshotDownload: a 503 from the CDN is retried (client errors are not)", async () => {
+Deno.test("snapshotDownload: a 503 from the CDN is retried", async () => {
   await using hub = new TestHub();
   using d = tempDir();
   hub.add({ type: "model", id: "org/tiny", files: MODEL });

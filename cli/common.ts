@@ -124,12 +124,15 @@ export async function resolveRepoArg(
     if (!(await existsLocal(path))) throw new HubError(`${arg}: no such file in the repository`);
     return { path, repo: ref };
   } catch (e) {
-    const missing = e instanceof HubError && (e.status === 404 || e.code === "RepoNotFound");
+    // A plain `a/b` may have been meant as a local path: say that it is not one either.
+    const missing = e instanceof HubError &&
+      (e.status === 404 || ["RepoNotFound", "Unreachable", "OfflineNotCached"].includes(e.code ?? ""));
     if (missing && !arg.startsWith("hf://")) {
+      const he = e as HubError;
       throw new HubError(
-        `no local path '${arg}', and ${(e as HubError).message}`,
-        (e as HubError).status,
-        "RepoNotFound",
+        `no local path '${arg}', and as a hub repository: ${he.message}`,
+        he.status,
+        he.code,
       );
     }
     throw e;

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { snapshotFiles } from "../data/hub.ts";
+import { parseRepoRef, snapshotDownload, snapshotFiles } from "../data/hub.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
 import {
   type Benchmark,
@@ -31,7 +31,7 @@ import {
 } from "../eval/mod.ts";
 import { Progress } from "./progress.ts";
 import { openAnyModel } from "./serve.ts";
-import { resolveDatasetArg, resolveModelArg, runMain, UsageError } from "./common.ts";
+import { hubProgress, resolveDatasetArg, resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task eval <${[...BENCHMARK_NAMES, "all"].join("|")}> [options]
 
@@ -161,7 +161,7 @@ async function plan(target: string, data: string | undefined, say: (s: string) =
     if (name !== "demo" && data === undefined) {
       const repo = HUB_BENCHMARK_REPOS[name];
       loud(`NO --data GIVEN: evaluating ${name} from the Hugging Face Hub dataset ${repo}`);
-      return [{ name, data: repo }];
+      return [{ name, data: repo, hub: true }];
     }
     return [{ name, data }];
   }
@@ -183,12 +183,23 @@ async function plan(target: string, data: string | undefined, say: (s: string) =
   return out;
 }
 
-/** A benchmark from a local path or a hub dataset (`org/name[@rev]`; only the files it needs are fetched). */
-async function load(name: BenchmarkName, data: string | undefined, log: Progress): Promise<Benchmark> {
+/**
+ * A benchmark from a local path or a hub dataset (`org/name[@rev]`; only the files it needs are fetched);
+ * `hub`: `data` is the benchmark's default repository, never a local path.
+ */
+async function load(
+  name: BenchmarkName,
+  data: string | undefined,
+  log: Progress,
+  hub: boolean,
+): Promise<Benchmark> {
   if (name === "demo" || data === undefined) return await loadBenchmark(name, data);
-  const r = await resolveDatasetArg(data, (files) => hubBenchmarkFiles(name, files), log);
-  if (!r.repo) return await loadBenchmark(name, r.path);
-  return await loadHubBenchmark(name, r.path, await snapshotFiles(r.path), data);
+  const select = (files: string[]) => hubBenchmarkFiles(name, files);
+  const dir = hub
+    ? await snapshotDownload(parseRepoRef(data, "dataset")!, { select, ...hubProgress(log) })
+    : await resolveDatasetArg(data, select, log).then((r) => r.repo ? r.path : undefined);
+  if (dir === undefined) return await loadBenchmark(name, data);
+  return await loadHubBenchmark(name, dir, await snapshotFiles(dir), data);
 }
 
 /**
@@ -223,7 +234,7 @@ async function main(args: string[]): Promise<void> {
   const log = new Progress();
   const todo = await plan(target, values.data, (s) => log.line(s));
   const benches: Benchmark[] = [];
-  for (const t of todo) benches.push(await load(t.name, t.data, log));
+  for (const t of todo) benches.push(await load(t.name, t.data, log, "hub" in t));
 
   const model = await openEvalModel(values.model, !values["no-verify"], log);
   const opened = model.opened;

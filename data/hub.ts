@@ -101,7 +101,10 @@ export interface HubSettings {
 export class HubError extends Error {
   /** HTTP status when the hub answered one. */
   readonly status?: number;
-  /** The hub's `X-Error-Code` (`RepoNotFound`, `GatedRepo`, `RevisionNotFound`, `EntryNotFound`), if any. */
+  /**
+   * The hub's `X-Error-Code` (`RepoNotFound`, `GatedRepo`, `RevisionNotFound`, `EntryNotFound`), or
+   * `Unreachable` (no answer) / `OfflineNotCached` (`HF_HUB_OFFLINE` and not in the cache).
+   */
   readonly code?: string;
   /** Creates the error. */
   constructor(message: string, status?: number, code?: string) {
@@ -290,7 +293,7 @@ async function request(url: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (e) {
-    throw new HubError(`cannot reach ${url}: ${(e as Error).message}`);
+    throw new HubError(`cannot reach ${url}: ${(e as Error).message}`, undefined, "Unreachable");
   }
 }
 
@@ -626,6 +629,8 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
     throw new HubError(
       `${label(ref)} is not in the hub cache ${s.cacheDir} and HF_HUB_OFFLINE is set: download it once ` +
         `with the hub reachable, or unset HF_HUB_OFFLINE`,
+      undefined,
+      "OfflineNotCached",
     );
   }
   let info: RepoInfo;

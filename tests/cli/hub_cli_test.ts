@@ -182,6 +182,17 @@ Deno.test("CLIs take hub repo ids: convert, eval --data/--model, default benchma
   const ok = await run("convert", llama, { ...env, HF_TOKEN: "hf_good" });
   assert.equal(ok.code, 0, ok.stderr);
 
+  // Neither a local path nor a repository: both are said.
+  const nothing = await run(
+    "convert",
+    ["hf-to-native", "--in", "org/nothing", "--out", join(d.path, "n")],
+    env,
+  );
+  assert.match(
+    nothing.stderr,
+    /^error: no local path 'org\/nothing', and as a hub repository: org\/nothing: no such model repository/m,
+  );
+
   // Offline and not cached: the error names the repository.
   const none = await run("eval", ["pubmedqa", "--model", model], { ...env, HF_HUB_OFFLINE: "1" });
   assert.equal(none.code, 1);

@@ -643,6 +643,10 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
     return dir;
   }
   const files = opts.select ? opts.select(info.files) : info.files;
+  if (files.length === 0) {
+    const some = info.files.slice(0, 20).join(", ") + (info.files.length > 20 ? ", …" : "");
+    throw new HubError(`${label(ref)}: none of its ${info.files.length} files is one this needs (${some})`);
+  }
   const snapshot = cache.snapshot(info.sha);
   await Deno.mkdir(snapshot, { recursive: true });
   if (ref.revision !== info.sha) {

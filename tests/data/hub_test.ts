@@ -163,6 +163,10 @@ Deno.test("snapshotDownload: nested paths, datasets, an encoded revision and ref
   assert.ok(hub.requests.some((r) => r.path === "/api/datasets/org/ds/revision/refs%2Fconvert%2Fparquet"));
   assert.ok(hub.requests.some((r) => r.path.startsWith("/datasets/org/ds/resolve/")));
   assert.ok(!hub.requests.some((r) => r.path.includes("train")));
+  await assert.rejects(
+    snapshotDownload(ref, { settings: settings(hub, d.path), select: modelFiles }),
+    /dataset org\/ds@refs\/convert\/parquet: none of its 3 files is one this needs \(cfg\/test\/0000.parquet, /,
+  );
 });
 
 Deno.test("snapshotDownload: a connection dropped mid-file is resumed with Range, in the same run and the next", async () => {

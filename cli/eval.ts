@@ -47,9 +47,11 @@ Benchmarks (--data: the files as published, or a hub dataset org/name[@revision]
   pubmedqa  directory with ori_pqal.json and test_ground_truth.json (or test_set.json)
   mmlu      MMLU data directory ({subject}_test.csv / {subject}_dev.csv, flat or test/ dev/), 9 medical subjects
   demo      generated from the embedded knowledge base (no --data)
-  hub defaults without --data: ${Object.entries(HUB_BENCHMARK_REPOS).map(([b, r]) => `${b} ${r}`).join(", ")}
   all       every benchmark: --data DIR holds medqa/, medmcqa/, pubmedqa/, mmlu/ (missing ones are skipped and
             named); one table at the end
+
+Hub datasets used without --data:
+${Object.entries(HUB_BENCHMARK_REPOS).map(([b, r]) => `  ${b.padEnd(9)} ${r}`).join("\n")}
 
 Options:
   --data PATH|REPO      benchmark file or directory (see above), or a hub dataset org/name[@revision]

@@ -13,7 +13,7 @@ import { setNumThreads } from "../runtime/mod.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
 import { type ChatTurn, cutAtStop, pendingStopPrefix } from "../models/chat.ts";
 import { loadServingModel } from "./serve.ts";
-import { runMain, UsageError } from "./common.ts";
+import { resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task chat --model RUN|HFDIR [options]
 
@@ -24,7 +24,7 @@ the <|im_start|>{role} template.
 Commands: /reset (clear the history), /system TEXT (set the system message), /quit. Ctrl-C stops a generation.
 
 Options:
-  --model PATH          native run or Hugging Face directory (default runs/tiny)
+  --model PATH|REPO     native run, Hugging Face directory or hub model org/name[@rev] (default runs/tiny)
   --template NAME       chatml | medical-one-shot (default: from the vocabulary)
   --system TEXT         initial system message
   --max-tokens N        most tokens per answer (default 256)
@@ -95,7 +95,7 @@ export async function main(args: string[]): Promise<void> {
   };
   let seed = num("seed", v.seed, 0, true);
   await setNumThreads(num("threads", v.threads, 0, true));
-  using m = await loadServingModel(v.model!, v.template);
+  using m = await loadServingModel(await resolveModelArg(v.model!), v.template, v.model);
   using lm = new NativeLanguageModel(m.model, 2);
   const tok = m.tokenizer, template = m.template, maxSeq = m.model.dims.maxSeq;
   const eos = [...template.stopTokens.map((t) => tok.tokenToId(t)), tok.eosId].filter(

@@ -1,8 +1,21 @@
 /**
- * What every CLI entry point shares: one-line errors (stack traces only with `--debug`) and usage errors.
+ * What every CLI entry point shares: one-line errors (stack traces only with `--debug`), usage errors, and
+ * path arguments that may name a Hugging Face Hub repository instead (resolved to the local hub cache).
  *
  * @module
  */
+
+import { join } from "node:path";
+import {
+  HubError,
+  modelFiles,
+  parseRepoRef,
+  type RepoRef,
+  type RepoType,
+  snapshotDownload,
+  type SnapshotOptions,
+} from "../data/hub.ts";
+import { formatDuration, Progress } from "./progress.ts";
 
 /** A usage mistake: printed with a pointer to `--help`. */
 export class UsageError extends Error {
@@ -41,4 +54,117 @@ export async function runMain(
     hooks.onError?.();
     Deno.exit(1);
   }
+}
+
+/**
+ * A command-line path argument resolved to a local path: itself, or a hub repository's snapshot directory
+ * (`repo` set) or a file in it (`hf://…/path`).
+ */
+export interface ResolvedArg {
+  /** Local path to hand on. */
+  path: string;
+  /** The hub repository it came from, if any. */
+  repo?: RepoRef;
+}
+
+/**
+ * Draws a download on `log`: bytes, files, MB/s and ETA (redrawn on a TTY, a plain line every 5 s otherwise).
+ */
+export function hubProgress(log: Progress = new Progress()): Pick<SnapshotOptions, "onPlan" | "onProgress"> {
+  const started = performance.now();
+  let first: number | undefined;
+  return {
+    onPlan: (m) => log.line(`hub: ${m}`),
+    onProgress: (p) => {
+      if (p.retry) log.line(`hub: ${p.retry}`);
+      first ??= p.bytes;
+      const secs = (performance.now() - started) / 1000, rate = (p.bytes - first) / Math.max(secs, 1e-3);
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      const eta = rate > 0 ? formatDuration((p.totalBytes - p.bytes) / rate) : "?";
+      const text = `hub: ${mb(p.bytes)}/${mb(p.totalBytes)} MB, ${p.filesDone}/${p.files} files, ` +
+        `${mb(rate)} MB/s, ETA ${eta} (${p.file})`;
+      if (p.filesDone === p.files && p.bytes >= p.totalBytes) {
+        log.update(text, true);
+        log.done();
+      } else log.update(text);
+    },
+  };
+}
+
+const existsLocal = (p: string) => Deno.lstat(p).then(() => true, () => false);
+
+/**
+ * Resolves a path-or-repo argument. A path that exists is returned as it is; so is anything that is not a
+ * repository id, or whose first component is an existing local directory (`runs/tiny` when `runs/` exists:
+ * a local path, never a hub lookup). Otherwise `org/name[@rev]` or `hf://[datasets/]org/name[@rev][/path]`
+ * is fetched into the hub cache (huggingface_hub's layout; `HF_HUB_OFFLINE=1` uses the cache only) and its
+ * snapshot directory (or the named file in it) is returned. `select` picks the repository files to fetch.
+ *
+ * @example
+ * ```ts ignore
+ * const { path } = await resolveRepoArg("epfl-llm/meditron-7b", "model", modelFiles);
+ * ```
+ */
+export async function resolveRepoArg(
+  arg: string,
+  type: RepoType,
+  select?: (files: string[]) => string[],
+  log: Progress = new Progress(),
+): Promise<ResolvedArg> {
+  if (await existsLocal(arg)) return { path: arg };
+  const ref = parseRepoRef(arg, type);
+  if (!ref) return { path: arg };
+  if (!arg.startsWith("hf://") && await existsLocal(arg.split("/")[0])) return { path: arg };
+  const pick = ref.path === undefined
+    ? select
+    : (files: string[]) => files.filter((f) => f === ref.path || f.startsWith(`${ref.path}/`));
+  try {
+    const dir = await snapshotDownload(ref, { select: pick, ...hubProgress(log) });
+    const path = ref.path === undefined ? dir : join(dir, ref.path);
+    if (!(await existsLocal(path))) throw new HubError(`${arg}: no such file in the repository`);
+    return { path, repo: ref };
+  } catch (e) {
+    // A plain `a/b` may have been meant as a local path: say that it is not one either.
+    const missing = e instanceof HubError &&
+      (e.status === 404 || ["RepoNotFound", "Unreachable", "OfflineNotCached"].includes(e.code ?? ""));
+    if (missing && !arg.startsWith("hf://")) {
+      const he = e as HubError;
+      throw new HubError(
+        `no local path '${arg}', and as a hub repository: ${he.message}`,
+        he.status,
+        he.code,
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * A `--model`/`--in`/`--init` argument as a local path: a native run, an HF directory, or a hub model
+ * repository (`org/name[@rev]`) fetched with only the files needed to load it ({@linkcode modelFiles}).
+ *
+ * @example
+ * ```ts ignore
+ * const dir = await resolveModelArg("epfl-llm/meditron-7b"); // …/models--epfl-llm--meditron-7b/snapshots/<sha>
+ * ```
+ */
+export async function resolveModelArg(arg: string, log?: Progress): Promise<string> {
+  return (await resolveRepoArg(arg, "model", modelFiles, log)).path;
+}
+
+/**
+ * A data argument as a local path: a file or directory, or a hub dataset repository (`org/name[@rev]`, or
+ * `hf://datasets/org/name[@rev]/file` for one file). `select` picks the files of a whole repository.
+ *
+ * @example
+ * ```ts ignore
+ * const { path, repo } = await resolveDatasetArg("openlifescienceai/medmcqa");
+ * ```
+ */
+export async function resolveDatasetArg(
+  arg: string,
+  select?: (files: string[]) => string[],
+  log?: Progress,
+): Promise<ResolvedArg> {
+  return await resolveRepoArg(arg, "dataset", select, log);
 }

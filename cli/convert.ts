@@ -17,7 +17,7 @@ import {
   reshard,
 } from "../models/convert/mod.ts";
 import type { WriteDtype } from "../models/safetensors.ts";
-import { runMain, UsageError } from "./common.ts";
+import { resolveModelArg, runMain, UsageError } from "./common.ts";
 import { formatDuration, Progress } from "./progress.ts";
 
 const HELP = `Usage: deno task convert <command> [options]
@@ -47,7 +47,8 @@ fp32, pads the vocabulary for TP, and writes RUN/checkpoints/iter_0000000 (zero 
 'deno task pretrain --resume RUN' loads. config.json, generation_config.json and tokenizer files go to RUN/hf/.
 
 Options:
-  --in DIR                   Hugging Face model directory (required)
+  --in DIR|REPO              Hugging Face model directory, or a hub model org/name[@revision] fetched into
+                             the hub cache (safetensors, config, tokenizer files) (required)
   --out RUN                  new run directory (must not exist or be empty) (required)
   --tp N, --pp N, --dp N     layout to write (default 1 each)
   --distributed-optimizer    write ZeRO-1 optimizer chunks (one per dp rank)
@@ -57,6 +58,7 @@ Options:
 Examples:
   deno task convert hf-to-native --in Llama-2-7b-hf --out runs/llama2-7b
   deno task convert hf-to-native --in meditron-7b --out runs/sft --tp 2 --add-tokens 2
+  deno task convert hf-to-native --in epfl-llm/meditron-7b --out runs/meditron-7b
 `;
 
 const HELP_NATIVE_TO_HF = `Usage: deno task convert native-to-hf --in RUN --out DIR [options]
@@ -188,7 +190,7 @@ const LAYOUT_OPTIONS = {
 async function hfToNativeCmd(args: string[]): Promise<void> {
   const { values: v } = parseArgs({ args, options: LAYOUT_OPTIONS, strict: true });
   if (v.help) return console.log(HELP_HF_TO_NATIVE);
-  const inDir = need(v.in, "--in"), out = need(v.out, "--out");
+  const inDir = await resolveModelArg(need(v.in, "--in")), out = need(v.out, "--out");
   const tp = positiveInt(v.tp, "--tp") ?? 1, pp = positiveInt(v.pp, "--pp") ?? 1;
   const c = counter("hf-to-native: shards");
   const ck = await hfToNative(inDir, out, {

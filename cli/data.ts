@@ -16,7 +16,8 @@ import { HELP_PREPARE, prepare, prepareConfigFromArgs } from "../data/prepare.ts
 import { IndexedDataset } from "../data/indexed_dataset.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { runMain, UsageError } from "./common.ts";
+import { resolveDatasetArg, runMain, UsageError } from "./common.ts";
+import { snapshotFiles } from "../data/hub.ts";
 import { sftFromBenchmark } from "./data_sft.ts";
 
 const HELP = `Usage: deno task data <command> [options]
@@ -147,8 +148,39 @@ async function inspect(args: string[]): Promise<void> {
   console.log(`  text: ${JSON.stringify(tok.decode(ids, { skipSpecialTokens: false }))}`);
 }
 
+/**
+ * `data clean` with `--input` naming a hub dataset: `hf://datasets/org/name[@rev]/FILE.jsonl`, or `org/name[@rev]`
+ * when the repository holds exactly one `.jsonl` file; replaced by the cached file's path.
+ */
+async function cleanWithHub(args: string[]): Promise<unknown> {
+  const i = args.findIndex((a) => a === "--input" || a.startsWith("--input="));
+  if (i < 0) return await cleanCommand(args);
+  const inline = args[i].startsWith("--input=");
+  const value = inline ? args[i].slice(8) : args[i + 1];
+  if (value === undefined) return await cleanCommand(args);
+  const jsonl = (files: string[]) => files.filter((f) => f.endsWith(".jsonl"));
+  const r = await resolveDatasetArg(value, jsonl);
+  let path = r.path;
+  if (r.repo && r.repo.path === undefined) {
+    const found = jsonl(await snapshotFiles(r.path));
+    if (found.length !== 1) {
+      throw new UsageError(
+        `--input ${value}: the hub dataset has ${found.length} .jsonl files (${
+          found.join(", ") || "none"
+        }); ` +
+          `name one as hf://datasets/${r.repo.id}/FILE`,
+      );
+    }
+    path = `${r.path}/${found[0]}`;
+  }
+  const out = [...args];
+  if (inline) out[i] = `--input=${path}`;
+  else out[i + 1] = path;
+  return await cleanCommand(out);
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<unknown>> = {
-  clean: cleanCommand,
+  clean: cleanWithHub,
   combine: combineCommand,
   tokenize,
   prepare: prepareCmd,

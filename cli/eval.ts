@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { openModel } from "../models/checkpoint.ts";
+import { parseRepoRef, snapshotDownload, snapshotFiles } from "../data/hub.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
 import {
   type Benchmark,
@@ -22,22 +22,27 @@ import {
   type EvalResult,
   evaluate,
   FEWSHOT_SEEDS,
+  HUB_BENCHMARK_REPOS,
+  hubBenchmarkFiles,
   isBenchmarkName,
   loadBenchmark,
+  loadHubBenchmark,
   markdownTable,
   type PromptFormat,
   writeResult,
 } from "../eval/mod.ts";
 import { Progress } from "./progress.ts";
-import { runMain, UsageError } from "./common.ts";
+import { openAnyModel } from "./serve.ts";
+import { hubProgress, resolveDatasetArg, resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task eval <${[...BENCHMARK_NAMES, "all"].join("|")}> [options]
 
 Evaluates a trained model with Meditron's protocol and writes <run>/eval/{bench}.json, {bench}.md and
-{bench}.generations.jsonl. Without --data the DEMO SET (questions generated from the embedded knowledge base) is
-used instead of the named benchmark, and the output says so.
+{bench}.generations.jsonl. Without --data a benchmark is fetched from its Hugging Face Hub dataset (below; the
+output names it) into the hub cache; 'demo' (and 'all' without --data) is the DEMO SET generated from the
+embedded knowledge base, offline.
 
-Benchmarks (--data: the files as published):
+Benchmarks (--data: the files as published, or a hub dataset org/name[@revision]):
   medqa     jind11 .jsonl (test.jsonl, 4_options/phrases_no_exclude_test.jsonl) or its directory, or the
             HF GBaker/MedQA-USMLE-4-options-hf shape; demonstrations from the matching train file
   medmcqa   dev.json (JSON Lines) or its directory; raw 1-based or HF 0-based 'cop' detected
@@ -47,9 +52,13 @@ Benchmarks (--data: the files as published):
   all       every benchmark: --data DIR holds medqa/, medmcqa/, pubmedqa/, mmlu/ (missing ones are skipped and
             named); one table at the end
 
+Hub datasets used without --data:
+${Object.entries(HUB_BENCHMARK_REPOS).map(([b, r]) => `  ${b.padEnd(9)} ${r}`).join("\n")}
+
 Options:
-  --data PATH           benchmark file or directory (see above)
-  --model RUN_DIR       run directory, checkpoints/ or iter_* directory (default: runs/tiny)
+  --data PATH|REPO      benchmark file or directory (see above), or a hub dataset org/name[@revision]
+  --model RUN|HF|REPO   run directory, checkpoints/ or iter_* directory, a Hugging Face directory, or a hub
+                        model org/name[@revision] (default: runs/tiny)
   --shots K             demonstrations per prompt (default 0)
   --seeds A,B,C         few-shot seeds, reported as mean ± std (default ${FEWSHOT_SEEDS.join(",")})
   --mode MODE           ${EVAL_MODES.join(" | ")} (default loglik: score each option letter / yes-no-maybe)
@@ -65,8 +74,12 @@ Options:
   --debug               show stack traces on errors
   -h, --help            this help
 
+Hub: HF_ENDPOINT, HF_TOKEN (gated repositories), HF_HOME / HF_HUB_CACHE (cache), HF_HUB_OFFLINE=1 (cache only).
+
 Examples:
   deno task eval demo
+  deno task eval medqa --model epfl-llm/meditron-7b
+  deno task eval medmcqa --data openlifescienceai/medmcqa --shots 3
   deno task eval medqa --data data/medqa/4_options/phrases_no_exclude_test.jsonl --model runs/tiny
   deno task eval medmcqa --data data/medmcqa --shots 3 --seeds 1234,432,32
   deno task eval pubmedqa --data data/pubmedqa --mode greedy
@@ -154,10 +167,9 @@ async function plan(target: string, data: string | undefined, say: (s: string) =
   if (target !== "all") {
     const name = target as BenchmarkName;
     if (name !== "demo" && data === undefined) {
-      loud(
-        `NO --data GIVEN: evaluating the DEMO SET (generated from the embedded knowledge base), NOT ${name}`,
-      );
-      return [{ name: "demo" as BenchmarkName, data: undefined }];
+      const repo = HUB_BENCHMARK_REPOS[name];
+      loud(`NO --data GIVEN: evaluating ${name} from the Hugging Face Hub dataset ${repo}`);
+      return [{ name, data: repo, hub: true }];
     }
     return [{ name, data }];
   }
@@ -179,6 +191,42 @@ async function plan(target: string, data: string | undefined, say: (s: string) =
   return out;
 }
 
+/**
+ * A benchmark from a local path or a hub dataset (`org/name[@rev]`; only the files it needs are fetched);
+ * `hub`: `data` is the benchmark's default repository, never a local path.
+ */
+async function load(
+  name: BenchmarkName,
+  data: string | undefined,
+  log: Progress,
+  hub: boolean,
+): Promise<Benchmark> {
+  if (name === "demo" || data === undefined) return await loadBenchmark(name, data);
+  const select = (files: string[]) => hubBenchmarkFiles(name, files);
+  const dir = hub
+    ? await snapshotDownload(parseRepoRef(data, "dataset")!, { select, ...hubProgress(log) })
+    : await resolveDatasetArg(data, select, log).then((r) => r.repo ? r.path : undefined);
+  if (dir === undefined) return await loadBenchmark(name, data);
+  return await loadHubBenchmark(name, dir, await snapshotFiles(dir), data);
+}
+
+/**
+ * Opens --model: a native run, an HF directory or a hub model (converted to a temporary native checkpoint).
+ * Results of a hub model default to runs/hub--org--name/eval.
+ */
+async function openEvalModel(arg: string, verify: boolean, log: Progress) {
+  const path = await resolveModelArg(arg, log);
+  const hub = path === arg
+    ? undefined
+    : join("runs", `hub--${arg.replace(/^hf:\/\//, "").replaceAll("/", "--")}`, "eval");
+  const hf = await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false);
+  if (hf) log.line(`model: converting the Hugging Face checkpoint ${path} for the native runtime`);
+  return {
+    opened: await openAnyModel(path, { verify }),
+    outDir: hub ?? (hf ? join(path, "eval") : undefined),
+  };
+}
+
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parse(args);
   if (values.help) {
@@ -194,9 +242,10 @@ async function main(args: string[]): Promise<void> {
   const log = new Progress();
   const todo = await plan(target, values.data, (s) => log.line(s));
   const benches: Benchmark[] = [];
-  for (const t of todo) benches.push(await loadBenchmark(t.name, t.data));
+  for (const t of todo) benches.push(await load(t.name, t.data, log, "hub" in t));
 
-  const opened = await openModel(values.model, { verify: !values["no-verify"] });
+  const model = await openEvalModel(values.model, !values["no-verify"], log);
+  const opened = model.opened;
   const ckpt = opened.dir, meta = opened.meta;
   using native = opened.model;
   using lm = new NativeLanguageModel(native);
@@ -206,7 +255,7 @@ async function main(args: string[]): Promise<void> {
       `--chat needs the <|im_start|>/<|im_end|> tokens; this model's vocabulary has ${lm.vocabSize}`,
     );
   }
-  const outDir = values.out ?? join(runDirOf(values.model, ckpt), "eval");
+  const outDir = values.out ?? model.outDir ?? join(runDirOf(values.model, ckpt), "eval");
   log.line(`model: ${ckpt} (iteration ${meta.iteration}, context ${native.dims.maxSeq} tokens) -> ${outDir}`);
 
   const results: EvalResult[] = [];

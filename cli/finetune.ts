@@ -37,7 +37,7 @@ import { Tokenizer } from "../data/tokenizer.ts";
 import { type ChatMessage, parseSftRow, readSftJsonl, SftDataset, tokenizeChat } from "../data/sft.ts";
 import { demoSftRows } from "./data_sft.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { runMain, UsageError } from "./common.ts";
+import { resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task finetune --init RUN|HFDIR --data FILE.jsonl|demo [options]
 
@@ -50,7 +50,8 @@ Batches are padded to their longest example rounded up to 16 tokens (at most tra
 their first train.seq+1 tokens, and those left without an assistant token are dropped (counted).
 
 Options:
-  --init PATH           the model to start from: a native run (dir, checkpoints/ or iter_*) or a Hugging Face
+  --init PATH|REPO      the model to start from: a native run (dir, checkpoints/ or iter_*), a hub model
+                        org/name[@revision], or a Hugging Face
                         directory (converted into <run>/init first)
   --data SOURCE         SFT JSONL, or 'demo': the demo set's train questions in Meditron's prompt/gold format
   --config FILE         YAML (default: configs/sft.yaml); keys train.*, sft.{epochs,warmup_ratio,
@@ -336,7 +337,7 @@ export async function main(rawArgs: string[]): Promise<void> {
       await Deno.remove(join(runDir, "checkpoints"), { recursive: true });
     }
     console.error(`init: ${v.init} -> ${initDir} (tp ${par.tp}, pp ${par.pp}, dp ${par.dp})`);
-    await prepareInit(v.init!, initDir, run);
+    await prepareInit(await resolveModelArg(v.init!), initDir, run);
   }
   if (ranks > 1 && !launched) {
     const program = [Deno.execPath(), "run", "-A", fileURLToPath(import.meta.url), ...rawArgs];

@@ -7,12 +7,12 @@
 import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
 import { type NativeModel, setNumThreads } from "../runtime/mod.ts";
-import { openModel, resolveCheckpoint } from "../models/checkpoint.ts";
+import { type OpenedModel, openModel, resolveCheckpoint } from "../models/checkpoint.ts";
 import { hfToNative } from "../models/convert/mod.ts";
 import { type ChatTemplate, templateFor } from "../models/chat.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { runMain, UsageError } from "./common.ts";
+import { resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task serve --model RUN|HFDIR [options]
 
@@ -21,7 +21,8 @@ messages/prompt, max_tokens, temperature, top_p, stop, n, seed, frequency_penalt
 stream), GET /v1/models, GET /health. Requests are decoded together (continuous batching over --slots).
 
 Options:
-  --model PATH      native run (dir, checkpoints/ or iter_*) or Hugging Face directory (default runs/tiny)
+  --model PATH      native run (dir, checkpoints/ or iter_*), Hugging Face directory, or hub model
+                    org/name[@revision] (default runs/tiny)
   --host HOST       listen address (default 127.0.0.1)
   --port N          port (default 8000; 0 picks a free one)
   --slots N         sequences decoded together (default 8)
@@ -66,34 +67,54 @@ export function tokenizerFor(vocab: number): Tokenizer {
 }
 
 /**
- * Loads a native run or an HF directory (converted to a temporary native checkpoint first) for generation.
+ * Loads a native run or an HF directory (converted to a temporary native checkpoint first) for generation;
+ * `name` is what `/v1/models` and the chat banner show (default: the directory's name).
  *
  * @example
  * ```ts ignore
  * using m = await loadServingModel("runs/tiny");
  * ```
  */
-export async function loadServingModel(path: string, template?: string): Promise<ServingModel> {
-  let ckpt: string, tmp: string | undefined;
-  if (await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false)) {
-    tmp = await Deno.makeTempDir({ prefix: "meditron-serve-" });
-    ckpt = await hfToNative(path, join(tmp, "run"), {});
-  } else {
-    ckpt = await resolveCheckpoint(path);
-  }
+export async function loadServingModel(
+  path: string,
+  template?: string,
+  name?: string,
+): Promise<ServingModel> {
+  const { model, meta } = await openAnyModel(path);
+  const cfg = meta.config;
   try {
-    const { model, meta } = await openModel(ckpt);
-    const cfg = meta.config;
-    const name = basename(path.replace(/\/+$/, "")) || cfg.name;
     return {
       model,
       tokenizer: tokenizerFor(cfg.model.vocab_size),
       template: templateFor(cfg.model.vocab_size, template),
-      name,
+      name: name ?? (basename(path.replace(/\/+$/, "")) || cfg.name),
       [Symbol.dispose]: () => model.dispose(),
     };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Opens a native run (dir, checkpoints/ or iter_*) or an HF directory, which is first converted to a temporary
+ * native checkpoint (removed once loaded; `dir` then names the HF directory).
+ *
+ * @example
+ * ```ts ignore
+ * const { model, meta } = await openAnyModel("Llama-2-7b-hf");
+ * ```
+ */
+export async function openAnyModel(path: string, opts: { verify?: boolean } = {}): Promise<OpenedModel> {
+  if (!(await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false))) {
+    return await openModel(await resolveCheckpoint(path), opts);
+  }
+  const tmp = await Deno.makeTempDir({ prefix: "meditron-hf-" });
+  try {
+    const opened = await openModel(await hfToNative(path, join(tmp, "run"), {}), opts);
+    return { ...opened, dir: path };
   } finally {
-    if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
 
@@ -127,7 +148,7 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   await setNumThreads(int("threads", v.threads, 0, 0));
-  using m = await loadServingModel(v.model!, v.template);
+  using m = await loadServingModel(await resolveModelArg(v.model!), v.template, v.model);
   using engine = new BatchEngine(m.model, int("slots", v.slots, 1, 8));
   const handler = openAiHandler({
     engine,

@@ -157,8 +157,16 @@ function tempPath(path: string): string {
   return `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-/** Best-effort fsync of a directory, so a rename inside it is durable. */
-function syncDir(dir: string): void {
+/**
+ * Best-effort fsync of a directory, so a rename inside it is durable.
+ *
+ * @example
+ * ```ts
+ * import { syncDir } from "./indexed_dataset.ts";
+ * syncDir(Deno.makeTempDirSync());
+ * ```
+ */
+export function syncDir(dir: string): void {
   try {
     using d = Deno.openSync(dir, { read: true });
     d.syncSync();

@@ -1,7 +1,7 @@
 /**
  * Data pipeline: the Llama-2 tokenizer, corpus documents, GAP-Replay cleaning, Megatron indexed datasets,
- * sample indices and blends, the tokenize job and `data prepare`, and the embedded demo corpus. Imports
- * nothing else of the toolkit.
+ * sample indices and blends, the tokenize job and `data prepare`, the embedded demo corpus, the Hugging Face
+ * Hub client and Parquet rows. Imports nothing else of the toolkit.
  *
  * @example
  * ```ts
@@ -24,3 +24,5 @@ export type { CleanReport, CleanSource } from "./clean/clean_file.ts";
 export type { CombineReport, SubsetCounts } from "./clean/combine.ts";
 export type { DropReason } from "./clean/filters.ts";
 export * as embedded from "./embedded/mod.ts";
+export * from "./hub.ts";
+export * from "./parquet.ts";

@@ -35,7 +35,8 @@ Sources:
 
 Options:
   --source NAME           ${CLEAN_SOURCES.join(" | ")} (required)
-  --input FILE            input JSONL (required)
+  --input FILE            input JSONL (required); or a hub dataset: hf://datasets/org/name[@rev]/FILE.jsonl,
+                          or org/name when it holds one .jsonl file (fetched into the hub cache)
   --output FILE           output JSONL (required)
   --report FILE           report path (default: OUTPUT.report.json)
   --papers FILE           abstracts: full-text JSONL whose corpusids are excluded

@@ -44,27 +44,41 @@ export const MMLU_MEDICAL_SUBJECTS: readonly string[] = [
  * ```
  */
 export function parseMmlu(text: string, file: string, subject: string): MCQuestion[] {
-  return parseCsv(text, file).map(({ line, fields }) => {
-    const where = `${file}:${line}`;
-    if (fields.length !== 6) {
-      throw new BenchmarkFormatError(
-        where,
-        `expected 6 fields (question,A,B,C,D,answer), got ${fields.length}`,
-      );
-    }
-    const letter = fields[5].trim();
-    const answer = ["A", "B", "C", "D"].indexOf(letter);
-    if (answer < 0) throw new BenchmarkFormatError(where, `answer ${JSON.stringify(fields[5])} is not A–D`);
-    return {
-      id: `mmlu/${subject}/${line}`,
-      question: fields[0],
-      options: fields.slice(1, 5),
-      answer,
-      kind: "letter",
-      subject,
+  return parseCsv(text, file).map(({ line, fields }) =>
+    mmluQuestion(fields, `${file}:${line}`, subject, line)
+  );
+}
+
+/**
+ * One MMLU question from `[question, A, B, C, D, answer-letter]` (a CSV row, or a Hugging Face row's fields);
+ * `n` numbers it within its subject. Throws {@linkcode BenchmarkFormatError} naming `where`.
+ *
+ * @example
+ * ```ts
+ * import { mmluQuestion } from "./mmlu.ts";
+ * const q = mmluQuestion(["Longest bone?", "Femur", "Tibia", "Ulna", "Radius", "A"], "x.csv:1", "anatomy", 1);
+ * console.log(q.id, q.answer); // mmlu/anatomy/1 0
+ * ```
+ */
+export function mmluQuestion(fields: string[], where: string, subject: string, n: number): MCQuestion {
+  if (fields.length !== 6) {
+    throw new BenchmarkFormatError(
       where,
-    };
-  });
+      `expected 6 fields (question,A,B,C,D,answer), got ${fields.length}`,
+    );
+  }
+  const letter = fields[5].trim();
+  const answer = ["A", "B", "C", "D"].indexOf(letter);
+  if (answer < 0) throw new BenchmarkFormatError(where, `answer ${JSON.stringify(fields[5])} is not A–D`);
+  return {
+    id: `mmlu/${subject}/${n}`,
+    question: fields[0],
+    options: fields.slice(1, 5),
+    answer,
+    kind: "letter",
+    subject,
+    where,
+  };
 }
 
 async function firstExisting(paths: string[]): Promise<string> {

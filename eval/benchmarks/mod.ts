@@ -19,6 +19,7 @@ export * from "./medmcqa.ts";
 export * from "./pubmedqa.ts";
 export * from "./mmlu.ts";
 export * from "./demo.ts";
+export * from "./hub.ts";
 
 /**
  * The benchmarks `deno task eval` knows.

@@ -59,6 +59,7 @@ Options:
   --limit N             only the first N test questions
   --out DIR             output directory (default: <run>/eval)
   --no-verify           skip sha256 verification of checkpoint shards
+  --device cpu|cuda     where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug               show stack traces on errors
   -h, --help            this help
 
@@ -90,6 +91,7 @@ function parse(args: string[]) {
       limit: { type: "string" },
       out: { type: "string" },
       "no-verify": { type: "boolean" },
+      device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -190,7 +192,10 @@ async function main(args: string[]): Promise<void> {
   const benches: Benchmark[] = [];
   for (const t of todo) benches.push(await loadBenchmark(t.name, t.data));
 
-  const opened = await openModel(values.model, { verify: !values["no-verify"] });
+  if (values.device !== "cpu" && values.device !== "cuda") {
+    throw new UsageError(`--device must be cpu or cuda (got ${values.device})`);
+  }
+  const opened = await openModel(values.model, { verify: !values["no-verify"], device: values.device });
   const ckpt = opened.dir, meta = opened.meta;
   using native = opened.model;
   using lm = new NativeLanguageModel(native);

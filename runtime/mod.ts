@@ -13,11 +13,11 @@ export {
   type Device,
   type ModelDims,
   type OptimSettings,
+  type Recompute,
   SYMBOLS,
   type Symbols,
   TensorKind,
   type TensorKindName,
-  type Recompute,
   type Topology,
 } from "./ffi.ts";
 export {

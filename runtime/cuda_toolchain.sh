@@ -68,11 +68,20 @@ install_wheels() {
     log "no nvcc and no python3 to install the CUDA wheels with (apt-get install python3-pip)"
     exit 1
   }
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing python3-pip with apt-get…"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >&2 ||
+        { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >&2; }
+    fi
+  fi
   log "installing $WHEELS into $CACHE (pip, ~1.4 GB)…"
   local t0=$SECONDS
+  rm -rf "$CACHE.tmp"
   mkdir -p "$CACHE.tmp"
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-    --target "$CACHE.tmp" $WHEELS >&2
+  local args=(install --quiet --disable-pip-version-check --no-warn-script-location --target "$CACHE.tmp" $WHEELS)
+  # A Debian python refuses installs outside a venv (PEP 668) unless told: --target touches no system files.
+  python3 -m pip "${args[@]}" >&2 || python3 -m pip "${args[@]}" --break-system-packages >&2
   rm -rf "$CACHE"
   mv "$CACHE.tmp" "$CACHE"
   log "wheels installed in $((SECONDS - t0)) s"

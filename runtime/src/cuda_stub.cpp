@@ -6,7 +6,8 @@ namespace mt {
 
 void cuda_check_available() {
   throw Error(MT_ERR_INVALID_ARGUMENT,
-              "libmeditron was built without CUDA (rebuild with deno task build --cuda)");
+              "libmeditron was built without CUDA (rebuild with deno task build --cuda) and load that build with "
+              "MEDITRON_LIB=runtime/build-cuda/libmeditron.so");
 }
 
 std::unique_ptr<DeviceBackend> make_cuda_backend(Model&) {

@@ -149,7 +149,11 @@ struct CudaBackend : DeviceBackend {
   // Allocates the activations of one [B, T] micro-batch, after checking that they fit.
   void ensure_acts(int b, int t) {
     if (b == B && t == T) return;
+    // Free the previous shape's buffers first, so the check sees what a fresh allocation would.
     layers.clear();
+    for (Buffer<float>* f : {&x_fin, &rstd_f, &dx, &dh, &tmp, &dqkv32, &D, &logits32, &rowmax, &stats, &mask_d})
+      f->resize(0);
+    for (Buffer<bf16>* h : {&h_f, &dxb, &dqkv, &datt, &dgu, &ds, &r_h1, &r_att, &r_h2, &r_s, &dlogits}) h->resize(0);
     B = T = 0;
     const size_t N = (size_t)b * t, d = M.cfg.dim, F = M.Fl, Hl = M.Hl;
     const bool rc = M.topo.recompute;
@@ -495,6 +499,7 @@ struct CudaBackend : DeviceBackend {
     MT_CHECK(M.topo.tp == 1 && M.topo.pp == 1, "decoding needs the whole model on one rank (tp %d, pp %d)", M.topo.tp,
              M.topo.pp);
     auto& kv = static_cast<CudaKv&>(*c.dev);
+    MT_CHECK(rows <= 65535, "a decode call of %d rows exceeds the CUDA backend's 65535 (split the prefill)", rows);
     const int d = M.cfg.dim, F = M.Fl;
     const size_t Nd = (size_t)rows * d;
     std::vector<int32_t> pos(rows);

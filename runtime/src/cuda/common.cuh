@@ -8,6 +8,7 @@
 #include <nccl.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <utility>
 
 #include "common.hpp"
@@ -40,8 +41,22 @@ using bf16 = __nv_bfloat16;
                         ::mt::format("%s failed: %s (%s:%d)", #call, ncclGetErrorString(r_), __FILE__, __LINE__)); \
   } while (0)
 
-// Checks the last kernel launch (bad configuration, missing kernel image for this GPU).
-#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+// MEDITRON_CUDA_SYNC=1: synchronise after every kernel, so a fault names the launcher that caused it (debugging).
+inline bool sync_each_kernel() {
+  static const bool on = [] {
+    const char* v = std::getenv("MEDITRON_CUDA_SYNC");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+
+// Checks the last kernel launch (bad configuration, missing kernel image for this GPU); with
+// MEDITRON_CUDA_SYNC=1 also waits for it and reports a fault at this line.
+#define CUDA_LAUNCH_CHECK()                                               \
+  do {                                                                    \
+    CUDA_CHECK(cudaGetLastError());                                       \
+    if (::mt::cuda::sync_each_kernel()) CUDA_CHECK(cudaDeviceSynchronize()); \
+  } while (0)
 
 inline unsigned ceil_div(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 

@@ -27,7 +27,7 @@ import {
   writeResult,
 } from "../eval/mod.ts";
 import { Progress } from "./progress.ts";
-import { runMain, UsageError } from "./common.ts";
+import { deviceFlag, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task eval <${[...BENCHMARK_NAMES, "all"].join("|")}> [options]
 
@@ -192,10 +192,8 @@ async function main(args: string[]): Promise<void> {
   const benches: Benchmark[] = [];
   for (const t of todo) benches.push(await loadBenchmark(t.name, t.data));
 
-  if (values.device !== "cpu" && values.device !== "cuda") {
-    throw new UsageError(`--device must be cpu or cuda (got ${values.device})`);
-  }
-  const opened = await openModel(values.model, { verify: !values["no-verify"], device: values.device });
+  const device = deviceFlag(values.device);
+  const opened = await openModel(values.model, { verify: !values["no-verify"], device });
   const ckpt = opened.dir, meta = opened.meta;
   using native = opened.model;
   using lm = new NativeLanguageModel(native);

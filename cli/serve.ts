@@ -6,13 +6,13 @@
  */
 import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
-import { type NativeModel, setNumThreads } from "../runtime/mod.ts";
+import { type Device, type NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { openModel, resolveCheckpoint } from "../models/checkpoint.ts";
 import { hfToNative } from "../models/convert/mod.ts";
 import { type ChatTemplate, templateFor } from "../models/chat.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { runMain, UsageError } from "./common.ts";
+import { deviceFlag, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task serve --model RUN|HFDIR [options]
 
@@ -29,6 +29,7 @@ Options:
   --template NAME   chatml | medical-one-shot (default: chatml when the vocabulary has <|im_start|>)
   --max-tokens N    default max_tokens (default 256)
   --threads N       kernel threads (default: all cores)
+  --device cpu|cuda where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug           show stack traces on errors
   -h, --help        this help
 
@@ -73,7 +74,11 @@ export function tokenizerFor(vocab: number): Tokenizer {
  * using m = await loadServingModel("runs/tiny");
  * ```
  */
-export async function loadServingModel(path: string, template?: string): Promise<ServingModel> {
+export async function loadServingModel(
+  path: string,
+  template?: string,
+  device: Device = "cpu",
+): Promise<ServingModel> {
   let ckpt: string, tmp: string | undefined;
   if (await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false)) {
     tmp = await Deno.makeTempDir({ prefix: "meditron-serve-" });
@@ -82,7 +87,7 @@ export async function loadServingModel(path: string, template?: string): Promise
     ckpt = await resolveCheckpoint(path);
   }
   try {
-    const { model, meta } = await openModel(ckpt);
+    const { model, meta } = await openModel(ckpt, { device });
     const cfg = meta.config;
     const name = basename(path.replace(/\/+$/, "")) || cfg.name;
     return {
@@ -118,6 +123,7 @@ export async function main(args: string[]): Promise<void> {
       template: { type: "string" },
       "max-tokens": { type: "string" },
       threads: { type: "string" },
+      device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -127,7 +133,7 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   await setNumThreads(int("threads", v.threads, 0, 0));
-  using m = await loadServingModel(v.model!, v.template);
+  using m = await loadServingModel(v.model!, v.template, deviceFlag(v.device));
   using engine = new BatchEngine(m.model, int("slots", v.slots, 1, 8));
   const handler = openAiHandler({
     engine,

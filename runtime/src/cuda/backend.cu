@@ -88,14 +88,15 @@ struct CudaBackend : DeviceBackend {
              M.topo.pp);
     device = local_device();
     CUDA_CHECK(cudaSetDevice(device));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&blas));
-    CUBLAS_CHECK(cublasSetStream(blas, stream));
     total = M.p.size();
     const bool zero = M.topo.zero1 && M.topo.dp > 1;
     const double need = (double)total * (4 + 2 + 4) + (double)M.chunk * (8 + (zero ? 4 : 0)) +
                         (double)M.rope.size() * 4;
     check_fits(need, "parameters (bf16 + fp32 master), fp32 gradients and AdamW state");
+    // Created after the check: a throwing constructor runs no destructor (the Buffers free themselves).
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&blas));
+    CUBLAS_CHECK(cublasSetStream(blas, stream));
     master.resize(total), param.resize(total), grad.resize(total), adam_m.resize(M.chunk), adam_v.resize(M.chunk);
     if (zero) gown.resize(M.chunk);
     rope.resize(M.rope.size());

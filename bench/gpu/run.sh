@@ -36,13 +36,19 @@ ls /usr/local/cuda/bin/nvcc 2>/dev/null && export PATH=/usr/local/cuda/bin:$PATH
 
 # A python3 with torch (the torch venv), first on PATH: cuda_toolchain.sh looks for cuBLAS/NCCL in its wheels.
 PY=""
-for c in ${PYTHON:-} python3 /opt/venv/bin/python3 /venv/bin/python3 "$HOME"/venv/bin/python3 \
-  $(find / -maxdepth 5 -path '*/bin/python3' 2>/dev/null | head -20); do
-  if [ -x "$(command -v "$c" 2>/dev/null)" ] && "$c" -c "import torch" 2>/dev/null; then
-    PY=$(command -v "$c")
-    break
-  fi
-done
+find_torch_python() {
+  local c
+  for c in "$@"; do
+    if [ -x "$(command -v "$c" 2>/dev/null)" ] && "$c" -c "import torch" 2>/dev/null; then
+      PY=$(command -v "$c")
+      return 0
+    fi
+  done
+  return 1
+}
+find_torch_python ${PYTHON:-} python3 /opt/venv/bin/python3 /venv/bin/python3 "$HOME"/venv/bin/python3 ||
+  find_torch_python $(find / -maxdepth 5 \( -path /proc -o -path /sys -o -path /dev \) -prune -o \
+    -path '*/bin/python3' -print 2>/dev/null | head -20)
 echo "python with torch: ${PY:-none}"
 [ -n "$PY" ] && export PATH=$(dirname "$PY"):$PATH && "$PY" -c \
   "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"

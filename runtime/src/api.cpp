@@ -156,7 +156,12 @@ const char* mt_model_error(mt_model* model) {
 int32_t mt_abi_version(void) { return MT_ABI_VERSION; }
 
 const char* mt_build_info(void) {
-  static std::string info = mt::format("backend=cpu blas=openblas openmp_max_threads=%d %s flags=%s",
+#ifdef MEDITRON_CUDA
+  const char* backends = "cpu,cuda";
+#else
+  const char* backends = "cpu";
+#endif
+  static std::string info = mt::format("backend=%s blas=openblas openmp_max_threads=%d %s flags=%s", backends,
                                        omp_get_max_threads(), mt::cuda_info().c_str(), MT_BUILD_FLAGS);
   return info.c_str();
 }

@@ -48,9 +48,17 @@ PY
 }
 
 system_nvcc() {
-  local c
+  local c root
   for c in "${CUDACXX:-}" "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" "$(command -v nvcc 2>/dev/null || true)" \
     /usr/local/cuda/bin/nvcc; do
+    if [ -n "$c" ] && [ -x "$c" ]; then
+      echo "$c"
+      return 0
+    fi
+  done
+  # An nvidia-cuda-nvcc wheel in a Python environment (e.g. a torch venv on a machine without a toolkit).
+  for root in $(python_nvidia_roots); do
+    c=$(find -L "$root" -maxdepth 3 -path '*/bin/nvcc' -type f -print -quit 2>/dev/null || true)
     if [ -n "$c" ] && [ -x "$c" ]; then
       echo "$c"
       return 0

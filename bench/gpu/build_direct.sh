@@ -16,8 +16,18 @@ CUDA=${D[MEDITRON_CUDA_ROOT]}
 NCCL=${D[MEDITRON_NCCL_ROOT]}
 NVROOT=$(dirname "$(dirname "$NVCC")")
 CBLAS_INC=${D[CBLAS_INCLUDE_DIR]:-$(dirname "$(ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | head -1)")}
-BLAS=${D[OPENBLAS_OPENMP]:-$(ls /usr/lib/*/openblas-openmp/libopenblas.so.0 /usr/lib/*/libopenblas.so.0 2>/dev/null | head -1)}
-lib_of() { ls "$@" 2>/dev/null | head -1; }
+# The first existing path, in the order given (each glob expanded in place).
+lib_of() {
+  local f
+  for f in "$@"; do
+    if [ -e "$f" ]; then
+      echo "$f"
+      return 0
+    fi
+  done
+  return 0
+}
+BLAS=${D[OPENBLAS_OPENMP]:-$(lib_of /usr/lib/*/openblas-openmp/libopenblas.so.0 /usr/lib/*/libopenblas.so.0)}
 CUDART=$(lib_of "$NVROOT"/lib64/libcudart.so* "$NVROOT"/lib/libcudart.so* "$CUDA"/lib*/libcudart.so*)
 CUBLAS=$(lib_of "$CUDA"/lib*/libcublas.so.* "$NVROOT"/lib64/libcublas.so.*)
 CUBLASLT=$(lib_of "$CUDA"/lib*/libcublasLt.so.* "$NVROOT"/lib64/libcublasLt.so.*)

@@ -91,9 +91,14 @@ else
   BUILD=$ROOT/runtime/build-cuda
   LIB=$BUILD/libmeditron.so
   if command -v cmake >/dev/null; then
-    timeout 300 cmake -S runtime -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMEDITRON_CUDA=ON \
-      -DMEDITRON_CUDA_ARCHS="${ARCH:-90}" "${CUDA_DEFS[@]}" "${BLAS_DEFS[@]}" >"$OUT/cmake.log" 2>&1 &&
-      timeout 300 cmake --build "$BUILD" -j "$(nproc)" >>"$OUT/cmake.log" 2>&1 ||
+    configure() {
+      timeout 120 cmake -S runtime -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMEDITRON_CUDA=ON \
+        -DMEDITRON_CUDA_ARCHS="${ARCH:-90}" "${CUDA_DEFS[@]}" "${BLAS_DEFS[@]}" "$@" >>"$OUT/cmake.log" 2>&1
+    }
+    # nvcc refuses a host g++ newer than it knows: retry once with its escape hatch.
+    configure || { grep -q "unsupported GNU version" "$OUT/cmake.log" && rm -rf "$BUILD" &&
+      configure -DCMAKE_CUDA_FLAGS=-allow-unsupported-compiler; }
+    timeout 300 cmake --build "$BUILD" -j "$(nproc)" >>"$OUT/cmake.log" 2>&1 ||
       { tail -40 "$OUT/cmake.log"; echo "BUILD FAILED"; }
   else
     echo "no cmake: compiling directly"

@@ -66,7 +66,8 @@ try {
 `;
 
 Deno.test({
-  name: "CUDA build: device cuda fails clearly without a GPU, and trains like the CPU backend with one",
+  name: "CUDA build: device cuda fails clearly without a GPU, and trains like the CPU backend with one" +
+    (haveCudaLib ? "" : " (skipped: no runtime/build-cuda/libmeditron.so; deno task build --cuda makes it)"),
   ignore: !haveCudaLib,
   fn: async () => {
     const out = await new Deno.Command(Deno.execPath(), {

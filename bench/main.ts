@@ -48,6 +48,10 @@ const BENCHES: Record<
       "OpenAI-compatible server: requests/s and tokens/s at 1, 4, 16 clients, batching gain over one-at-a-time",
     load: () => import("./serve.ts"),
   },
+  gpu: {
+    about: "CUDA backend (GPU machine; bench/gpu/run.sh): check vs CPU, train MFU vs PyTorch, decode tok/s",
+    load: () => import("./gpu/gpu.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -7,17 +7,22 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { buildNative, MissingDependencyError, SOURCE_DIR } from "../runtime/build.ts";
+import { buildNative, cudaDefines, MissingDependencyError, SOURCE_DIR } from "../runtime/build.ts";
 import { runMain } from "./common.ts";
 
-const HELP = `Usage: deno task build [--sanitize] [--verbose]
+const HELP = `Usage: deno task build [--sanitize] [--cuda] [--verbose]
 
 Builds the native library into runtime/build/ (or runtime/build-sanitize/ with --sanitize).
 Missing system packages are installed with apt-get when running as root; otherwise they are named.
+--cuda builds the CUDA backend too (bf16, cuBLAS, NCCL; --device cuda) into runtime/build-cuda/: the
+machine's CUDA toolkit is used when it has one, else the CUDA 13 PyPI wheels are installed into
+~/.cache/meditron/cuda13 (about 1.4 GB; compiling and linking need no GPU). Use it with
+MEDITRON_LIB=runtime/build-cuda/libmeditron.so.
 
 Examples:
   deno task build
   deno task build --verbose
+  deno task build --cuda
 `;
 
 async function aptInstall(packages: string[]): Promise<boolean> {
@@ -40,13 +45,19 @@ async function main(args: string[]): Promise<void> {
     options: {
       sanitize: { type: "boolean" },
       verbose: { type: "boolean" },
+      cuda: { type: "boolean" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   }).values;
   if (v.help) return console.log(HELP);
-  const buildDir = join(SOURCE_DIR, v.sanitize ? "build-sanitize" : "build");
-  const defines = v.sanitize ? { MEDITRON_SANITIZE: "ON", CMAKE_BUILD_TYPE: "RelWithDebInfo" } : undefined;
+  if (v.cuda && v.sanitize) throw new Error("--cuda and --sanitize are separate builds: pass one of them");
+  const buildDir = join(SOURCE_DIR, v.sanitize ? "build-sanitize" : v.cuda ? "build-cuda" : "build");
+  const defines = v.sanitize
+    ? { MEDITRON_SANITIZE: "ON", CMAKE_BUILD_TYPE: "RelWithDebInfo" }
+    : v.cuda
+    ? await cudaDefines()
+    : undefined;
   for (let attempt = 0;; attempt++) {
     try {
       const lib = await buildNative({ buildDir, defines, verbose: v.verbose });

@@ -13,7 +13,7 @@ import { setNumThreads } from "../runtime/mod.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
 import { type ChatTurn, cutAtStop, pendingStopPrefix } from "../models/chat.ts";
 import { loadServingModel } from "./serve.ts";
-import { resolveModelArg, runMain, UsageError } from "./common.ts";
+import { deviceFlag, resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task chat --model RUN|HFDIR [options]
 
@@ -33,6 +33,7 @@ Options:
   --frequency-penalty X (default 0; Meditron's deployments used 1.0)
   --seed N              sampler seed (default 0)
   --threads N           kernel threads (default: all cores)
+  --device cpu|cuda     where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug               show stack traces on errors
   -h, --help            this help
 
@@ -79,6 +80,7 @@ export async function main(args: string[]): Promise<void> {
       "frequency-penalty": { type: "string" },
       seed: { type: "string" },
       threads: { type: "string" },
+      device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -95,7 +97,12 @@ export async function main(args: string[]): Promise<void> {
   };
   let seed = num("seed", v.seed, 0, true);
   await setNumThreads(num("threads", v.threads, 0, true));
-  using m = await loadServingModel(await resolveModelArg(v.model!), v.template, v.model);
+  using m = await loadServingModel(
+    await resolveModelArg(v.model!),
+    v.template,
+    v.model,
+    deviceFlag(v.device),
+  );
   using lm = new NativeLanguageModel(m.model, 2);
   const tok = m.tokenizer, template = m.template, maxSeq = m.model.dims.maxSeq;
   const eos = [...template.stopTokens.map((t) => tok.tokenToId(t)), tok.eosId].filter(

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Device } from "../runtime/ffi.ts";
 
 import { join } from "node:path";
 import {
@@ -24,6 +25,20 @@ export class UsageError extends Error {
     super(message);
     this.name = "UsageError";
   }
+}
+
+/**
+ * The `--device` flag of the commands that load a model: "cpu" (default) or "cuda".
+ *
+ * @example
+ * ```ts
+ * import { deviceFlag } from "./common.ts";
+ * deviceFlag("cuda"); // "cuda"
+ * ```
+ */
+export function deviceFlag(value: string | undefined): Device {
+  if (value === undefined || value === "cpu" || value === "cuda") return value ?? "cpu";
+  throw new UsageError(`--device must be cpu or cuda (got ${value})`);
 }
 
 /** Hooks of {@linkcode runMain}. */

@@ -11,6 +11,7 @@ import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { parseRepoRef, snapshotDownload, snapshotFiles } from "../data/hub.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
+import type { Device } from "../runtime/mod.ts";
 import {
   type Benchmark,
   BENCHMARK_NAMES,
@@ -33,7 +34,14 @@ import {
 } from "../eval/mod.ts";
 import { Progress } from "./progress.ts";
 import { openAnyModel } from "./serve.ts";
-import { hubProgress, resolveDatasetArg, resolveModelArg, runMain, UsageError } from "./common.ts";
+import {
+  deviceFlag,
+  hubProgress,
+  resolveDatasetArg,
+  resolveModelArg,
+  runMain,
+  UsageError,
+} from "./common.ts";
 
 const HELP = `Usage: deno task eval <${[...BENCHMARK_NAMES, "all"].join("|")}> [options]
 
@@ -71,6 +79,7 @@ Options:
   --limit N             only the first N test questions
   --out DIR             output directory (default: <run>/eval)
   --no-verify           skip sha256 verification of checkpoint shards
+  --device cpu|cuda     where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug               show stack traces on errors
   -h, --help            this help
 
@@ -106,6 +115,7 @@ function parse(args: string[]) {
       limit: { type: "string" },
       out: { type: "string" },
       "no-verify": { type: "boolean" },
+      device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -214,7 +224,7 @@ async function load(
  * Opens --model: a native run, an HF directory or a hub model (converted to a temporary native checkpoint).
  * Results of a hub model default to runs/hub--org--name/eval.
  */
-async function openEvalModel(arg: string, verify: boolean, log: Progress) {
+async function openEvalModel(arg: string, verify: boolean, device: Device, log: Progress) {
   const path = await resolveModelArg(arg, log);
   const hub = path === arg
     ? undefined
@@ -222,7 +232,7 @@ async function openEvalModel(arg: string, verify: boolean, log: Progress) {
   const hf = await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false);
   if (hf) log.line(`model: converting the Hugging Face checkpoint ${path} for the native runtime`);
   return {
-    opened: await openAnyModel(path, { verify }),
+    opened: await openAnyModel(path, { verify, device }),
     outDir: hub ?? (hf ? join(path, "eval") : undefined),
   };
 }
@@ -244,7 +254,7 @@ async function main(args: string[]): Promise<void> {
   const benches: Benchmark[] = [];
   for (const t of todo) benches.push(await load(t.name, t.data, log, "hub" in t));
 
-  const model = await openEvalModel(values.model, !values["no-verify"], log);
+  const model = await openEvalModel(values.model, !values["no-verify"], deviceFlag(values.device), log);
   const opened = model.opened;
   const ckpt = opened.dir, meta = opened.meta;
   using native = opened.model;

@@ -23,6 +23,7 @@ import {
   overrideConfig,
   parseConfig,
   type RunConfig,
+  topologyOf,
   validateConfig,
 } from "../models/config.ts";
 import { loadCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
@@ -77,6 +78,8 @@ Options:
   --tp N, --pp N, --dp N  parallel layout; more than one rank re-runs this command under mpirun -n tp*pp*dp
                         (the initial model is first written in that layout to <run>/init)
   --distributed-optimizer  ZeRO-1 over DP
+  --device cpu|cuda     where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
+  --recompute none|selective  activation recomputation in backward
   --hostfile FILE       passed to mpirun
 
 Examples:
@@ -230,6 +233,8 @@ function parse(args: string[]) {
       tp: { type: "string" },
       pp: { type: "string" },
       dp: { type: "string" },
+      device: { type: "string" },
+      recompute: { type: "string" },
       "distributed-optimizer": { type: "boolean" },
       hostfile: { type: "string" },
       debug: { type: "boolean" },
@@ -308,6 +313,8 @@ export async function main(rawArgs: string[]): Promise<void> {
     [v.tp, "parallel.tp"],
     [v.pp, "parallel.pp"],
     [v.dp, "parallel.dp"],
+    [v.device, "parallel.device"],
+    [v.recompute, "parallel.recompute"],
   ];
   for (const [value, key] of flags) if (value !== undefined) overrideConfig(run, key, value);
   if (v["distributed-optimizer"]) overrideConfig(run, "parallel.distributed_optimizer", "true");
@@ -398,7 +405,7 @@ async function finetuneRank(
   using model = await NativeModel.create(modelDims(config.model), optimSettings(t), {
     seed: t.seed,
     initStd: config.model.init_std,
-  }, { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer });
+  }, topologyOf(par));
   if (!from.resume) {
     await loadCheckpoint(initCkpt, model);
     model.step = 0; // a fresh optimizer

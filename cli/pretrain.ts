@@ -24,6 +24,7 @@ import {
   overrideConfig,
   presetConfig,
   type RunConfig,
+  topologyOf,
   validateConfig,
 } from "../models/config.ts";
 import { newestValidCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
@@ -58,6 +59,9 @@ Options:
   --tp N, --pp N, --dp N  tensor / pipeline / data parallel sizes (parallel.*); more than one rank re-runs
                         this command under mpirun -n tp*pp*dp unless already inside an MPI or Slurm job
   --distributed-optimizer  ZeRO-1: shard the AdamW state over DP (parallel.distributed_optimizer)
+  --device cpu|cuda     where the model runs (parallel.device); cuda needs deno task build --cuda and
+                        MEDITRON_LIB=runtime/build-cuda/libmeditron.so
+  --recompute none|selective  recompute attention, norms and SwiGLU in backward (parallel.recompute)
   --hostfile FILE       passed to mpirun for multi-node runs
   --set KEY=VALUE       any config key, e.g. --set model.n_layers=2 (repeatable)
   --name NAME           run name (default: the config's name)
@@ -93,6 +97,8 @@ const FLAG_KEYS: Record<string, string> = {
   tp: "parallel.tp",
   pp: "parallel.pp",
   dp: "parallel.dp",
+  device: "parallel.device",
+  recompute: "parallel.recompute",
 };
 
 function parse(args: string[]) {
@@ -367,7 +373,7 @@ async function pretrainRank(
   using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
-  }, { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer });
+  }, topologyOf(par));
   const t = cfg.train, r = model.rank;
   log.line(
     `model: ${(model.numParams / 1e6).toFixed(2)}M parameters on rank ${rank} (tp ${r.tpRank}/${r.tp}, ` +

@@ -6,13 +6,13 @@
  */
 import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
-import { type NativeModel, setNumThreads } from "../runtime/mod.ts";
-import { type OpenedModel, openModel, resolveCheckpoint } from "../models/checkpoint.ts";
+import { type Device, type NativeModel, setNumThreads } from "../runtime/mod.ts";
+import { type LoadOptions, type OpenedModel, openModel, resolveCheckpoint } from "../models/checkpoint.ts";
 import { hfToNative } from "../models/convert/mod.ts";
 import { type ChatTemplate, templateFor } from "../models/chat.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { resolveModelArg, runMain, UsageError } from "./common.ts";
+import { deviceFlag, resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task serve --model RUN|HFDIR [options]
 
@@ -30,6 +30,7 @@ Options:
   --template NAME   chatml | medical-one-shot (default: chatml when the vocabulary has <|im_start|>)
   --max-tokens N    default max_tokens (default 256)
   --threads N       kernel threads (default: all cores)
+  --device cpu|cuda where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug           show stack traces on errors
   -h, --help        this help
 
@@ -79,8 +80,9 @@ export async function loadServingModel(
   path: string,
   template?: string,
   name?: string,
+  device: Device = "cpu",
 ): Promise<ServingModel> {
-  const { model, meta } = await openAnyModel(path);
+  const { model, meta } = await openAnyModel(path, { device });
   const cfg = meta.config;
   try {
     return {
@@ -105,7 +107,7 @@ export async function loadServingModel(
  * const { model, meta } = await openAnyModel("Llama-2-7b-hf");
  * ```
  */
-export async function openAnyModel(path: string, opts: { verify?: boolean } = {}): Promise<OpenedModel> {
+export async function openAnyModel(path: string, opts: LoadOptions = {}): Promise<OpenedModel> {
   if (!(await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false))) {
     return await openModel(await resolveCheckpoint(path), opts);
   }
@@ -139,6 +141,7 @@ export async function main(args: string[]): Promise<void> {
       template: { type: "string" },
       "max-tokens": { type: "string" },
       threads: { type: "string" },
+      device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -148,7 +151,12 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   await setNumThreads(int("threads", v.threads, 0, 0));
-  using m = await loadServingModel(await resolveModelArg(v.model!), v.template, v.model);
+  using m = await loadServingModel(
+    await resolveModelArg(v.model!),
+    v.template,
+    v.model,
+    deviceFlag(v.device),
+  );
   using engine = new BatchEngine(m.model, int("slots", v.slots, 1, 8));
   const handler = openAiHandler({
     engine,

@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { NativeModel } from "../runtime/model.ts";
+import type { Device } from "../runtime/ffi.ts";
 import { modelDims, optimSettings, type RunConfig } from "./config.ts";
 import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
 
@@ -326,6 +327,8 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
 export interface LoadOptions {
   /** Verify the sha256 of every shard (default true). */
   verify?: boolean;
+  /** Device of a model that {@linkcode openModel} creates (default "cpu"). */
+  device?: Device;
 }
 
 /**
@@ -424,7 +427,7 @@ export async function openModel(path: string, opts: LoadOptions = {}): Promise<O
   const model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
-  });
+  }, { tp: 1, pp: 1, dp: 1, device: opts.device ?? "cpu" });
   try {
     return { model, meta: await loadCheckpoint(dir, model, opts), dir };
   } catch (e) {

@@ -7,7 +7,7 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import type { ModelDims, OptimSettings } from "../runtime/ffi.ts";
+import type { Device, ModelDims, OptimSettings, Recompute, Topology } from "../runtime/ffi.ts";
 
 /** Llama-2 architecture (YAML section `model`). */
 export interface ModelConfig {
@@ -95,6 +95,30 @@ export interface ParallelConfig {
   dp: number;
   /** ZeRO-1: shard the AdamW state over DP. */
   distributed_optimizer: boolean;
+  /** Where the model runs: "cpu" (fp32) or "cuda" (bf16 + fp32 master weights; `deno task build --cuda`). */
+  device?: Device;
+  /** Activation recomputation: "none" or "selective" (attention, norms and SwiGLU recomputed in backward). */
+  recompute?: Recompute;
+}
+
+/**
+ * The native topology of a run's `parallel` section.
+ *
+ * @example
+ * ```ts
+ * import { defaultConfig, topologyOf } from "./config.ts";
+ * topologyOf(defaultConfig("tiny").parallel); // { tp: 1, pp: 1, dp: 1, zero1: false, device: "cpu", … }
+ * ```
+ */
+export function topologyOf(par: ParallelConfig): Topology {
+  return {
+    tp: par.tp,
+    pp: par.pp,
+    dp: par.dp,
+    zero1: par.distributed_optimizer,
+    device: par.device ?? "cpu",
+    recompute: par.recompute ?? "none",
+  };
 }
 
 /** A complete run configuration. */
@@ -205,7 +229,7 @@ export function presetConfig(preset: string): RunConfig {
     model: { ...model },
     train: { ...DEFAULT_TRAIN, ...TRAIN_PRESETS[preset] },
     data: { source: "embedded", valid_fraction: 0.05 },
-    parallel: { tp: 1, pp: 1, dp: 1, distributed_optimizer: false },
+    parallel: { tp: 1, pp: 1, dp: 1, distributed_optimizer: false, device: "cpu", recompute: "none" },
   };
 }
 
@@ -405,6 +429,16 @@ export function validateConfig(cfg: RunConfig, where: string): void {
     m.ffn_dim % par.tp === 0,
     where,
     `model.ffn_dim (${m.ffn_dim}) is not divisible by parallel.tp (${par.tp})`,
+  );
+  rule(
+    par.device === undefined || par.device === "cpu" || par.device === "cuda",
+    where,
+    `parallel.device must be cpu or cuda (got ${par.device})`,
+  );
+  rule(
+    par.recompute === undefined || par.recompute === "none" || par.recompute === "selective",
+    where,
+    `parallel.recompute must be none or selective (got ${par.recompute})`,
   );
   rule(
     m.n_layers % par.pp === 0,

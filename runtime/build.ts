@@ -60,6 +60,32 @@ async function run(cmd: string, args: string[], verbose: boolean): Promise<strin
 }
 
 /**
+ * The CMake definitions of a CUDA build (`MEDITRON_CUDA=ON` plus the toolchain's locations): runs
+ * `runtime/cuda_toolchain.sh`, which finds the machine's nvcc, cuBLAS and NCCL or installs the CUDA 13 PyPI
+ * wheels into a cache directory (compile and link only, no GPU needed).
+ *
+ * @example
+ * ```ts
+ * import { buildNative, cudaDefines } from "./build.ts";
+ * const lib = await buildNative({ buildDir: "/tmp/meditron-cuda", defines: await cudaDefines() });
+ * ```
+ */
+export async function cudaDefines(): Promise<Record<string, string>> {
+  const out = await new Deno.Command("bash", {
+    args: [join(SOURCE_DIR, "cuda_toolchain.sh")],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`runtime/cuda_toolchain.sh failed (exit ${out.code})`);
+  const defines: Record<string, string> = { MEDITRON_CUDA: "ON" };
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const m = line.match(/^-D([A-Z_]+)=(.*)$/);
+    if (m) defines[m[1]] = m[2];
+  }
+  return defines;
+}
+
+/**
  * Configures (first time) and builds the library; returns the path of `libmeditron.so`.
  *
  * @example

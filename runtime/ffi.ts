@@ -101,7 +101,7 @@ export const SYMBOLS = {
 export type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** ABI version this binding speaks (MT_ABI_VERSION). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Tensor kinds of `mt_model_tensor_read/write`. */
 export const TensorKind = { param: 0, grad: 1, adamM: 2, adamV: 3 } as const;
@@ -162,14 +162,29 @@ export interface Topology {
   dp: number;
   /** Shard the AdamW state over DP (ZeRO-1). */
   zero1?: boolean;
+  /**
+   * Where the model runs (default "cpu"): "cuda" needs a library built with `deno task build --cuda` and an
+   * NVIDIA GPU (bf16 with fp32 master weights; otherwise creation throws a {@linkcode MeditronError} saying which).
+   */
+  device?: Device;
+  /** Activation recomputation (default "none"): "selective" recomputes attention, norms and SwiGLU in backward. */
+  recompute?: Recompute;
 }
 
+/** A model's device: the CPU backend (fp32) or the CUDA backend (bf16, cuBLAS, NCCL). */
+export type Device = "cpu" | "cuda";
+/** Activation recomputation policy. */
+export type Recompute = "none" | "selective";
+
 /** sizeof(mt_topology). */
-export const TOPOLOGY_SIZE = 20;
+export const TOPOLOGY_SIZE = 28;
 
 /** Packs `mt_topology`. */
 export function packTopology(t: Topology): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(Int32Array.from([TOPOLOGY_SIZE, t.tp, t.pp, t.dp, t.zero1 ? 1 : 0]).buffer);
+  const device = (t.device ?? "cpu") === "cuda" ? 1 : 0, recompute = t.recompute === "selective" ? 1 : 0;
+  return new Uint8Array(
+    Int32Array.from([TOPOLOGY_SIZE, t.tp, t.pp, t.dp, t.zero1 ? 1 : 0, device, recompute]).buffer,
+  );
 }
 
 /** sizeof(mt_model_config) on LP64. */

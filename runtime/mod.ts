@@ -10,8 +10,10 @@
  * @module
  */
 export {
+  type Device,
   type ModelDims,
   type OptimSettings,
+  type Recompute,
   SYMBOLS,
   type Symbols,
   TensorKind,
@@ -40,4 +42,4 @@ export {
 } from "./model.ts";
 export { KvCache } from "./kv.ts";
 export { attentionBackward, attentionForward, type AttentionShape } from "./ops.ts";
-export { buildNative, type BuildOptions, MissingDependencyError } from "./build.ts";
+export { buildNative, type BuildOptions, cudaDefines, MissingDependencyError } from "./build.ts";

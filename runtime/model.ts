@@ -195,7 +195,7 @@ export class NativeModel implements Disposable {
 
   /** This rank's place in the parallel grid. */
   get rank(): RankInfo {
-    const v = new Int32Array(10);
+    const v = new Int32Array(12);
     checkModel(loaded().mt_model_topology(this.#h, v), this.#h);
     return {
       tp: v[0],
@@ -208,6 +208,8 @@ export class NativeModel implements Disposable {
       numLayers: v[7],
       zero1: v[8] === 1,
       worldRank: v[9],
+      device: v[10] === 1 ? "cuda" : "cpu",
+      recompute: v[11] === 1 ? "selective" : "none",
     };
   }
 

@@ -26,7 +26,7 @@ extern "C" {
 #pragma GCC visibility push(default) /* the library hides everything but this header */
 #endif
 
-#define MT_ABI_VERSION 2
+#define MT_ABI_VERSION 3
 
 /* ---- status codes ---------------------------------------------------------------------------------- */
 enum {
@@ -84,9 +84,15 @@ typedef struct mt_optim_config {
   float grad_clip;    /* global-norm clip; <= 0 disables */
 } mt_optim_config;
 
+/** Where a model runs (mt_topology.device). */
+enum { MT_DEVICE_CPU = 0, MT_DEVICE_CUDA = 1 };
+
 /**
  * Parallel layout (DESIGN.md §5): tp·pp·dp ranks, TP fastest, then DP, then PP
  * (rank = pp·D·T + dp·T + tp). `zero1` shards the AdamW state over DP (ZeRO-1).
+ * `device`: MT_DEVICE_CPU (fp32, OpenBLAS) or MT_DEVICE_CUDA (bf16 with fp32 master weights, cuBLAS, NCCL;
+ * a library built without CUDA, or a machine without a GPU, fails mt_model_create with a message saying so).
+ * `recompute`: 1 = selective (CUDA: attention, norms and SwiGLU are recomputed in backward instead of stored).
  * `struct_size` must be sizeof(mt_topology).
  */
 typedef struct mt_topology {
@@ -95,6 +101,8 @@ typedef struct mt_topology {
   int32_t pp;
   int32_t dp;
   int32_t zero1;
+  int32_t device;
+  int32_t recompute;
 } mt_topology;
 
 /** Result of one optimizer step. */
@@ -153,8 +161,8 @@ int mt_model_param_info(mt_model* model, int32_t index, char* name, size_t name_
                         int32_t* ndim);
 
 /**
- * Where this rank sits: out[0..10) = tp, pp, dp, tp_rank, pp_rank, dp_rank, first layer, layers on this
- * stage, zero1, world rank.
+ * Where this rank sits: out[0..12) = tp, pp, dp, tp_rank, pp_rank, dp_rank, first layer, layers on this
+ * stage, zero1, world rank, device (MT_DEVICE_*), recompute.
  */
 int mt_model_topology(mt_model* model, int32_t* out);
 /**

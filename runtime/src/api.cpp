@@ -106,10 +106,19 @@ const mt::ParamInfo& tensor_args(mt::Model& m, const char* name, size_t n) {
   return info;
 }
 
+// Offset of tensor `info` in the flat buffer of `kind` (a device model's read/write address).
+size_t device_offset(mt::Model& m, const mt::ParamInfo& info, int32_t kind) {
+  MT_CHECK(kind >= MT_TENSOR_PARAM && kind <= MT_TENSOR_ADAM_V, "tensor kind %d is not one of 0..3", kind);
+  MT_CHECK(kind < MT_TENSOR_ADAM_M || (m.chunk == m.flat && m.chunk0 == 0),
+           "the optimizer state is sharded over DP (ZeRO-1): use mt_model_optim_chunk_read/write");
+  return info.offset;
+}
+
 float* optim_chunk(mt::Model& m, int32_t kind, size_t n) {
   MT_CHECK(kind == MT_TENSOR_ADAM_M || kind == MT_TENSOR_ADAM_V, "optimizer chunk kind %d is not 2 (m) or 3 (v)",
            kind);
   MT_CHECK(n == m.chunk, "optimizer chunk has %zu floats, buffer has %zu", m.chunk, n);
+  if (m.dev) return nullptr;  // on the device: read/write through the backend
   return kind == MT_TENSOR_ADAM_M ? m.m.data() : m.v.data();
 }
 }  // namespace
@@ -147,8 +156,13 @@ const char* mt_model_error(mt_model* model) {
 int32_t mt_abi_version(void) { return MT_ABI_VERSION; }
 
 const char* mt_build_info(void) {
-  static std::string info = mt::format("backend=cpu blas=openblas openmp_max_threads=%d flags=%s",
-                                       omp_get_max_threads(), MT_BUILD_FLAGS);
+#ifdef MEDITRON_CUDA
+  const char* backends = "cpu,cuda";
+#else
+  const char* backends = "cpu";
+#endif
+  static std::string info = mt::format("backend=%s blas=openblas openmp_max_threads=%d %s flags=%s", backends,
+                                       omp_get_max_threads(), mt::cuda_info().c_str(), MT_BUILD_FLAGS);
   return info.c_str();
 }
 
@@ -225,9 +239,9 @@ int mt_model_topology(mt_model* model, int32_t* out) {
     MT_CHECK_PTR(out);
     const mt::Model& m = model_ref(model);
     const mt::Topology& t = m.topo;
-    const int32_t v[10] = {t.tp, t.pp, t.dp, t.tp_rank, t.pp_rank, t.dp_rank, m.layer0, m.n_layers, t.zero1,
-                           mt::world_rank()};
-    std::copy(v, v + 10, out);
+    const int32_t v[12] = {t.tp, t.pp, t.dp, t.tp_rank, t.pp_rank, t.dp_rank, m.layer0, m.n_layers, t.zero1,
+                           mt::world_rank(), t.device, t.recompute};
+    std::copy(v, v + 12, out);
   });
 }
 
@@ -269,7 +283,10 @@ int mt_model_optim_chunk_info(mt_model* model, int64_t* out) {
 int mt_model_optim_chunk_read(mt_model* model, int32_t kind, float* dst, size_t n) {
   return guard_model(model, [&] {
     MT_CHECK_PTR(dst);
-    std::memcpy(dst, optim_chunk(model_ref(model), kind, n), n * sizeof(float));
+    mt::Model& m = model_ref(model);
+    float* chunk = optim_chunk(m, kind, n);
+    if (m.dev) return m.dev->read(kind, 0, dst, n);
+    std::memcpy(dst, chunk, n * sizeof(float));
   });
 }
 
@@ -277,7 +294,10 @@ int mt_model_optim_chunk_write(mt_model* model, int32_t kind, const float* src, 
   return guard_model(model, [&] {
     MT_CHECK_PTR(src);
     for (size_t i = 0; i < n; i++) MT_CHECK(std::isfinite(src[i]), "optimizer chunk element %zu is not finite", i);
-    std::memcpy(optim_chunk(model_ref(model), kind, n), src, n * sizeof(float));
+    mt::Model& m = model_ref(model);
+    float* chunk = optim_chunk(m, kind, n);
+    if (m.dev) return m.dev->write(kind, 0, src, n);
+    std::memcpy(chunk, src, n * sizeof(float));
   });
 }
 
@@ -286,6 +306,7 @@ int mt_model_tensor_read(mt_model* model, const char* name, int32_t kind, float*
     mt::Model& m = model_ref(model);
     const mt::ParamInfo& info = tensor_args(m, name, n);
     MT_CHECK_PTR(dst);
+    if (m.dev) return m.dev->read(kind, device_offset(m, info, kind), dst, n);
     std::memcpy(dst, buffer_of(m, info, kind), n * sizeof(float));
   });
 }
@@ -297,6 +318,7 @@ int mt_model_tensor_write(mt_model* model, const char* name, int32_t kind, const
     MT_CHECK_PTR(src);
     for (size_t i = 0; i < n; i++)
       MT_CHECK(std::isfinite(src[i]), "tensor '%s' element %zu is not finite (%g)", name, i, src[i]);
+    if (m.dev) return m.dev->write(kind, device_offset(m, info, kind), src, n);
     std::memcpy(buffer_of(m, info, kind), src, n * sizeof(float));
   });
 }
@@ -318,6 +340,7 @@ int mt_model_set_step(mt_model* model, int64_t step) {
 int mt_model_zero_grad(mt_model* model) {
   return guard_model(model, [&] {
     mt::Model& m = model_ref(model);
+    if (m.dev) return m.dev->zero_grad();
     std::fill(m.g.begin(), m.g.end(), 0.0f);
   });
 }
@@ -379,6 +402,7 @@ int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t ba
     MT_CHECK_PTR(out);
     MT_CHECK(out_n == n * (size_t)m.cfg.vocab_size, "logits buffer holds %zu floats, need %zu x %d = %zu", out_n, n,
              m.cfg.vocab_size, n * (size_t)m.cfg.vocab_size);
+    if (m.dev) return m.dev->logits(tokens, batch, seq, out);
     m.forward_hidden(tokens, batch, seq);
     mt::lm_head_logits(out, m.slots[0].h_f.data(), m.P(m.head_idx), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
   });
@@ -397,8 +421,12 @@ int mt_kv_create(mt_model* model, int32_t max_seqs, int32_t max_len, mt_kv** out
     kv->max_seqs = max_seqs, kv->max_len = max_len;
     kv->len.assign(max_seqs, 0);
     const size_t n = (size_t)max_seqs * max_len * m.KVHl * m.hd;
-    kv->k.assign(m.n_layers, std::vector<float>(n));
-    kv->v.assign(m.n_layers, std::vector<float>(n));
+    if (m.dev) {
+      kv->dev = m.dev->kv_create(max_seqs, max_len);
+    } else {
+      kv->k.assign(m.n_layers, std::vector<float>(n));
+      kv->v.assign(m.n_layers, std::vector<float>(n));
+    }
     std::lock_guard<std::mutex> lock(g_handles_mu);
     g_handles.insert(kv);
     *out = kv;
@@ -440,6 +468,11 @@ int mt_kv_copy(mt_kv* kv, int32_t src, int32_t dst, int32_t length) {
     mt::KvCache& c = kv_ref(kv);
     check_seq(c, src), check_seq(c, dst);
     MT_CHECK(length >= 0 && length <= c.len[src], "copy of %d tokens, sequence %d holds %d", length, src, c.len[src]);
+    if (c.dev) {
+      c.model->dev->kv_copy(c, src, dst, length);
+      c.len[dst] = length;
+      return;
+    }
     const size_t row = (size_t)c.model->KVHl * c.model->hd;
     for (size_t l = 0; l < c.k.size(); l++) {
       std::copy_n(c.k[l].data() + (size_t)src * c.max_len * row, length * row, c.k[l].data() + (size_t)dst * c.max_len * row);

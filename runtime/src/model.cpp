@@ -100,9 +100,11 @@ Model::Model(const mt_model_config& c, const mt_optim_config& o, const mt_topolo
   chunk = zero ? (flat + topo.dp - 1) / topo.dp : flat;
   chunk0 = zero ? chunk * topo.dp_rank : 0;
   p.assign(zero ? chunk * topo.dp : flat, 0.0f);  // ZeRO-1 pads to dp equal chunks
-  g.assign(p.size(), 0.0f);
-  m.assign(chunk, 0.0f);
-  v.assign(chunk, 0.0f);
+  if (topo.device == MT_DEVICE_CPU) {  // a device backend keeps these on the device
+    g.assign(p.size(), 0.0f);
+    m.assign(chunk, 0.0f);
+    v.assign(chunk, 0.0f);
+  }
   init_params();
   // RoPE table: angle(t, i) = t · θ^(−2i/hd)
   const int half = hd / 2;
@@ -113,6 +115,10 @@ Model::Model(const mt_model_config& c, const mt_optim_config& o, const mt_topolo
       rope[((size_t)t * half + i) * 2] = (float)std::cos(t * inv_freq);
       rope[((size_t)t * half + i) * 2 + 1] = (float)std::sin(t * inv_freq);
     }
+  if (topo.device == MT_DEVICE_CUDA) {
+    dev = make_cuda_backend(*this);  // uploads p and the RoPE table
+    std::vector<float>().swap(p);
+  }
 }
 
 void Model::setup_topology(const mt_topology* t) {
@@ -120,6 +126,11 @@ void Model::setup_topology(const mt_topology* t) {
     MT_CHECK(t->struct_size == (int32_t)sizeof(mt_topology), "mt_topology.struct_size is %d, expected %d",
              t->struct_size, (int)sizeof(mt_topology));
     topo.tp = t->tp, topo.pp = t->pp, topo.dp = t->dp, topo.zero1 = t->zero1 != 0;
+    topo.device = t->device, topo.recompute = t->recompute != 0;
+    MT_CHECK(t->device == MT_DEVICE_CPU || t->device == MT_DEVICE_CUDA, "device %d is not 0 (cpu) or 1 (cuda)",
+             t->device);
+    MT_CHECK(t->recompute == 0 || t->recompute == 1, "recompute %d is not 0 (none) or 1 (selective)", t->recompute);
+    if (topo.device == MT_DEVICE_CUDA) cuda_check_available();
   }
   const Topology& T = topo;
   MT_CHECK(T.tp >= 1 && T.pp >= 1 && T.dp >= 1, "tp (%d), pp (%d) and dp (%d) must be >= 1", T.tp, T.pp, T.dp);
@@ -337,6 +348,7 @@ double Model::stage_loss_backward(Activations& a, const int32_t* tokens, const i
 
 double Model::forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
                                float denom) {
+  if (dev) return dev->forward_backward(tokens, targets, mask, B, T, denom);
   MT_CHECK(topo.pp == 1, "forward_backward runs one stage; with pp %d use train_step", topo.pp);
   Activations& a = slot(0, B, T);
   stage_forward(a, tokens, 0);
@@ -351,6 +363,7 @@ void Model::forward_hidden(const int32_t* tokens, int B, int T) {
 
 void Model::eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
                       double* loss_sum, double* count) {
+  if (dev) return dev->eval_loss(tokens, targets, mask, B, T, loss_sum, count);
   Activations& a = slot(0, B, T);
   stage_forward(a, tokens, 0);
   const double local = stage_loss_backward(a, tokens, targets, mask, 1.0f, false, 1);
@@ -365,6 +378,7 @@ void Model::eval_loss(const int32_t* tokens, const int32_t* targets, const float
 
 void Model::train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int B, int T,
                        mt_step_result* out) {
+  if (dev) return dev->train_step(tokens, targets, mask, n_micro, B, T, out);
   const size_t per = (size_t)B * T;
   double count = 0;
   for (size_t i = 0; i < per * n_micro; i++) count += mask[i];
@@ -413,6 +427,7 @@ double Model::global_norm_squared(const float* grads, size_t begin, size_t end) 
 }
 
 bool Model::optimizer_step(float* grad_norm, float* lr) {
+  if (dev) return dev->optimizer_step(grad_norm, lr);
   const bool zero = topo.zero1 && topo.dp > 1;
   // Data parallel: sum the gradients (the loss was already divided by the global token count). ZeRO-1 keeps
   // only this rank's chunk of the sum.
@@ -451,6 +466,7 @@ bool Model::optimizer_step(float* grad_norm, float* lr) {
 
 void Model::decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows,
                    float* logits) {
+  if (dev) return dev->decode(kv, seq, tokens, want, rows, logits);
   MT_CHECK(topo.tp == 1 && topo.pp == 1, "decoding needs the whole model on one rank (tp %d, pp %d)", topo.tp,
            topo.pp);
   const int d = cfg.dim, F = Fl, qd = Hl * hd, kvd = KVHl * hd, qkvd = qd + 2 * kvd;

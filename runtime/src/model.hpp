@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm.hpp"
+#include "device.hpp"
 #include "meditron.h"
 
 namespace mt {
@@ -19,6 +20,8 @@ struct Topology {
   int tp = 1, pp = 1, dp = 1;
   bool zero1 = false;
   int tp_rank = 0, pp_rank = 0, dp_rank = 0;
+  int device = MT_DEVICE_CPU;
+  bool recompute = false;  // selective activation recomputation (CUDA backend)
 };
 
 // One parameter tensor (this rank's shard) inside the flat buffers. `shape`/`size` are what callers see;
@@ -57,6 +60,7 @@ struct KvCache {
   int max_seqs = 0, max_len = 0;
   std::vector<int> len;
   std::vector<std::vector<float>> k, v;
+  std::unique_ptr<DeviceKv> dev;  // the device's buffers instead of k, v (CUDA models)
 };
 
 struct Model {
@@ -81,6 +85,8 @@ struct Model {
   std::vector<float> rope;     // [max_seq, hd/2, {cos, sin}]
   std::vector<Activations> slots;  // one per in-flight micro-batch
   std::vector<float> dx, dh, dqkv, datt, dgu, ds;  // backward scratch, reused across layers and micro-batches
+  // CUDA models: the backend holding every buffer; p, g, m, v above stay empty after creation.
+  std::unique_ptr<DeviceBackend> dev;
 
   Model(const mt_model_config& c, const mt_optim_config& o, const mt_topology* t);
 

@@ -34,6 +34,8 @@ Deno.test("deno publish --dry-run passes and carries the TS and the native sourc
       "runtime/CMakeLists.txt",
       "runtime/include/meditron.h",
       "runtime/build.ts",
+      "runtime/cuda_toolchain.sh",
+      "runtime/src/cuda/cuda.cmake",
       "runtime/library.ts",
       "models/plot.ts",
       "data/tokenizer_worker.ts",
@@ -42,9 +44,14 @@ Deno.test("deno publish --dry-run passes and carries the TS and the native sourc
     ]
   ) assert.ok(has(needed), `the package carries ${needed}`);
   const cpp = rel.filter((f) => /^runtime\/src\/.*\.(cpp|hpp|cu|cuh)$/.test(f));
-  const onDisk = [...Deno.readDirSync(`${ROOT}runtime/src`)].filter((e) =>
-    /\.(cpp|hpp|cu|cuh)$/.test(e.name)
-  );
+  const onDisk: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of Deno.readDirSync(`${ROOT}${dir}`)) {
+      if (e.isDirectory) walk(`${dir}/${e.name}`);
+      else if (/\.(cpp|hpp|cu|cuh)$/.test(e.name)) onDisk.push(`${dir}/${e.name}`);
+    }
+  };
+  walk("runtime/src"); // the CPU sources and src/cuda/
   assert.equal(cpp.length, onDisk.length, `every native source is carried: ${cpp.join(", ")}`);
   for (const f of rel) {
     assert.ok(

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# bench/gpu/run.sh — the one-shot GPU run of issue #8: build libmeditron with CUDA, correctness checks, then
+# timings against PyTorch on the same card, a short table last; full logs and JSON under $OUT.
+#
+#   bash bench/gpu/run.sh            on the GPU machine (no network: run bench/gpu/pack.sh first on a machine
+#                                    with one, and carry .cache/gpu-carry: a Deno binary and, for machines
+#                                    without it, OpenBLAS)
+#   bash bench/gpu/run.sh --dry-run  on a CPU machine: the same steps on the CPU backend with tiny shapes
+#
+# Every step has its own time limit (the whole run fits in about 9 minutes) and a failing step does not stop
+# the others; the exit status is 1 when a correctness check failed or did not run.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${OUT:-/tmp/meditron-gpu}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/run.log") 2>&1
+T0=$SECONDS
+say() { printf '\n[%4ss] == %s\n' $((SECONDS - T0)) "$*"; }
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
+DRYFLAG=$([ $DRY = 1 ] && echo --dry-run || true)
+WORK=${WORK:-/tmp/meditron-gpu-work}
+mkdir -p "$WORK"
+CARRY=$ROOT/.cache/gpu-carry
+# Sizes of the timed runs (a 7B layer is 202M parameters: 18 bytes each with AdamW, plus activations).
+LAYERS=${LAYERS:-16}
+MICRO=${MICRO:-4}
+DECODE_LAYERS=${DECODE_LAYERS:-8}
+
+say "inventory"
+nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader || [ $DRY = 1 ] ||
+  echo "nvidia-smi failed: no GPU?"
+for t in nvcc cmake g++ xz python3; do printf '%-8s %s\n' "$t" "$(command -v $t || echo MISSING)"; done
+ls /usr/local/cuda/bin/nvcc 2>/dev/null && export PATH=/usr/local/cuda/bin:$PATH
+
+# A python3 with torch (the torch venv), first on PATH: cuda_toolchain.sh looks for cuBLAS/NCCL in its wheels.
+PY=""
+find_torch_python() {
+  local c
+  for c in "$@"; do
+    if [ -x "$(command -v "$c" 2>/dev/null)" ] && "$c" -c "import torch" 2>/dev/null; then
+      PY=$(command -v "$c")
+      return 0
+    fi
+  done
+  return 1
+}
+find_torch_python ${PYTHON:-} python3 /opt/venv/bin/python3 /venv/bin/python3 "$HOME"/venv/bin/python3 ||
+  find_torch_python $(find / -maxdepth 5 \( -path /proc -o -path /sys -o -path /dev \) -prune -o \
+    -path '*/bin/python3' -print 2>/dev/null | head -20)
+echo "python with torch: ${PY:-none}"
+[ -n "$PY" ] && export PATH=$(dirname "$PY"):$PATH && "$PY" -c \
+  "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+[ -n "$PY" ] && "$PY" -c "import transformers; print('transformers', transformers.__version__)" 2>&1 | tail -1
+
+# Deno: the project's (npm) binary, one on PATH, or the carried xz.
+DENO=""
+for c in "$ROOT/node_modules/.deno/deno@"*/node_modules/deno/deno "$(command -v deno 2>/dev/null)"; do
+  [ -n "$c" ] && [ -x "$c" ] && "$c" --version >/dev/null 2>&1 && DENO=$c && break
+done
+if [ -z "$DENO" ] && [ -f "$CARRY/deno.xz" ]; then
+  xz -dc "$CARRY/deno.xz" >"$WORK/deno" && chmod +x "$WORK/deno" && DENO=$WORK/deno
+fi
+echo "deno: ${DENO:-MISSING} $([ -n "$DENO" ] && "$DENO" --version | head -1)"
+[ -z "$DENO" ] && echo "no Deno: run bench/gpu/pack.sh and carry .cache/gpu-carry" && exit 1
+deno_() { LD_LIBRARY_PATH=$DENO_LD "$DENO" "$@"; }
+export DENO_NO_UPDATE_CHECK=1 DENO_DIR=$WORK/deno-dir
+
+# OpenBLAS (the CPU backend, used by the CPU-vs-CUDA check): the system's, or the carried one.
+BLAS_DEFS=()
+DENO_LD=${LD_LIBRARY_PATH:-}  # the carried OpenBLAS goes on Deno's library path only (torch has its own BLAS)
+if ! ls /usr/include/cblas.h /usr/include/*/cblas.h /usr/include/openblas/cblas.h 2>/dev/null | grep -q .; then
+  if [ -f "$CARRY/openblas.tar.xz" ]; then
+    mkdir -p "$WORK/openblas" && tar -xJf "$CARRY/openblas.tar.xz" -C "$WORK/openblas"
+    BLAS_DEFS=(-DCBLAS_INCLUDE_DIR="$WORK/openblas/include" -DOPENBLAS_OPENMP="$WORK/openblas/lib/libopenblas.so.0")
+    DENO_LD=$WORK/openblas/lib${DENO_LD:+:$DENO_LD}
+    echo "OpenBLAS: carried ($WORK/openblas)"
+  else
+    echo "OpenBLAS: MISSING and not carried (bench/gpu/pack.sh)"
+  fi
+fi
+
+say "build"
+LIB=$ROOT/runtime/build/libmeditron.so
+if [ $DRY = 1 ]; then
+  deno_ run -A --no-config cli/build.ts || exit 1
+else
+  ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')
+  mapfile -t CUDA_DEFS < <(bash runtime/cuda_toolchain.sh)
+  BUILD=$ROOT/runtime/build-cuda
+  LIB=$BUILD/libmeditron.so
+  if command -v cmake >/dev/null; then
+    configure() {
+      timeout 120 cmake -S runtime -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMEDITRON_CUDA=ON \
+        -DMEDITRON_CUDA_ARCHS="${ARCH:-90}" "${CUDA_DEFS[@]}" "${BLAS_DEFS[@]}" "$@" >>"$OUT/cmake.log" 2>&1
+    }
+    # nvcc refuses a host g++ newer than it knows: retry once with its escape hatch.
+    configure || { grep -q "unsupported GNU version" "$OUT/cmake.log" && rm -rf "$BUILD" &&
+      configure -DCMAKE_CUDA_FLAGS=-allow-unsupported-compiler; }
+    timeout 300 cmake --build "$BUILD" -j "$(nproc)" >>"$OUT/cmake.log" 2>&1 ||
+      { tail -40 "$OUT/cmake.log"; echo "BUILD FAILED"; }
+  else
+    echo "no cmake: compiling directly"
+    bash bench/gpu/build_direct.sh "$BUILD" "${ARCH:-90}" "${CUDA_DEFS[@]}" "${BLAS_DEFS[@]}" >"$OUT/build.log" 2>&1 ||
+      { tail -40 "$OUT/build.log"; echo "BUILD FAILED"; }
+  fi
+  [ -f "$LIB" ] || exit 1
+fi
+export MEDITRON_LIB=$LIB
+deno_ eval --no-config 'import { buildInfo } from "./runtime/mod.ts"; console.log(await buildInfo());'
+
+status=0
+say "correctness: CUDA vs the CPU backend, selective recompute, decode vs full recompute"
+LD_LIBRARY_PATH=$DENO_LD timeout 120 "$DENO" run -A --no-config bench/gpu/gpu.ts check $DRYFLAG \
+  --out "$OUT/check.json" || status=1
+if [ $status = 1 ] && [ $DRY = 0 ]; then
+  say "check failed: again with a sync after every kernel (MEDITRON_CUDA_SYNC=1), under compute-sanitizer if present"
+  SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+  MEDITRON_CUDA_SYNC=1 LD_LIBRARY_PATH=$DENO_LD timeout 150 ${SAN:+$SAN --tool memcheck --print-limit 20} \
+    "$DENO" run -A --no-config bench/gpu/gpu.ts check --small-only --out "$OUT/check_sync.json" 2>&1 | tail -60
+fi
+say "correctness: vs transformers LlamaForCausalLM on the same safetensors"
+if [ -n "$PY" ]; then
+  timeout 90 "$PY" bench/gpu/hf_check.py "$OUT/hf" "$OUT/hf.json"
+  rc=$?
+  [ $rc = 0 ] || [ $DRY = 1 ] || status=1
+  [ $rc = 2 ] && echo "(transformers missing: skipped)"
+fi
+
+# Each timing step runs only when its time limit still fits in BUDGET seconds (the device call's limit is 600).
+BUDGET=${BUDGET:-560}
+fits() {
+  if [ $((SECONDS - T0 + $1)) -le "$BUDGET" ]; then return 0; fi
+  echo "(skipped $2: $((BUDGET - SECONDS + T0)) s left of BUDGET=$BUDGET)"
+  return 1
+}
+say "timing: bf16 GEMM rate, train step (meditron, then PyTorch), decode"
+[ -n "$PY" ] && fits 60 gemm && timeout 60 "$PY" bench/gpu/torch_peer.py gemm $DRYFLAG --out "$OUT/gemm.json"
+fits 150 train && LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" \
+  --out "$OUT/train.json"
+[ -n "$PY" ] && fits 150 torch-train && timeout 150 "$PY" bench/gpu/torch_peer.py train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" \
+  --out "$OUT/torch_train.json" 2>&1 | tail -5
+fits 60 decode && LD_LIBRARY_PATH=$DENO_LD timeout 60 "$DENO" run -A --no-config bench/gpu/gpu.ts decode $DRYFLAG --layers "$DECODE_LAYERS" \
+  --out "$OUT/decode.json"
+[ -n "$PY" ] && fits 60 torch-decode && timeout 60 "$PY" bench/gpu/torch_peer.py decode $DRYFLAG --layers "$DECODE_LAYERS" \
+  --out "$OUT/torch_decode.json" 2>&1 | tail -5
+
+say "done in $((SECONDS - T0)) s; logs and JSON in $OUT"
+"${PY:-python3}" bench/gpu/table.py "$OUT"
+exit $status

@@ -1,0 +1,72 @@
+"""The short table bench/gpu/run.sh prints last, from the JSON files its steps wrote into OUT.
+
+Usage: python3 bench/gpu/table.py OUT
+MFU = (6N + 6·L·d·T)·tokens/s ÷ peak dense bf16 of the card (H100/H200 SXM 989, H100 PCIe 756, A100 312 TFLOP/s),
+and ÷ the bf16 GEMM rate measured in the same run.
+"""
+import json
+import os
+import sys
+
+PEAKS = [("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12)]
+
+
+def load(out, name):
+    try:
+        return json.load(open(os.path.join(out, name)))
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    out = sys.argv[1]
+    rows = []
+    check, hf = load(out, "check.json"), load(out, "hf.json")
+    gemm = load(out, "gemm.json")
+    ours, peer = load(out, "train.json"), load(out, "torch_train.json")
+    dec, peer_dec = load(out, "decode.json"), load(out, "torch_decode.json")
+    if check:
+        bad = [c["name"] for c in check["checks"] if not c["ok"]]
+        rows.append(("correctness vs CPU backend", f"{len(check['checks']) - len(bad)}/{len(check['checks'])} pass"
+                     + (f" (FAIL: {'; '.join(bad)})" if bad else "")))
+    else:
+        rows.append(("correctness vs CPU backend", "not run / crashed (see run.log)"))
+    if hf:
+        rows.append(("vs transformers LlamaForCausalLM", hf.get("skipped") or
+                     f"{'pass' if hf['ok'] else 'FAIL'}: logits rel L2 {hf['logits_rel_l2']:.2e}, "
+                     f"loss {hf['loss_cuda']:.4f} vs {hf['loss_hf']:.4f}"))
+    name = (gemm or {}).get("device", "?")
+    peak = next((p for k, p in PEAKS if k in name), None)
+    gemm_rate = gemm["gemm_tflops"] * 1e12 if gemm else None
+    if gemm:
+        rows.append((f"bf16 GEMM 8192^3 ({name})", f"{gemm['gemm_tflops']:.0f} TFLOP/s"
+                     + (f" = {gemm_rate / peak:.0%} of peak {peak / 1e12:.0f}" if peak else "")))
+
+    def mfu(r):
+        f = r["model_tflops"] * 1e12
+        a = f"{f / peak:.1%} MFU" if peak else "MFU: unknown peak"
+        b = f", {f / gemm_rate:.1%} of measured GEMM" if gemm_rate else ""
+        return (f"{r['tokens_per_s']:.0f} tok/s, L {r['layers']} B {r['micro_batch']} T {r['seq']}: "
+                f"{r['model_tflops']:.0f} TFLOP/s, {a}{b}")
+
+    if ours:
+        rows.append(("train step, meditron CUDA", mfu(ours)))
+    if peer:
+        rows.append(("train step, PyTorch eager+SDPA", mfu(peer)))
+    if ours and peer:
+        rows.append(("ratio meditron / PyTorch (model TFLOP/s)", f"{ours['model_tflops'] / peer['model_tflops']:.2f}x"))
+    for b in (1, 64):
+        k = f"batch{b}_tokens_per_s"
+        if dec and k in dec:
+            v = f"{dec[k]:.0f} tok/s (L {dec['layers']})"
+            if peer_dec and k in peer_dec:
+                v += f" vs PyTorch {peer_dec[k]:.0f} = {dec[k] / peer_dec[k]:.2f}x"
+            rows.append((f"decode batch {b}", v))
+    w = max(len(r[0]) for r in rows)
+    print("\n== meditron CUDA: summary ==")
+    for k, v in rows:
+        print(f"{k.ljust(w)}  {v}")
+
+
+if __name__ == "__main__":
+    main()

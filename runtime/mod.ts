@@ -40,4 +40,5 @@ export {
 } from "./model.ts";
 export { KvCache } from "./kv.ts";
 export { attentionBackward, attentionForward, type AttentionShape } from "./ops.ts";
+export { checkSegmentIds } from "./segments.ts";
 export { buildNative, type BuildOptions, MissingDependencyError } from "./build.ts";

@@ -48,6 +48,10 @@ const BENCHES: Record<
       "OpenAI-compatible server: requests/s and tokens/s at 1, 4, 16 clients, batching gain over one-at-a-time",
     load: () => import("./serve.ts"),
   },
+  "sft-packing": {
+    about: "SFT epoch time and useful tokens/s: packed rows (segment ids) vs padded batches",
+    load: () => import("./sft_packing.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -1,0 +1,138 @@
+/**
+ * `deno task bench sft-packing`: one SFT epoch with padded batches (one example per row, padded to the batch's
+ * longest rounded up to 16) next to the same epoch with packed rows (whole examples first-fit into rows of
+ * `seq` tokens, segment ids in the attention), on the same model, data and thread count in the same run.
+ * Reports time per epoch, useful tokens/s (example tokens, i.e. not padding, and assistant tokens, i.e. loss
+ * weight > 0) and the packed/padded speedup.
+ *
+ * Two sets, both generated from the embedded knowledge base: `demo` is the project's instruction set (the demo
+ * train questions as Meditron prompt/gold rows: every example about 230 tokens, so there is little padding to
+ * remove), `mixed` adds short fact questions and long "write a guideline/abstract/textbook section" answers
+ * (rendered documents) to it, the long-tailed length mix of real SFT data.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { NativeModel, setNumThreads } from "../runtime/mod.ts";
+import { modelDims, optimSettings, presetConfig } from "../models/config.ts";
+import { Tokenizer } from "../data/tokenizer.ts";
+import { type ChatMessage, parseSftRow, SftDataset, type SftTokens, tokenizeChat } from "../data/sft.ts";
+import { CONDITIONS, renderDocument, TEMPLATE_NAMES } from "../data/embedded/mod.ts";
+import { demoSftRows } from "../cli/data_sft.ts";
+
+/** Short fact questions and long document requests about each condition of the knowledge base. */
+export function mixedConversations(): ChatMessage[][] {
+  const out: ChatMessage[][] = [];
+  CONDITIONS.forEach((c, i) => {
+    const facts: [string, string][] = [
+      [`What is the first-line treatment of ${c.name}?`, `${c.firstLineTreatment}.`],
+      [`Which test comes first when ${c.name} is suspected?`, `${c.firstLineTest}.`],
+      [`Name a classic complication of ${c.name}.`, `${c.complication}.`],
+    ];
+    const [q, a] = facts[i % facts.length];
+    out.push([{ role: "user", content: q }, { role: "assistant", content: a }]);
+    const template = TEMPLATE_NAMES[i % TEMPLATE_NAMES.length];
+    out.push([
+      { role: "user", content: `Write a ${template.replace("-", " ")} about ${c.name}.` },
+      { role: "assistant", content: renderDocument(c, template, 1000 + i) },
+    ]);
+  });
+  return out;
+}
+
+interface EpochResult {
+  seconds: number;
+  steps: number;
+  computed: number; // token positions computed (padding included)
+  exampleTokens: number; // positions holding an example's token
+  assistantTokens: number; // positions with a loss weight > 0
+  loss: number; // token-weighted mean over the epoch (lr 0: the same in both modes up to rounding)
+}
+
+async function epoch(examples: SftTokens[], pack: boolean, seq: number, rows: number): Promise<EpochResult> {
+  const cfg = presetConfig("tiny");
+  const dims = { ...modelDims(cfg.model), vocabSize: 32002, maxSeq: seq };
+  // lr 0: the timing of a real step (AdamW runs), parameters unchanged, so both modes see the same model.
+  using model = await NativeModel.create(dims, optimSettings({ ...cfg.train, lr: 0, min_lr: 0 }), {
+    seed: 1,
+    initStd: cfg.model.init_std,
+  });
+  const ds = new SftDataset(examples, { seq, seed: 1, pack });
+  const samples = ds.rowsInEpoch(0);
+  const step = async (first: number) => {
+    const b = ds.batch(first, Math.min(rows, samples - first));
+    const r = await model.trainStep({ ...b, nMicro: 1, batch: b.tokens.length / b.seq });
+    return { b, r };
+  };
+  await step(0); // warm-up (allocations), not timed
+  const res: EpochResult = {
+    seconds: 0,
+    steps: 0,
+    computed: 0,
+    exampleTokens: 0,
+    assistantTokens: 0,
+    loss: 0,
+  };
+  let weight = 0;
+  for (let first = 0; first < samples; first += rows) {
+    const t0 = performance.now();
+    const { b, r } = await step(first);
+    res.seconds += (performance.now() - t0) / 1000;
+    res.steps++;
+    res.computed += b.tokens.length;
+    res.assistantTokens += b.lossMask.reduce((a, w) => a + (w > 0 ? 1 : 0), 0);
+    res.loss += r.loss * r.nTokens;
+    weight += r.nTokens;
+  }
+  res.exampleTokens = ds.tokens - ds.size; // inputs: every id but the last of each example
+  res.loss /= weight;
+  return res;
+}
+
+/** Runs the benchmark and prints the table. */
+export async function main(args: string[]): Promise<void> {
+  const v = parseArgs({
+    args,
+    options: {
+      seq: { type: "string", default: "512" },
+      rows: { type: "string", default: "8" },
+      threads: { type: "string", default: "2" },
+      sets: { type: "string", default: "demo,mixed" },
+    },
+  }).values;
+  const seq = Number(v.seq), rows = Number(v.rows), threads = Number(v.threads);
+  await setNumThreads(threads);
+  const tok = Tokenizer.llama2({ chatTokens: true });
+  const demo = demoSftRows().map((r, i) => parseSftRow(r, `demo#${i}`));
+  const sets: Record<string, ChatMessage[][]> = { demo, mixed: [...demo, ...mixedConversations()] };
+  console.log(
+    `sft-packing: tiny model (dim 128, 4 layers, vocab 32002), seq ${seq}, ${rows} rows per step, ${threads} ` +
+      `threads; one epoch padded vs packed`,
+  );
+  for (const name of v.sets.split(",")) {
+    const conv = sets[name];
+    if (!conv) throw new Error(`unknown set '${name}' (known: ${Object.keys(sets)})`);
+    const examples = conv.map((c) => tokenizeChat(tok, c));
+    const lengths = examples.map((e) => e.ids.length).sort((a, b) => a - b);
+    console.log(
+      `\n${name}: ${examples.length} examples, tokens min ${lengths[0]} / median ${
+        lengths[lengths.length >> 1]
+      } / max ${lengths.at(-1)}`,
+    );
+    const padded = await epoch(examples, false, seq, rows);
+    const packed = await epoch(examples, true, seq, rows);
+    for (const [mode, r] of [["padded", padded], ["packed", packed]] as const) {
+      console.log(
+        `  ${mode}  ${r.seconds.toFixed(2).padStart(7)} s/epoch  ${String(r.steps).padStart(4)} steps  ` +
+          `${String(r.computed).padStart(7)} positions (${
+            (100 * (1 - r.exampleTokens / r.computed)).toFixed(1).padStart(4)
+          }% padding)  ${(r.exampleTokens / r.seconds).toFixed(0).padStart(6)} example tok/s  ${
+            (r.assistantTokens / r.seconds).toFixed(0).padStart(5)
+          } assistant tok/s  mean loss ${r.loss.toFixed(3)}`,
+      );
+    }
+    console.log(`  speedup packed/padded: ${(padded.seconds / packed.seconds).toFixed(2)}x (time per epoch)`);
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

@@ -424,7 +424,9 @@ async function finetuneRank(
   }
   log?.line(
     `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${initCkpt} (vocabulary ` +
-      `${config.model.vocab_size}); ${t.steps} steps of ${rows} examples (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
+      `${config.model.vocab_size}); ${t.steps} steps of ${rows} ${
+        sft.pack ? "packed rows" : "examples"
+      } (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
       `${t.min_lr}, warmup ${t.warmup_steps}, ${ranks} rank(s) -> ${runDir}`,
   );
   // The trainer reads train.seq for each step after asking for the batch: each batch sets its own length

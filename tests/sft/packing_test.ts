@@ -1,10 +1,24 @@
 // Packing several SFT examples per row: first-fit rows with segment ids (data/sft.ts), and the native model
 // computing on a packed batch exactly what it computes on the same examples as separate padded rows.
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { NativeModel } from "../../runtime/mod.ts";
-import { firstFit, packBatch, padBatch, SftDataset, type SftTokens } from "../../data/sft.ts";
+import {
+  firstFit,
+  packBatch,
+  padBatch,
+  parseSftRow,
+  SftDataset,
+  type SftTokens,
+  tokenizeChat,
+} from "../../data/sft.ts";
+import { Tokenizer } from "../../data/tokenizer.ts";
+import { main as finetune } from "../../cli/finetune.ts";
+import { modelDims, optimSettings, presetConfig } from "../../models/config.ts";
+import { readCheckpointMeta, resolveCheckpoint, saveCheckpoint } from "../../models/checkpoint.ts";
 import { Rng } from "../reference/init.ts";
-import { assertClose, relErr, TEST_OPTIM } from "../helpers.ts";
+import { assertClose, relErr, tempDir, TEST_OPTIM } from "../helpers.ts";
 
 Deno.test("firstFit: each item in the first row with room, in order; an oversized item is an error", () => {
   assert.deepEqual(firstFit([6, 5, 4, 2, 3], 10), [[0, 2], [1, 3, 4]]);
@@ -202,4 +216,47 @@ Deno.test("segment ids of the wrong size or decreasing are refused, naming segme
     () => m.logits(t, 2, 16, seg),
     /segmentIds: row 1 position 5 has id 0 after 1; segment ids must not decrease along a row/,
   );
+});
+
+Deno.test({
+  name: "finetune --pack: steps count packed rows; the run trains on them and records sft.pack",
+  sanitizeResources: false,
+  fn: async () => {
+    using dir = tempDir("sft-pack-");
+    const cfg = presetConfig("tiny");
+    cfg.model = { ...cfg.model, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1, ffn_dim: 64, max_seq: 128 };
+    cfg.train.seq = 128;
+    {
+      using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+        seed: 3,
+        initStd: 0.1,
+      });
+      await saveCheckpoint(join(dir.path, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
+    }
+    const rows = Array.from({ length: 12 }, (_, i) => ({
+      messages: [
+        { role: "user", content: `Question ${i}: ${"which drug? ".repeat(1 + (i % 4))}` },
+        { role: "assistant", content: `Answer ${i}.` },
+      ],
+    }));
+    const data = join(dir.path, "sft.jsonl");
+    await Deno.writeTextFile(data, rows.map((r) => JSON.stringify(r)).join("\n"));
+    const tok = Tokenizer.llama2({ chatTokens: true });
+    const ex = rows.map((r, i) => tokenizeChat(tok, parseSftRow(r, `#${i}`)));
+    const expected = new SftDataset(ex, { seq: 128, seed: cfg.train.seed, pack: true }).samplesIn(2);
+    assert.ok(expected < 12, `${expected} packed rows for 12 examples`);
+    await finetune([
+      ...["--init", join(dir.path, "pre"), "--data", data, "--name", "ft", "--out", dir.path, "--pack"],
+      ...["--epochs", "2", "--seq", "128", "--micro-batch", "1", "--grad-accum", "1", "--lr", "1e-3"],
+      ...["--seed", String(cfg.train.seed)],
+    ]);
+    const meta = await readCheckpointMeta(await resolveCheckpoint(join(dir.path, "ft")));
+    assert.equal(meta.iteration, Math.ceil(expected));
+    const saved = parseYaml(await Deno.readTextFile(join(dir.path, "ft", "config.yaml"))) as {
+      sft: { pack: boolean };
+    };
+    assert.equal(saved.sft.pack, true);
+    const metrics = (await Deno.readTextFile(join(dir.path, "ft", "metrics.jsonl"))).trim().split("\n");
+    assert.ok(metrics.every((l) => Number.isFinite(JSON.parse(l).loss)));
+  },
 });

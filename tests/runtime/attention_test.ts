@@ -2,7 +2,7 @@
 // naive float64 reference and its finite differences.
 import assert from "node:assert/strict";
 import { attentionBackward, attentionForward, native } from "../../runtime/mod.ts";
-import { attention } from "../reference/llama_f64.ts";
+import { attention, finiteDiffGrad } from "../reference/llama_f64.ts";
 import { Rng } from "../reference/init.ts";
 import { relErr } from "../helpers.ts";
 
@@ -10,6 +10,18 @@ const S = { B: 2, T: 150, H: 4, KVH: 2, hd: 8 };
 
 function random(n: number, rng: Rng, scale: number): Float64Array {
   return Float64Array.from({ length: n }, () => Math.fround(scale * rng.normal()));
+}
+
+/** The kernel's gradient `g` of input `x` at `picks` against central differences of `loss` (1e-3 relative). */
+function assertGrad(
+  name: string,
+  x: Float64Array,
+  g: Float32Array,
+  picks: number[],
+  loss: () => number,
+): void {
+  const fd = picks.map((idx) => finiteDiffGrad(loss, x, idx, 1e-5)), got = picks.map((idx) => g[idx]);
+  assert.ok(relErr(got, fd) < 1e-3, `d${name}: relative error ${relErr(got, fd)} (${got} vs ${fd})`);
 }
 
 Deno.test("attention forward and backward match the float64 reference across tiles", async () => {
@@ -38,20 +50,12 @@ Deno.test("attention forward and backward match the float64 reference across til
   const loss = () => ref().reduce((a, o, i) => a + o * w[i], 0);
   const rngPick = new Rng(5);
   for (const [name, x, g] of [["q", q, dq], ["k", k, dk], ["v", v, dv]] as const) {
-    const fd: number[] = [], got: number[] = [];
-    for (let s = 0; s < 12; s++) {
-      // include the last rows (many keys, the last tile) and the first ones
-      const idx = s < 3 ? x.length - 1 - s * 7 : s < 6 ? s * 5 : Math.floor(rngPick.uniform() * x.length);
-      const saved = x[idx], h = 1e-5;
-      x[idx] = saved + h;
-      const up = loss();
-      x[idx] = saved - h;
-      const down = loss();
-      x[idx] = saved;
-      fd.push((up - down) / (2 * h));
-      got.push(g[idx]);
-    }
-    assert.ok(relErr(got, fd) < 1e-3, `d${name}: relative error ${relErr(got, fd)} (${got} vs ${fd})`);
+    // include the last rows (many keys, the last tile) and the first ones
+    const picks = Array.from(
+      { length: 12 },
+      (_, s) => s < 3 ? x.length - 1 - s * 7 : s < 6 ? s * 5 : Math.floor(rngPick.uniform() * x.length),
+    );
+    assertGrad(name, x, g, picks, loss);
   }
 });
 
@@ -88,22 +92,11 @@ Deno.test("attention with segment ids: forward and backward match the float64 re
       S.KVH * S.hd,
     ]] as const
   ) {
-    const fd: number[] = [], got: number[] = [];
     // Every segment boundary (first and last token of each segment) and random elements.
     const rows = [0, 9, 10, 79, 80, 82, 83, 149, 150, 151, 152, 251, 252, 299];
     const picks = rows.map((r) => r * width + Math.floor(rngPick.uniform() * width));
     for (let i = 0; i < 10; i++) picks.push(Math.floor(rngPick.uniform() * x.length));
-    for (const idx of picks) {
-      const saved = x[idx], h = 1e-5;
-      x[idx] = saved + h;
-      const up = loss();
-      x[idx] = saved - h;
-      const down = loss();
-      x[idx] = saved;
-      fd.push((up - down) / (2 * h));
-      got.push(g[idx]);
-    }
-    assert.ok(relErr(got, fd) < 1e-3, `d${name}: relative error ${relErr(got, fd)} (${got} vs ${fd})`);
+    assertGrad(name, x, g, picks, loss);
   }
 });
 

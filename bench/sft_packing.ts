@@ -43,56 +43,34 @@ export function mixedConversations(): ChatMessage[][] {
   return out;
 }
 
-/** Median seconds of attention forward + backward on [1, T, H, hd] with `segments` equal segments (1: causal). */
-async function attentionSeconds(T: number, segments: number, reps: number): Promise<number> {
+/**
+ * Median seconds of attention forward + backward on [1, T, 8 heads, 64]: plain causal, and with `segments` equal
+ * segments, the two alternating.
+ */
+async function attentionSeconds(T: number, segments: number, reps: number): Promise<[number, number]> {
   const H = 8, hd = 64, n = T * H * hd;
   const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
-  const s = {
-    B: 1,
-    T,
-    H,
-    KVH: H,
-    hd,
-    ...(segments > 1
-      ? { segmentIds: Int32Array.from({ length: T }, (_, t) => Math.floor(t * segments / T)) }
-      : {}),
+  const causal = { B: 1, T, H, KVH: H, hd };
+  const packed = {
+    ...causal,
+    segmentIds: Int32Array.from({ length: T }, (_, t) => Math.floor(t * segments / T)),
   };
-  const times: number[] = [];
+  const times: [number[], number[]] = [[], []];
   for (let r = 0; r <= reps; r++) {
-    const t0 = performance.now();
-    const { out, lse } = await attentionForward(x, x, x, s);
-    await attentionBackward(x, x, x, out, lse, x, s);
-    if (r > 0) times.push((performance.now() - t0) / 1000); // the first run warms up
+    for (const [i, s] of [causal, packed].entries()) {
+      const t0 = performance.now();
+      const { out, lse } = await attentionForward(x, x, x, s);
+      await attentionBackward(x, x, x, out, lse, x, s);
+      if (r > 0) times[i].push((performance.now() - t0) / 1000); // the first round warms up
+    }
   }
-  return times.sort((a, b) => a - b)[times.length >> 1];
+  const median = (t: number[]) => t.sort((a, b) => a - b)[t.length >> 1];
+  return [median(times[0]), median(times[1])];
 }
 
-interface EpochResult {
-  seconds: number;
-  steps: number;
-  computed: number; // token positions computed (padding included)
-  exampleTokens: number; // positions holding an example's token
-  assistantTokens: number; // positions with a loss weight > 0
-  loss: number; // token-weighted mean over the epoch (lr 0: the same in both modes up to rounding)
-}
-
-async function epoch(examples: SftTokens[], pack: boolean, seq: number, rows: number): Promise<EpochResult> {
-  const cfg = presetConfig("tiny");
-  const dims = { ...modelDims(cfg.model), vocabSize: 32002, maxSeq: seq };
-  // lr 0: the timing of a real step (AdamW runs), parameters unchanged, so both modes see the same model.
-  using model = await NativeModel.create(dims, optimSettings({ ...cfg.train, lr: 0, min_lr: 0 }), {
-    seed: 1,
-    initStd: cfg.model.init_std,
-  });
-  const ds = new SftDataset(examples, { seq, seed: 1, pack });
-  const samples = ds.rowsInEpoch(0);
-  const step = async (first: number) => {
-    const b = ds.batch(first, Math.min(rows, samples - first));
-    const r = await model.trainStep({ ...b, nMicro: 1, batch: b.tokens.length / b.seq });
-    return { b, r };
-  };
-  await step(0); // warm-up (allocations), not timed
-  const res: EpochResult = {
+/** One epoch of one mode, run a step at a time (so that the two modes' steps can be interleaved). */
+class EpochRun {
+  readonly res: EpochResult = {
     seconds: 0,
     steps: 0,
     computed: 0,
@@ -100,20 +78,83 @@ async function epoch(examples: SftTokens[], pack: boolean, seq: number, rows: nu
     assistantTokens: 0,
     loss: 0,
   };
-  let weight = 0;
-  for (let first = 0; first < samples; first += rows) {
-    const t0 = performance.now();
-    const { b, r } = await step(first);
-    res.seconds += (performance.now() - t0) / 1000;
-    res.steps++;
-    res.computed += b.tokens.length;
-    res.assistantTokens += b.lossMask.reduce((a, w) => a + (w > 0 ? 1 : 0), 0);
-    res.loss += r.loss * r.nTokens;
-    weight += r.nTokens;
+  #weight = 0;
+  #next = 0;
+  readonly #samples: number;
+  readonly #steps: number;
+
+  private constructor(
+    readonly model: NativeModel,
+    readonly ds: SftDataset,
+    readonly rows: number,
+  ) {
+    this.#samples = ds.rowsInEpoch(0);
+    this.#steps = Math.ceil(this.#samples / rows);
+    this.res.exampleTokens = ds.tokens - ds.size; // inputs: every id but the last of each example
   }
-  res.exampleTokens = ds.tokens - ds.size; // inputs: every id but the last of each example
-  res.loss /= weight;
-  return res;
+
+  static async create(examples: SftTokens[], pack: boolean, seq: number, rows: number): Promise<EpochRun> {
+    const cfg = presetConfig("tiny");
+    const dims = { ...modelDims(cfg.model), vocabSize: 32002, maxSeq: seq };
+    // lr 0: the timing of a real step (AdamW runs), parameters unchanged, so both modes see the same model.
+    const model = await NativeModel.create(dims, optimSettings({ ...cfg.train, lr: 0, min_lr: 0 }), {
+      seed: 1,
+      initStd: cfg.model.init_std,
+    });
+    const ds = new SftDataset(examples, { seq, seed: 1, pack });
+    if (ds.size === 0) {
+      model.dispose();
+      throw new Error(`no example keeps an assistant token within seq ${seq} + 1 tokens: raise --seq`);
+    }
+    const run = new EpochRun(model, ds, rows);
+    await run.#train(0); // warm-up (allocations), not timed
+    return run;
+  }
+
+  /** Fraction of the epoch done. */
+  get progress(): number {
+    return this.res.steps / this.#steps;
+  }
+
+  async #train(first: number) {
+    const b = this.ds.batch(first, Math.min(this.rows, this.#samples - first));
+    return { b, r: await this.model.trainStep({ ...b, nMicro: 1, batch: b.tokens.length / b.seq }) };
+  }
+
+  /** Runs and times the next step. */
+  async step(): Promise<void> {
+    const t0 = performance.now();
+    const { b, r } = await this.#train(this.#next);
+    this.res.seconds += (performance.now() - t0) / 1000;
+    this.#next += this.rows;
+    this.res.steps++;
+    this.res.computed += b.tokens.length;
+    this.res.assistantTokens += b.lossMask.reduce((a, w) => a + (w > 0 ? 1 : 0), 0);
+    this.#weight += r.nTokens;
+    this.res.loss += (r.loss * r.nTokens - this.res.loss * r.nTokens) / this.#weight; // running weighted mean
+  }
+}
+
+/**
+ * Both modes' epochs with their steps interleaved (the one further behind goes next), so that a change in the
+ * machine's load during the run falls on both alike.
+ */
+async function epochs(
+  examples: SftTokens[],
+  seq: number,
+  rows: number,
+): Promise<{ padded: EpochResult; packed: EpochResult }> {
+  const padded = await EpochRun.create(examples, false, seq, rows);
+  const packed = await EpochRun.create(examples, true, seq, rows);
+  try {
+    while (padded.progress < 1 || packed.progress < 1) {
+      await (padded.progress <= packed.progress && padded.progress < 1 ? padded : packed).step();
+    }
+    return { padded: padded.res, packed: packed.res };
+  } finally {
+    padded.model.dispose();
+    packed.model.dispose();
+  }
 }
 
 /** Runs the benchmark and prints the table. */
@@ -134,9 +175,9 @@ export async function main(args: string[]): Promise<void> {
   const sets: Record<string, ChatMessage[][]> = { demo, mixed: [...demo, ...mixedConversations()] };
   console.log(
     `sft-packing: tiny model (dim 128, 4 layers, vocab 32002), seq ${seq}, ${rows} rows per step, ${threads} ` +
-      `threads; one epoch padded vs packed`,
+      `threads; one epoch padded vs packed, their steps interleaved`,
   );
-  const causal = await attentionSeconds(2048, 1, 5), packed = await attentionSeconds(2048, 8, 5);
+  const [causal, packed] = await attentionSeconds(2048, 8, 5);
   console.log(
     `\nattention kernel, T 2048, 8 heads × 64, fwd+bwd: 8 segments of 256 ${
       (packed * 1e3).toFixed(1)
@@ -154,8 +195,7 @@ export async function main(args: string[]): Promise<void> {
         lengths[lengths.length >> 1]
       } / max ${lengths.at(-1)}`,
     );
-    const padded = await epoch(examples, false, seq, rows);
-    const packed = await epoch(examples, true, seq, rows);
+    const { padded, packed } = await epochs(examples, seq, rows);
     for (const [mode, r] of [["padded", padded], ["packed", packed]] as const) {
       console.log(
         `  ${mode}  ${r.seconds.toFixed(2).padStart(7)} s/epoch  ${String(r.steps).padStart(4)} steps  ` +

@@ -223,20 +223,25 @@ function targets(dir: string, model: NativeModel, engine: BatchEngine): Target[]
         const batch = (v.getUint8(0) % 5) - 1, seq = (v.getUint8(1) % 40) - 2, n = v.getUint8(2) % 90;
         const tokens = Int32Array.from({ length: n }, (_, i) => (v.getInt8(3 + (i % 8)) * 7 + i) % 400);
         const kind = v.getUint8(11) % 4;
-        if (kind === 0) await model.logits(tokens, batch, seq);
+        // Segment ids (packed rows) on odd byte 14: non-decreasing for a positive byte 15, else decreasing.
+        const segmentIds = v.getUint8(14) & 1
+          ? Int32Array.from({ length: n }, (_, i) => (v.getInt8(15) * i) >> 4)
+          : undefined;
+        if (kind === 0) await model.logits(tokens, batch, seq, segmentIds);
         else if (kind === 1) {
           const lossMask = new Float32Array(n).fill(v.getInt8(12));
           await model.trainStep({
             tokens,
             targets: tokens,
             lossMask,
+            segmentIds,
             nMicro: (v.getUint8(13) % 3) - 1,
             batch,
             seq,
           });
         } else if (kind === 2) {
           model.write("model.norm.weight", new Float32Array(n).fill(v.getFloat32(12, true)));
-        } else await model.evalLoss(tokens, tokens, new Float32Array(n).fill(1), batch, seq);
+        } else await model.evalLoss(tokens, tokens, new Float32Array(n).fill(1), batch, seq, segmentIds);
       },
     },
   ];

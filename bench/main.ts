@@ -52,6 +52,10 @@ const BENCHES: Record<
     about: "CUDA backend (GPU machine; bench/gpu/run.sh): check vs CPU, train MFU vs PyTorch, decode tok/s",
     load: () => import("./gpu/gpu.ts"),
   },
+  "sft-packing": {
+    about: "SFT epoch time and useful tokens/s: packed rows (segment ids) vs padded batches",
+    load: () => import("./sft_packing.ts"),
+  },
   tokenizer: {
     about: "tokenizer MB/s vs HF tokenizers (Rust, npm @anush008/tokenizers)",
     load: () => import("./tokenizer.ts"),

@@ -48,7 +48,9 @@ wd 0.1, clip 1, betas (0.9, 0.95), eps 1e-5, 3 epochs, global batch 64). Rows ar
 The loss is on assistant/answer messages only (header and <|im_end|> included). <|im_start|> and <|im_end|>
 are added to the vocabulary when the initial model lacks them (new rows: the mean of the existing ones).
 Batches are padded to their longest example rounded up to 16 tokens (at most train.seq); longer examples keep
-their first train.seq+1 tokens, and those left without an assistant token are dropped (counted).
+their first train.seq+1 tokens, and those left without an assistant token are dropped (counted). With --pack
+(sft.pack) whole examples are packed first-fit into rows of train.seq tokens instead, each attending only to
+itself (segment ids in the attention, RoPE restarting per example): the same loss, fewer padding tokens.
 
 Options:
   --init PATH|REPO      the model to start from: a native run (dir, checkpoints/ or iter_*), a hub model
@@ -56,13 +58,15 @@ Options:
                         directory (converted into <run>/init first)
   --data SOURCE         SFT JSONL, or 'demo': the demo set's train questions in Meditron's prompt/gold format
   --config FILE         YAML (default: configs/sft.yaml); keys train.*, sft.{epochs,warmup_ratio,
-                        prompt_loss_weight,bos}
+                        prompt_loss_weight,bos,pack}
   --epochs N            passes over the data (sft.epochs)
   --steps N             optimizer steps instead of the epochs' count
   --lr X, --min-lr X    peak and final learning rate
   --seq N               longest training sequence (train.seq, capped at the model's max_seq)
   --micro-batch N, --grad-accum N   global batch = micro-batch x grad-accum
   --prompt-loss-weight X  loss weight of non-assistant tokens (default 0)
+  --pack                pack several whole examples per row of train.seq tokens (sft.pack; a step then
+                        trains on micro-batch x grad-accum packed rows)
   --bos                 prepend BOS to every example (default: no, as Meditron)
   --seed N              data order seed
   --threads N           kernel threads (0: all cores)
@@ -98,6 +102,8 @@ export interface SftSettings {
   prompt_loss_weight: number;
   /** Prepend BOS to each example. */
   bos: boolean;
+  /** Pack several whole examples per row (segment ids keep them apart). */
+  pack: boolean;
 }
 
 // Meditron's finetuning hyperparameters: the defaults under the YAML's train section.
@@ -116,7 +122,13 @@ const SFT_TRAIN = {
   save_every: 0,
 };
 
-const DEFAULT_SFT: SftSettings = { epochs: 3, warmup_ratio: 0.1, prompt_loss_weight: 0, bos: false };
+const DEFAULT_SFT: SftSettings = {
+  epochs: 3,
+  warmup_ratio: 0.1,
+  prompt_loss_weight: 0,
+  bos: false,
+  pack: false,
+};
 
 /**
  * Parses an SFT YAML: the `sft:` section is checked here, the rest is a run config (`preset` defaults to
@@ -223,6 +235,7 @@ function parse(args: string[]) {
       "grad-accum": { type: "string" },
       "prompt-loss-weight": { type: "string" },
       bos: { type: "boolean" },
+      pack: { type: "boolean" },
       seed: { type: "string" },
       threads: { type: "string" },
       set: { type: "string", multiple: true },
@@ -301,6 +314,7 @@ export async function main(rawArgs: string[]): Promise<void> {
   sft.epochs = num("epochs", v.epochs) ?? sft.epochs;
   sft.prompt_loss_weight = num("prompt-loss-weight", v["prompt-loss-weight"]) ?? sft.prompt_loss_weight;
   if (v.bos) sft.bos = true;
+  if (v.pack) sft.pack = true;
   checkSft(sft, "command line");
   const flags: [string | undefined, string][] = [
     [v.lr, "train.lr"],
@@ -386,10 +400,10 @@ async function finetuneRank(
   const tokens = conversations.map((c) =>
     tokenizeChat(tokenizer, c, { promptLossWeight: sft.prompt_loss_weight, addBos: sft.bos })
   );
-  const dataset = new SftDataset(tokens, { seq: t.seq, seed: t.seed });
+  const dataset = new SftDataset(tokens, { seq: t.seq, seed: t.seed, pack: sft.pack });
   if (dataset.size === 0) throw new Error(`${source}: no example with an assistant token`);
   const rows = t.micro_batch * t.grad_accum * run.parallel.dp;
-  t.steps = steps ?? Math.max(1, Math.ceil((sft.epochs * dataset.size) / rows));
+  t.steps = steps ?? Math.max(1, Math.ceil(dataset.samplesIn(sft.epochs) / rows));
   t.decay_steps = t.steps;
   t.warmup_steps = Math.round(sft.warmup_ratio * t.steps);
   t.eval_every = 0; // batches change length: no fixed validation batches
@@ -397,7 +411,9 @@ async function finetuneRank(
     `data: ${source}: ${conversations.length} conversations, ${dataset.size} kept (${dataset.truncated} ` +
       `truncated, ${dataset.dropped} dropped: no assistant token within ${
         t.seq + 1
-      } tokens), ${dataset.tokens} tokens`,
+      } tokens), ${dataset.tokens} tokens${
+        sft.pack ? `; packed into ${dataset.rowsInEpoch(0)} rows of ${t.seq} tokens (epoch 1)` : ""
+      }`,
   );
   const config: RunConfig = { ...run, model: initModel };
   validateConfig(config, "finetune");
@@ -416,7 +432,9 @@ async function finetuneRank(
   }
   log?.line(
     `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${initCkpt} (vocabulary ` +
-      `${config.model.vocab_size}); ${t.steps} steps of ${rows} examples (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
+      `${config.model.vocab_size}); ${t.steps} steps of ${rows} ${
+        sft.pack ? "packed rows" : "examples"
+      } (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
       `${t.min_lr}, warmup ${t.warmup_steps}, ${ranks} rank(s) -> ${runDir}`,
   );
   // The trainer reads train.seq for each step after asking for the batch: each batch sets its own length
@@ -429,7 +447,7 @@ async function finetuneRank(
       return b;
     },
     valid: () => [],
-    state: { source, seed: t.seed, epochs: sft.epochs, examples: dataset.size },
+    state: { source, seed: t.seed, epochs: sft.epochs, examples: dataset.size, pack: sft.pack },
   };
   try {
     const result = await train({

@@ -15,6 +15,11 @@
  * `seq`; rows are drawn from a seeded permutation per epoch, a pure function of the number of consumed
  * examples (exact resume).
  *
+ * Packing (`pack: true`): each epoch's permutation is packed first-fit into rows of `seq` input positions —
+ * whole examples only, never split — with a segment id per token, so the native attention keeps each example
+ * to itself and restarts its RoPE positions (a packed row computes what its examples would as separate rows).
+ * A sample is then a packed row: batches are a pure function of the number of consumed rows.
+ *
  * @module
  */
 
@@ -205,8 +210,46 @@ export interface SftBatch {
   targets: Int32Array;
   /** Loss weights `[rows·seq]` (0 on padding). */
   lossMask: Float32Array;
+  /**
+   * Packed batches only: the example of each token within its row `[rows·seq]` (0, 1, …; each padding token
+   * its own id after those, so padding attends only to itself).
+   */
+  segmentIds?: Int32Array;
   /** Tokens per row of this batch. */
   seq: number;
+}
+
+// Lays rows of examples out back to back: row length = the longest row's input count rounded up to
+// `multiple`, capped at `maxSeq` (an example's inputs are its ids but the last, cut at `maxSeq`).
+function layoutRows(
+  rows: readonly (readonly SftTokens[])[],
+  maxSeq: number,
+  padId: number,
+  multiple: number,
+  segments: boolean,
+): SftBatch {
+  const inputs = (e: SftTokens) => Math.min(e.ids.length - 1, maxSeq);
+  const longest = Math.max(1, ...rows.map((r) => r.reduce((a, e) => a + inputs(e), 0)));
+  if (longest > maxSeq) throw new Error(`a packed row holds ${longest} tokens, more than seq ${maxSeq}`);
+  const seq = Math.min(maxSeq, Math.ceil(longest / multiple) * multiple);
+  const n = rows.length * seq;
+  const tokens = new Int32Array(n).fill(padId), targets = new Int32Array(n).fill(padId);
+  const lossMask = new Float32Array(n);
+  const segmentIds = segments ? new Int32Array(n) : undefined;
+  rows.forEach((row, r) => {
+    let at = r * seq;
+    row.forEach((e, k) => {
+      const len = inputs(e);
+      for (let t = 0; t < len; t++, at++) {
+        tokens[at] = e.ids[t];
+        targets[at] = e.ids[t + 1];
+        lossMask[at] = e.weights[t + 1];
+        if (segmentIds) segmentIds[at] = k;
+      }
+    });
+    for (let id = row.length; segmentIds && at < (r + 1) * seq; at++, id++) segmentIds[at] = id;
+  });
+  return { tokens, targets, lossMask, seq, ...(segmentIds ? { segmentIds } : {}) };
 }
 
 /**
@@ -226,20 +269,60 @@ export function padBatch(
   padId: number,
   multiple = 16,
 ): SftBatch {
-  const longest = Math.max(1, ...examples.map((e) => Math.min(e.ids.length - 1, maxSeq)));
-  const seq = Math.min(maxSeq, Math.ceil(longest / multiple) * multiple);
-  const n = examples.length * seq;
-  const tokens = new Int32Array(n).fill(padId), targets = new Int32Array(n).fill(padId);
-  const lossMask = new Float32Array(n);
-  examples.forEach((e, r) => {
-    const len = Math.min(e.ids.length - 1, seq);
-    for (let t = 0; t < len; t++) {
-      tokens[r * seq + t] = e.ids[t];
-      targets[r * seq + t] = e.ids[t + 1];
-      lossMask[r * seq + t] = e.weights[t + 1];
+  return layoutRows(examples.map((e) => [e]), maxSeq, padId, multiple, false);
+}
+
+/**
+ * Packs rows of several whole examples each into one batch with segment ids: each row holds its examples back
+ * to back (inputs = ids but the last; they must fit in `maxSeq` together), then padding (input and target
+ * `padId`, weight 0). Row length as {@linkcode padBatch}: the fullest row rounded up to `multiple`, capped at
+ * `maxSeq`.
+ *
+ * @example
+ * ```ts
+ * import { packBatch } from "./sft.ts";
+ * const b = packBatch([[{ ids: [5, 6, 7], weights: [0, 1, 1] }, { ids: [8, 9], weights: [0, 1] }]], 8, 0, 8);
+ * console.log([...b.tokens], [...b.segmentIds!]); // [5, 6, 8, 0, 0, 0, 0, 0] [0, 0, 1, 2, 3, 4, 5, 6]
+ * ```
+ */
+export function packBatch(
+  rows: readonly (readonly SftTokens[])[],
+  maxSeq: number,
+  padId: number,
+  multiple = 16,
+): SftBatch {
+  return layoutRows(rows, maxSeq, padId, multiple, true);
+}
+
+/**
+ * First-fit bin packing: item i (of `lengths[i]` ≤ `capacity`) goes to the first row, in creation order, with
+ * room left for it, else to a new row. Returns each row's item indices in placement order. O(n log n) (a max
+ * tree over the rows' free space).
+ *
+ * @example
+ * ```ts
+ * import { firstFit } from "./sft.ts";
+ * console.log(firstFit([6, 5, 4, 2, 3], 10)); // [[0, 2], [1, 3, 4]]
+ * ```
+ */
+export function firstFit(lengths: readonly number[], capacity: number): number[][] {
+  let size = 1;
+  while (size < lengths.length) size *= 2;
+  const free = new Float64Array(2 * size).fill(capacity); // the most free space of any row under each node
+  const rows: number[][] = [];
+  lengths.forEach((len, i) => {
+    if (!(len >= 0 && len <= capacity)) {
+      throw new Error(`item ${i} of length ${len} exceeds the capacity ${capacity}`);
     }
+    let node = 1;
+    while (node < size) node = free[2 * node] >= len ? 2 * node : 2 * node + 1;
+    const row = node - size; // leftmost row with room: an open one, or the first unopened (= rows.length)
+    if (row === rows.length) rows.push([]);
+    rows[row].push(i);
+    free[node] -= len;
+    for (node >>= 1; node >= 1; node >>= 1) free[node] = Math.max(free[2 * node], free[2 * node + 1]);
   });
-  return { tokens, targets, lossMask, seq };
+  return rows;
 }
 
 /** Options of {@linkcode SftDataset}. */
@@ -250,6 +333,8 @@ export interface SftDatasetOptions {
   seed: number;
   /** Padding id (default 0, Llama-2's `<unk>`). */
   padId?: number;
+  /** Pack whole examples into rows of `seq` tokens with segment ids (default false: one example per row). */
+  pack?: boolean;
 }
 
 /** A multiply-with-shift PRNG (mulberry32) for the epoch permutations. */
@@ -279,6 +364,8 @@ export class SftDataset {
   readonly #examples: SftTokens[];
   readonly #opts: Required<SftDatasetOptions>;
   readonly #perms = new Map<number, Uint32Array>();
+  readonly #packs = new Map<number, number[][]>(); // epoch → rows of example indices
+  readonly #epochStart: number[] = [0]; // first packed row of each epoch computed so far
   /** Examples dropped because truncation left them without an assistant token. */
   readonly dropped: number;
   /** Examples that were truncated (and kept). */
@@ -286,7 +373,7 @@ export class SftDataset {
 
   /** Truncates and filters `examples`. */
   constructor(examples: readonly SftTokens[], options: SftDatasetOptions) {
-    this.#opts = { padId: 0, ...options };
+    this.#opts = { padId: 0, pack: false, ...options };
     const keep: SftTokens[] = [];
     let dropped = 0, truncated = 0;
     for (const e of examples) {
@@ -336,9 +423,52 @@ export class SftDataset {
     return this.#examples[this.#perm(epoch)[i % this.size]];
   }
 
-  /** The padded batch of samples `first … first + rows − 1`. */
+  /** Whether a sample is a packed row of several examples (`pack` option). */
+  get packed(): boolean {
+    return this.#opts.pack;
+  }
+
+  /** Epoch `epoch`'s permutation packed first-fit into rows of `seq` inputs (example indices per row). */
+  #packing(epoch: number): number[][] {
+    let rows = this.#packs.get(epoch);
+    if (!rows) {
+      const perm = this.#perm(epoch);
+      const lengths = Array.from(perm, (i) => this.#examples[i].ids.length - 1);
+      rows = firstFit(lengths, this.#opts.seq).map((row) => row.map((k) => perm[k]));
+      this.#packs.set(epoch, rows);
+    }
+    return rows;
+  }
+
+  /** Packed rows of epoch `epoch` (examples per epoch when not packing). */
+  rowsInEpoch(epoch: number): number {
+    return this.#opts.pack ? this.#packing(epoch).length : this.size;
+  }
+
+  /** Samples (packed rows, or examples) in the first `epochs` passes, a fractional last pass pro rata. */
+  samplesIn(epochs: number): number {
+    let total = 0, e = 0;
+    for (; e + 1 <= epochs; e++) total += this.rowsInEpoch(e);
+    return total + (epochs - e) * (epochs > e ? this.rowsInEpoch(e) : 0);
+  }
+
+  /** The packed row at global sample index `i` (epochs back to back): its examples in row order. */
+  packedRow(i: number): SftTokens[] {
+    if (this.size === 0) throw new Error("the SFT dataset is empty");
+    const starts = this.#epochStart;
+    while (starts.at(-1)! <= i) starts.push(starts.at(-1)! + this.#packing(starts.length - 1).length);
+    let epoch = starts.length - 2;
+    while (starts[epoch] > i) epoch--;
+    return this.#packing(epoch)[i - starts[epoch]].map((k) => this.#examples[k]);
+  }
+
+  /** The batch of samples `first … first + rows − 1`: padded examples, or packed rows with segment ids. */
   batch(first: number, rows: number): SftBatch {
+    const { seq, padId } = this.#opts;
+    if (this.#opts.pack) {
+      return packBatch(Array.from({ length: rows }, (_, r) => this.packedRow(first + r)), seq, padId);
+    }
     const ex = Array.from({ length: rows }, (_, r) => this.example(first + r));
-    return padBatch(ex, this.#opts.seq, this.#opts.padId);
+    return padBatch(ex, seq, padId);
   }
 }

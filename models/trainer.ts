@@ -18,6 +18,8 @@ export interface Batch {
   targets: Int32Array;
   /** Loss weights `[rows·seq]`. */
   lossMask: Float32Array;
+  /** Packed rows: the example of each token `[rows·seq]`, non-decreasing along a row (absent: one per row). */
+  segmentIds?: Int32Array;
 }
 
 /** Where the training data comes from. */
@@ -101,7 +103,7 @@ export async function validationLoss(
 ): Promise<number> {
   let sum = 0, count = 0;
   for (const b of batches) {
-    const r = await model.evalLoss(b.tokens, b.targets, b.lossMask, rows, seq);
+    const r = await model.evalLoss(b.tokens, b.targets, b.lossMask, rows, seq, b.segmentIds);
     sum += r.lossSum;
     count += r.count;
   }

@@ -41,23 +41,34 @@ export const SYMBOLS = {
   mt_model_set_step: { parameters: ["pointer", "i64"], result: "i32" },
   mt_model_zero_grad: { parameters: ["pointer"], result: "i32" },
   mt_model_forward_backward: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "usize", "i32", "i32", "f32", "buffer"],
+    parameters: ["pointer", "buffer", "buffer", "buffer", "buffer", "usize", "i32", "i32", "f32", "buffer"],
     result: "i32",
     nonblocking: true,
   },
   mt_model_optimizer_step: { parameters: ["pointer", "buffer"], result: "i32", nonblocking: true },
   mt_model_train_step: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "usize", "i32", "i32", "i32", "buffer"],
+    parameters: ["pointer", "buffer", "buffer", "buffer", "buffer", "usize", "i32", "i32", "i32", "buffer"],
     result: "i32",
     nonblocking: true,
   },
   mt_model_eval_loss: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "usize", "i32", "i32", "buffer", "buffer"],
+    parameters: [
+      "pointer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+    ],
     result: "i32",
     nonblocking: true,
   },
   mt_model_logits: {
-    parameters: ["pointer", "buffer", "usize", "i32", "i32", "buffer", "usize"],
+    parameters: ["pointer", "buffer", "buffer", "usize", "i32", "i32", "buffer", "usize"],
     result: "i32",
     nonblocking: true,
   },
@@ -72,11 +83,24 @@ export const SYMBOLS = {
     nonblocking: true,
   },
   mt_op_attention_forward: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32"],
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+    ],
     result: "i32",
   },
   mt_op_attention_backward: {
     parameters: [
+      "buffer",
       "buffer",
       "buffer",
       "buffer",
@@ -101,7 +125,7 @@ export const SYMBOLS = {
 export type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** ABI version this binding speaks (MT_ABI_VERSION). */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** Tensor kinds of `mt_model_tensor_read/write`. */
 export const TensorKind = { param: 0, grad: 1, adamM: 2, adamV: 3 } as const;

@@ -42,4 +42,5 @@ export {
 } from "./model.ts";
 export { KvCache } from "./kv.ts";
 export { attentionBackward, attentionForward, type AttentionShape } from "./ops.ts";
+export { checkSegmentIds } from "./segments.ts";
 export { buildNative, type BuildOptions, cudaDefines, MissingDependencyError } from "./build.ts";

@@ -16,6 +16,7 @@ import {
   type Topology,
 } from "./ffi.ts";
 import { check, checkModel, loaded, native } from "./library.ts";
+import { checkSegmentIds } from "./segments.ts";
 
 /** Result of one optimizer step. */
 export interface StepResult {
@@ -79,6 +80,11 @@ export interface TrainBatch {
   targets: Int32Array;
   /** Per-token loss weights (0 = ignore), same size. */
   lossMask: Float32Array;
+  /**
+   * Packed rows: the example each token belongs to, same size, non-decreasing along each row (see
+   * `runtime/segments.ts`). Absent: one sequence per row.
+   */
+  segmentIds?: Int32Array;
   /** Micro-batches accumulated into one step. */
   nMicro: number;
   /** Sequences per micro-batch. */
@@ -105,6 +111,12 @@ function buf<T extends Int32Array | Float32Array>(a: T): T & { buffer: ArrayBuff
 }
 function cstr(s: string): Uint8Array<ArrayBuffer> {
   return enc.encode(s + "\0");
+}
+/** Checked segment ids of `rows` rows of `seq` tokens, or null (FFI's "no segments"). */
+function segs(ids: Int32Array | undefined, rows: number, seq: number): Int32Array | null {
+  if (ids === undefined) return null;
+  checkSegmentIds("segmentIds", ids, rows, seq);
+  return buf(ids);
 }
 
 /**
@@ -308,7 +320,7 @@ export class NativeModel implements Disposable {
 
   /**
    * Forward + backward of one micro-batch, accumulating gradients scaled by `1/denominator`; returns
-   * Σ mask·CE of the micro-batch.
+   * Σ mask·CE of the micro-batch. `segmentIds`: packed rows (see {@linkcode TrainBatch.segmentIds}).
    */
   async forwardBackward(
     tokens: Int32Array,
@@ -317,15 +329,18 @@ export class NativeModel implements Disposable {
     batch: number,
     seq: number,
     denominator: number,
+    segmentIds?: Int32Array,
   ): Promise<number> {
     const out = new Float64Array(1);
     const h = this.#h;
+    const seg = segs(segmentIds, tokens.length / seq, seq);
     checkModel(
       await loaded().mt_model_forward_backward(
         h,
         buf(tokens),
         buf(targets),
         buf(lossMask),
+        seg,
         BigInt(tokens.length),
         batch,
         seq,
@@ -349,12 +364,14 @@ export class NativeModel implements Disposable {
   async trainStep(b: TrainBatch): Promise<StepResult> {
     const out = new Float32Array(STEP_RESULT_SIZE / 4);
     const h = this.#h;
+    const seg = segs(b.segmentIds, b.tokens.length / b.seq, b.seq);
     checkModel(
       await loaded().mt_model_train_step(
         h,
         buf(b.tokens),
         buf(b.targets),
         buf(b.lossMask),
+        seg,
         BigInt(b.tokens.length),
         b.nMicro,
         b.batch,
@@ -366,22 +383,25 @@ export class NativeModel implements Disposable {
     return { loss: out[0], gradNorm: out[1], lr: out[2], nTokens: out[3], skipped: out[4] === 1 };
   }
 
-  /** Σ mask·CE and Σ mask of one `[batch, seq]` batch, without gradients. */
+  /** Σ mask·CE and Σ mask of one `[batch, seq]` batch (packed rows with `segmentIds`), without gradients. */
   async evalLoss(
     tokens: Int32Array,
     targets: Int32Array,
     lossMask: Float32Array,
     batch: number,
     seq: number,
+    segmentIds?: Int32Array,
   ): Promise<{ lossSum: number; count: number }> {
     const sum = new Float64Array(1), count = new Float64Array(1);
     const h = this.#h;
+    const seg = segs(segmentIds, tokens.length / seq, seq);
     checkModel(
       await loaded().mt_model_eval_loss(
         h,
         buf(tokens),
         buf(targets),
         buf(lossMask),
+        seg,
         BigInt(tokens.length),
         batch,
         seq,
@@ -393,18 +413,21 @@ export class NativeModel implements Disposable {
     return { lossSum: sum[0], count: count[0] };
   }
 
-  /** Logits `[batch·seq, vocabSize]` of every position. */
+  /** Logits `[batch·seq, vocabSize]` of every position (packed rows with `segmentIds`). */
   async logits(
     tokens: Int32Array,
     batch: number,
     seq: number,
+    segmentIds?: Int32Array,
   ): Promise<Float32Array<ArrayBuffer>> {
     const out = new Float32Array(tokens.length * this.dims.vocabSize);
     const h = this.#h;
+    const seg = segs(segmentIds, tokens.length / seq, seq);
     checkModel(
       await loaded().mt_model_logits(
         h,
         buf(tokens),
+        seg,
         BigInt(tokens.length),
         batch,
         seq,

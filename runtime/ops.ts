@@ -4,6 +4,7 @@
  * @module
  */
 import { check, native } from "./library.ts";
+import { checkSegmentIds } from "./segments.ts";
 
 /** Sizes of an attention call: q is `[B, T, H, hd]`, k and v `[B, T, KVH, hd]`. */
 export interface AttentionShape {
@@ -17,6 +18,17 @@ export interface AttentionShape {
   KVH: number;
   /** Head dimension. */
   hd: number;
+  /**
+   * Segment ids `[B, T]` of packed rows (non-decreasing along each row): query t attends only to keys j ≤ t of
+   * its own segment. Absent: plain causal attention.
+   */
+  segmentIds?: Int32Array;
+}
+
+function segments(s: AttentionShape): Int32Array<ArrayBuffer> | null {
+  if (s.segmentIds === undefined) return null;
+  checkSegmentIds("segmentIds", s.segmentIds, s.B, s.T);
+  return s.segmentIds as Int32Array<ArrayBuffer>;
 }
 
 function expectLength(name: string, a: Float32Array, n: number): void {
@@ -24,7 +36,8 @@ function expectLength(name: string, a: Float32Array, n: number): void {
 }
 
 /**
- * Causal GQA attention (flash-style tiles, online softmax). Returns the output and per-row log-sum-exp.
+ * Causal GQA attention (flash-style tiles, online softmax), block-diagonal over `s.segmentIds` when given.
+ * Returns the output and per-row log-sum-exp.
  *
  * @example
  * ```ts
@@ -43,8 +56,9 @@ export async function attentionForward(
   expectLength("q", q, s.B * s.T * s.H * s.hd);
   expectLength("k", k, s.B * s.T * s.KVH * s.hd);
   expectLength("v", v, s.B * s.T * s.KVH * s.hd);
+  const seg = segments(s);
   const out = new Float32Array(q.length), lse = new Float32Array(s.B * s.H * s.T);
-  check((await native()).mt_op_attention_forward(q, k, v, out, lse, s.B, s.T, s.H, s.KVH, s.hd));
+  check((await native()).mt_op_attention_forward(q, k, v, seg, out, lse, s.B, s.T, s.H, s.KVH, s.hd));
   return { out, lse };
 }
 
@@ -75,12 +89,14 @@ export async function attentionBackward(
   expectLength("out", out, q.length);
   expectLength("dout", dout, q.length);
   expectLength("lse", lse, s.B * s.H * s.T);
+  const seg = segments(s);
   const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
   check(
     (await native()).mt_op_attention_backward(
       q,
       k,
       v,
+      seg,
       out,
       lse,
       dout,

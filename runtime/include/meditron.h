@@ -26,7 +26,7 @@ extern "C" {
 #pragma GCC visibility push(default) /* the library hides everything but this header */
 #endif
 
-#define MT_ABI_VERSION 3
+#define MT_ABI_VERSION 4
 
 /* ---- status codes ---------------------------------------------------------------------------------- */
 enum {
@@ -205,16 +205,22 @@ int mt_model_set_step(mt_model* model, int64_t step);
 
 /** Sets every gradient to zero. */
 int mt_model_zero_grad(mt_model* model);
+/*
+ * Packed rows (`segment_ids` below): several examples share a row of `seq` tokens. segment_ids is int32 laid out
+ * like `tokens`, non-decreasing along each row (MT_ERR_INVALID_ARGUMENT otherwise); a token attends only to
+ * earlier tokens of its own segment, and RoPE positions restart at 0 where a segment starts, so a packed row
+ * computes exactly what its examples would as separate rows. Null: one sequence per row (unchanged behaviour).
+ */
 /**
  * Forward + backward of one micro-batch, *accumulating* into the gradients.
- * tokens/targets: int32 [batch, seq]; loss_mask: float [batch, seq] (0 = ignore), each of n = batch·seq
- * elements. The loss contributed is Σ mask·CE / `loss_denominator` and so are the gradients; pass the mask
- * sum of the whole global batch so accumulation over micro-batches gives the token-level mean.
- * `out_loss_sum` receives Σ mask·CE of this micro-batch (undivided).
+ * tokens/targets: int32 [batch, seq]; loss_mask: float [batch, seq] (0 = ignore); segment_ids: optional (see
+ * above); each of n = batch·seq elements. The loss contributed is Σ mask·CE / `loss_denominator` and so are the
+ * gradients; pass the mask sum of the whole global batch so accumulation over micro-batches gives the
+ * token-level mean. `out_loss_sum` receives Σ mask·CE of this micro-batch (undivided).
  */
 int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int32_t* targets,
-                              const float* loss_mask, size_t n, int32_t batch, int32_t seq,
-                              float loss_denominator, double* out_loss_sum);
+                              const float* loss_mask, const int32_t* segment_ids, size_t n, int32_t batch,
+                              int32_t seq, float loss_denominator, double* out_loss_sum);
 /**
  * Clips gradients to the global norm and applies one AdamW update with the scheduled lr of step t+1.
  * Writes grad_norm, lr and skipped into `out` (loss and n_tokens are left untouched). A non-finite global
@@ -224,21 +230,22 @@ int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int3
 int mt_model_optimizer_step(mt_model* model, mt_step_result* out);
 /**
  * One full training step: zero grads, forward+backward over `n_micro` micro-batches of [batch, seq]
- * (buffers hold n_micro·batch·seq elements, micro-batch-major), clip, AdamW. Slow: call nonblocking.
+ * (buffers, segment_ids included when given, hold n_micro·batch·seq elements, micro-batch-major), clip,
+ * AdamW. Slow: call nonblocking.
  * Parallel: every rank calls it with its data-parallel slice (the same on all TP/PP ranks of a DP rank);
  * micro-batches run through the pipeline with the 1F1B schedule; gradients are summed over DP; the loss
  * and grad norm reported are global.
  */
 int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* targets,
-                        const float* loss_mask, size_t n, int32_t n_micro, int32_t batch, int32_t seq,
-                        mt_step_result* out);
+                        const float* loss_mask, const int32_t* segment_ids, size_t n, int32_t n_micro,
+                        int32_t batch, int32_t seq, mt_step_result* out);
 /** Loss only (no gradients): Σ mask·CE into out_loss_sum and Σ mask into out_count, summed over DP slices. */
 int mt_model_eval_loss(mt_model* model, const int32_t* tokens, const int32_t* targets,
-                       const float* loss_mask, size_t n, int32_t batch, int32_t seq, double* out_loss_sum,
-                       double* out_count);
+                       const float* loss_mask, const int32_t* segment_ids, size_t n, int32_t batch, int32_t seq,
+                       double* out_loss_sum, double* out_count);
 /** Logits of every position: out has n·vocab_size floats (true vocabulary, padding dropped). */
-int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t batch, int32_t seq,
-                    float* out, size_t out_n);
+int mt_model_logits(mt_model* model, const int32_t* tokens, const int32_t* segment_ids, size_t n, int32_t batch,
+                    int32_t seq, float* out, size_t out_n);
 
 /* ---- KV cache and decoding (one rank: tp = pp = 1) ------------------------------------------------------- */
 typedef struct mt_kv mt_kv;
@@ -266,13 +273,15 @@ int mt_model_decode(mt_model* model, mt_kv* kv, const int32_t* seq_ids, const in
 /**
  * Causal GQA attention, flash-style (tiled, online softmax; never a T×T matrix).
  * q: [B, T, H, hd], k/v: [B, T, KVH, hd], out: [B, T, H, hd], lse: [B, H, T] (log-sum-exp per row).
+ * segment_ids: optional int32 [B, T], non-decreasing along each row: query t attends to keys j <= t of its own
+ * segment only (packed rows; key tiles wholly outside it are skipped). Null: plain causal attention.
  */
-int mt_op_attention_forward(const float* q, const float* k, const float* v, float* out, float* lse,
-                            int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd);
+int mt_op_attention_forward(const float* q, const float* k, const float* v, const int32_t* segment_ids,
+                            float* out, float* lse, int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd);
 /** Backward of the above: given dout, fills dq, dk, dv (overwritten, not accumulated). */
-int mt_op_attention_backward(const float* q, const float* k, const float* v, const float* out,
-                             const float* lse, const float* dout, float* dq, float* dk, float* dv,
-                             int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd);
+int mt_op_attention_backward(const float* q, const float* k, const float* v, const int32_t* segment_ids,
+                             const float* out, const float* lse, const float* dout, float* dq, float* dk,
+                             float* dv, int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd);
 
 /* ---- benchmarks ---------------------------------------------------------------------------------------- */
 /** Times `iters` sgemm calls C[M,N] = A[M,K]·B[K,N] through the same BLAS the kernels use; GFLOP/s out. */

@@ -346,16 +346,16 @@ int mt_model_zero_grad(mt_model* model) {
 }
 
 int mt_model_forward_backward(mt_model* model, const int32_t* tokens, const int32_t* targets,
-                              const float* loss_mask, size_t n, int32_t batch, int32_t seq,
-                              float loss_denominator, double* out_loss_sum) {
+                              const float* loss_mask, const int32_t* segment_ids, size_t n, int32_t batch,
+                              int32_t seq, float loss_denominator, double* out_loss_sum) {
   return guard_model(model, [&] {
     mt::Model& m = model_ref(model);
     MT_CHECK(targets != nullptr && loss_mask != nullptr && out_loss_sum != nullptr,
              "targets, loss_mask and out_loss_sum must not be null");
     MT_CHECK(std::isfinite(loss_denominator) && loss_denominator > 0, "loss_denominator must be > 0 (got %g)",
              loss_denominator);
-    m.check_batch(tokens, targets, loss_mask, n, batch, seq);
-    *out_loss_sum = m.forward_backward(tokens, targets, loss_mask, batch, seq, loss_denominator);
+    m.check_batch(tokens, targets, loss_mask, n, batch, seq, segment_ids);
+    *out_loss_sum = m.forward_backward(tokens, targets, loss_mask, batch, seq, loss_denominator, segment_ids);
   });
 }
 
@@ -367,7 +367,8 @@ int mt_model_optimizer_step(mt_model* model, mt_step_result* out) {
 }
 
 int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* targets, const float* loss_mask,
-                        size_t n, int32_t n_micro, int32_t batch, int32_t seq, mt_step_result* out) {
+                        const int32_t* segment_ids, size_t n, int32_t n_micro, int32_t batch, int32_t seq,
+                        mt_step_result* out) {
   return guard_model(model, [&] {
     mt::Model& m = model_ref(model);
     MT_CHECK(targets != nullptr && loss_mask != nullptr && out != nullptr,
@@ -378,32 +379,35 @@ int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* t
     MT_CHECK(n == per * n_micro, "buffers hold %zu tokens but n_micro %d x batch %d x seq %d = %zu", n, n_micro,
              batch, seq, per * n_micro);
     for (int32_t i = 0; i < n_micro; i++)
-      m.check_batch(tokens + i * per, targets + i * per, loss_mask + i * per, per, batch, seq);
-    m.train_step(tokens, targets, loss_mask, n_micro, batch, seq, out);
+      m.check_batch(tokens + i * per, targets + i * per, loss_mask + i * per, per, batch, seq,
+                    segment_ids ? segment_ids + i * per : nullptr);
+    m.train_step(tokens, targets, loss_mask, n_micro, batch, seq, out, segment_ids);
   });
 }
 
 int mt_model_eval_loss(mt_model* model, const int32_t* tokens, const int32_t* targets, const float* loss_mask,
-                       size_t n, int32_t batch, int32_t seq, double* out_loss_sum, double* out_count) {
+                       const int32_t* segment_ids, size_t n, int32_t batch, int32_t seq, double* out_loss_sum,
+                       double* out_count) {
   return guard_model(model, [&] {
     mt::Model& m = model_ref(model);
     MT_CHECK(targets != nullptr && loss_mask != nullptr && out_loss_sum != nullptr && out_count != nullptr,
              "targets, loss_mask, out_loss_sum and out_count must not be null");
-    m.check_batch(tokens, targets, loss_mask, n, batch, seq);
-    m.eval_loss(tokens, targets, loss_mask, batch, seq, out_loss_sum, out_count);
+    m.check_batch(tokens, targets, loss_mask, n, batch, seq, segment_ids);
+    m.eval_loss(tokens, targets, loss_mask, batch, seq, out_loss_sum, out_count, segment_ids);
   });
 }
 
-int mt_model_logits(mt_model* model, const int32_t* tokens, size_t n, int32_t batch, int32_t seq, float* out,
-                    size_t out_n) {
+int mt_model_logits(mt_model* model, const int32_t* tokens, const int32_t* segment_ids, size_t n, int32_t batch,
+                    int32_t seq, float* out, size_t out_n) {
   return guard_model(model, [&] {
     mt::Model& m = model_ref(model);
-    m.check_batch(tokens, nullptr, nullptr, n, batch, seq);
+    m.check_batch(tokens, nullptr, nullptr, n, batch, seq, segment_ids);
     MT_CHECK_PTR(out);
     MT_CHECK(out_n == n * (size_t)m.cfg.vocab_size, "logits buffer holds %zu floats, need %zu x %d = %zu", out_n, n,
              m.cfg.vocab_size, n * (size_t)m.cfg.vocab_size);
+    MT_CHECK(!m.dev || !segment_ids, "segment ids (packed rows) are not supported by the CUDA backend yet");
     if (m.dev) return m.dev->logits(tokens, batch, seq, out);
-    m.forward_hidden(tokens, batch, seq);
+    m.forward_hidden(tokens, batch, seq, segment_ids);
     mt::lm_head_logits(out, m.slots[0].h_f.data(), m.P(m.head_idx), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
   });
 }
@@ -520,24 +524,26 @@ static void check_attention_args(int32_t B, int32_t T, int32_t H, int32_t KVH, i
   MT_CHECK(H % KVH == 0, "n_kv_heads %d does not divide n_heads %d", KVH, H);
 }
 
-int mt_op_attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, int32_t B,
-                            int32_t T, int32_t H, int32_t KVH, int32_t hd) {
+int mt_op_attention_forward(const float* q, const float* k, const float* v, const int32_t* segment_ids, float* out,
+                            float* lse, int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd) {
   return guard([&] {
     check_attention_args(B, T, H, KVH, hd);
     MT_CHECK(q && k && v && out && lse, "attention buffers must not be null");
+    if (segment_ids) mt::check_segment_ids(segment_ids, (size_t)B * T, T);
     const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
-    mt::attention_forward(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, qs);
+    mt::attention_forward(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, qs, segment_ids);
   });
 }
 
-int mt_op_attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
-                             const float* dout, float* dq, float* dk, float* dv, int32_t B, int32_t T, int32_t H,
-                             int32_t KVH, int32_t hd) {
+int mt_op_attention_backward(const float* q, const float* k, const float* v, const int32_t* segment_ids,
+                             const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv,
+                             int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t hd) {
   return guard([&] {
     check_attention_args(B, T, H, KVH, hd);
     MT_CHECK(q && k && v && out && lse && dout && dq && dk && dv, "attention buffers must not be null");
+    if (segment_ids) mt::check_segment_ids(segment_ids, (size_t)B * T, T);
     const size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
-    mt::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, hd, qs, ks, qs);
+    mt::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, hd, qs, ks, qs, segment_ids);
   });
 }
 

@@ -114,13 +114,13 @@ static void rope_rotate(float* x, const float* cos_sin, int rows, int T, int nh,
   }
 }
 
-void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride) {
-  rope_rotate(x, cos_sin, B * T, T, nh, hd, stride, 1.0f, nullptr);
+void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride, const int32_t* pos) {
+  rope_rotate(x, cos_sin, B * T, T, nh, hd, stride, 1.0f, pos);
 }
 
 // The rotation is orthogonal: its transpose is the rotation by −angle.
-void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride) {
-  rope_rotate(dx, cos_sin, B * T, T, nh, hd, stride, -1.0f, nullptr);
+void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride, const int32_t* pos) {
+  rope_rotate(dx, cos_sin, B * T, T, nh, hd, stride, -1.0f, pos);
 }
 
 void rope_forward_at(float* x, const float* cos_sin, const int32_t* pos, int rows, int nh, int hd, size_t stride) {
@@ -131,6 +131,25 @@ void rope_forward_at(float* x, const float* cos_sin, const int32_t* pos, int row
 // Tile sizes: a TQ×TK score tile and TQ×hd accumulators stay in L1/L2 per thread.
 constexpr int TQ = 64;
 constexpr int TK = 64;
+
+void segment_positions(int32_t* pos, const int32_t* seg, int B, int T) {
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const size_t i = (size_t)b * T + t;
+      pos[i] = t > 0 && seg[i] == seg[i - 1] ? pos[i - 1] + 1 : 0;
+    }
+}
+
+// First key of each query's segment, lo[b·T + t] = t − pos (segment ids non-decreasing: a query attends to
+// keys [lo, t]); empty without segment ids (lo = 0).
+static std::vector<int32_t> segment_starts(const int32_t* seg, int B, int T) {
+  std::vector<int32_t> lo;
+  if (!seg) return lo;
+  lo.resize((size_t)B * T);
+  segment_positions(lo.data(), seg, B, T);
+  for (size_t i = 0; i < lo.size(); i++) lo[i] = (int32_t)(i % T) - lo[i];
+  return lo;
+}
 
 // exp(x) in fp32, vectorisable (no libm call): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial
 // (relative error < 2e-7), 2^n assembled in the exponent bits; x is clamped to [-87, 88] (0 and overflow
@@ -177,11 +196,13 @@ static inline void gemm_tn(int m, int n, int k, float alpha, const float* A, siz
 }
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
-                       int H, int KVH, int hd, size_t qs, size_t ks, size_t os) {
+                       int H, int KVH, int hd, size_t qs, size_t ks, size_t os, const int32_t* seg) {
   const float scale = 1.0f / std::sqrt((float)hd);
   const int group = H / KVH;
   const int n_qt = (T + TQ - 1) / TQ;
   const float NEG_INF = -std::numeric_limits<float>::infinity();
+  const std::vector<int32_t> start = segment_starts(seg, B, T);
+  auto lo = [&](int b, int i) { return seg ? (int)start[(size_t)b * T + i] : 0; };
 #pragma omp parallel
   {
     std::vector<float> S(TQ * TK), m(TQ), l(TQ), acc((size_t)TQ * hd);
@@ -196,21 +217,29 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
           std::fill(m.begin(), m.end(), NEG_INF);
           std::fill(l.begin(), l.end(), 0.0f);
           std::fill(acc.begin(), acc.end(), 0.0f);
-          for (int j0 = 0; j0 < i0 + iq; j0 += TK) {  // key tiles up to the last query of this tile
+          // key tiles from the first key of the tile's first segment up to its last query
+          for (int j0 = lo(b, i0); j0 < i0 + iq; j0 += TK) {
             const int jk = std::min(TK, i0 + iq - j0);
             gemm_nt(iq, jk, hd, scale, qb + (size_t)i0 * qs, qs, kb + (size_t)j0 * ks, ks, 0.0f, S.data(), TK);
             for (int r = 0; r < iq; r++) {  // online softmax: P = exp(S − m_new), rescale what came before
-              const int valid = std::max(0, std::min(jk, i0 + r - j0 + 1));  // causal: keys j <= i
+              // keys [first, valid) of this tile: causal (j <= i) and in the query's segment (j >= lo)
+              const int valid = std::max(0, std::min(jk, i0 + r - j0 + 1));
+              const int first = std::min(valid, std::max(0, lo(b, i0 + r) - j0));
               float* Sr = &S[(size_t)r * TK];
+              if (first == valid) {  // nothing of this row here: its state is unchanged
+                std::fill_n(Sr, jk, 0.0f);
+                continue;
+              }
               float rowmax = NEG_INF;
-              for (int c = 0; c < valid; c++) rowmax = std::max(rowmax, Sr[c]);
+              for (int c = first; c < valid; c++) rowmax = std::max(rowmax, Sr[c]);
               const float mnew = std::max(m[r], rowmax), corr = fast_exp(m[r] - mnew);
               float lsum = 0;
 #pragma omp simd reduction(+ : lsum)
-              for (int c = 0; c < valid; c++) {
+              for (int c = first; c < valid; c++) {
                 Sr[c] = fast_exp(Sr[c] - mnew);
                 lsum += Sr[c];
               }
+              for (int c = 0; c < first; c++) Sr[c] = 0.0f;
               for (int c = valid; c < jk; c++) Sr[c] = 0.0f;
               l[r] = l[r] * corr + lsum;
               for (int e = 0; e < hd; e++) acc[(size_t)r * hd + e] *= corr;
@@ -231,10 +260,12 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, int B, int T, int H, int KVH, int hd,
-                        size_t qs, size_t ks, size_t os) {
+                        size_t qs, size_t ks, size_t os, const int32_t* seg) {
   const float scale = 1.0f / std::sqrt((float)hd);
   const int group = H / KVH;
   const int n_qt = (T + TQ - 1) / TQ;
+  const std::vector<int32_t> start = segment_starts(seg, B, T);
+  auto lo = [&](int b, int i) { return seg ? (int)start[(size_t)b * T + i] : 0; };
   // One task per (batch, kv head): it owns dk/dv of that head and dq of the query heads in its group.
 #pragma omp parallel
   {
@@ -259,21 +290,23 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           for (int qt = 0; qt < n_qt; qt++) {
             const int i0 = qt * TQ, iq = std::min(TQ, T - i0);
             for (int r = 0; r < iq; r++) D[r] = dot(dob + (size_t)(i0 + r) * os, ob + (size_t)(i0 + r) * os, hd);
-            for (int j0 = 0; j0 < i0 + iq; j0 += TK) {
+            for (int j0 = lo(b, i0); j0 < i0 + iq; j0 += TK) {  // the tiles of attention_forward
               const int jk = std::min(TK, i0 + iq - j0);
               const float *Qt = qb + (size_t)i0 * qs, *dOt = dob + (size_t)i0 * os;
               const float *Kt = kb + (size_t)j0 * ks, *Vt = vb + (size_t)j0 * ks;
               gemm_nt(iq, jk, hd, scale, Qt, qs, Kt, ks, 0.0f, P.data(), TK);   // S
               gemm_nt(iq, jk, hd, 1.0f, dOt, os, Vt, ks, 0.0f, dS.data(), TK);  // dP = dout·vᵀ
-              for (int r = 0; r < iq; r++) {  // P = exp(S − lse), dS = P (dP − D)/√hd, zero beyond the diagonal
+              for (int r = 0; r < iq; r++) {  // P = exp(S − lse), dS = P (dP − D)/√hd, zero outside [first, valid)
                 const int valid = std::max(0, std::min(jk, i0 + r - j0 + 1));
+                const int first = std::min(valid, std::max(0, lo(b, i0 + r) - j0));
                 float *Pr = &P[(size_t)r * TK], *dSr = &dS[(size_t)r * TK];
                 const float li = lb[i0 + r], Di = D[r];
 #pragma omp simd
-                for (int c = 0; c < valid; c++) {
+                for (int c = first; c < valid; c++) {
                   Pr[c] = fast_exp(Pr[c] - li);
                   dSr[c] = Pr[c] * (dSr[c] - Di) * scale;
                 }
+                for (int c = 0; c < first; c++) Pr[c] = dSr[c] = 0.0f;
                 for (int c = valid; c < jk; c++) Pr[c] = dSr[c] = 0.0f;
               }
               gemm_tn(jk, hd, iq, 1.0f, P.data(), TK, dOt, os, 1.0f, dvb + (size_t)j0 * ks, ks);  // dV += Pᵀ·dout

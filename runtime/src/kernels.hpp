@@ -34,10 +34,13 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
 // ---- RoPE, HF rotate-half, in place on x[B, T, nh, hd] (rows `stride` floats apart), position t in its sequence
 // with c = cos(t·θ^(−2i/hd)), s = sin(…), i < hd/2:
 //   x'[i] = x[i]·c − x[i+hd/2]·s,   x'[i+hd/2] = x[i+hd/2]·c + x[i]·s
-// cos_sin: [max_seq, hd/2, 2] table.
-void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride);
+// cos_sin: [max_seq, hd/2, 2] table. `pos` [B·T] (optional): explicit positions, e.g. restarting at 0 at each
+// segment start of a packed row (segment_positions); null: t = row index within its sequence.
+void rope_forward(float* x, const float* cos_sin, int B, int T, int nh, int hd, size_t stride,
+                  const int32_t* pos = nullptr);
 // the transpose rotation: dx[i] = dx'[i]·c + dx'[i+hd/2]·s,  dx[i+hd/2] = dx'[i+hd/2]·c − dx'[i]·s
-void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride);
+void rope_backward(float* dx, const float* cos_sin, int B, int T, int nh, int hd, size_t stride,
+                   const int32_t* pos = nullptr);
 // RoPE of `rows` rows at explicit positions pos[r] (decoding with a KV cache).
 void rope_forward_at(float* x, const float* cos_sin, const int32_t* pos, int rows, int nh, int hd, size_t stride);
 
@@ -46,14 +49,19 @@ void rope_forward_at(float* x, const float* cos_sin, const int32_t* pos, int row
 // Row strides: q and dq rows are `qs` floats apart, k, v, dk, dv rows `ks`, out and dout rows `os` (the model
 // reads q, k, v in place from its fused QKV projection).
 // out[t] = Σ_{j≤t} softmax_j(q_t·k_j / √hd) v_j;  lse[b,h,t] = log Σ_{j≤t} exp(q_t·k_j / √hd)
+// Packed rows: with segment ids seg [B,T] (non-decreasing along each row; null: one segment per row) the sums
+// run over j ≤ t with seg[b,j] = seg[b,t] only — block-diagonal causal attention; key tiles left of a query
+// tile's first segment are skipped, so a packed row costs Σ over its segments, not T².
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,
-                       int H, int KVH, int hd, size_t qs, size_t ks, size_t os);
+                       int H, int KVH, int hd, size_t qs, size_t ks, size_t os, const int32_t* seg = nullptr);
 // With P = exp(S − lse), D_t = Σ_i dout[t,i]·out[t,i]:
 //   dv_j = Σ_t P_tj dout_t;  dS_tj = P_tj (dout_t·v_j − D_t);  dq_t = Σ_j dS_tj k_j/√hd;  dk_j = Σ_t dS_tj q_t/√hd
-// dq, dk, dv are overwritten.
+// dq, dk, dv are overwritten. `seg` as in attention_forward (P_tj = 0 across segments).
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, int B, int T, int H, int KVH, int hd,
-                        size_t qs, size_t ks, size_t os);
+                        size_t qs, size_t ks, size_t os, const int32_t* seg = nullptr);
+// Position of each token within its segment (seg [B,T] as above): pos[b,t] = t − (first t' of its segment).
+void segment_positions(int32_t* pos, const int32_t* seg, int B, int T);
 
 // ---- attention against a KV cache (decoding): row r of q (`qs` apart) is sequence seq[r] at position pos[r]
 // and attends to that sequence's cached keys/values 0..pos[r] (which already hold this row's own k, v).

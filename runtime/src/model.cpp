@@ -209,7 +209,7 @@ const ParamInfo& Model::param(const std::string& name) const {
 }
 
 void Model::check_batch(const int32_t* tokens, const int32_t* targets, const float* mask, size_t n, int B,
-                        int T) const {
+                        int T, const int32_t* seg) const {
   MT_CHECK(B > 0 && T > 0, "batch (%d) and seq (%d) must be positive", B, T);
   MT_CHECK(T <= cfg.max_seq, "seq %d exceeds the model's max_seq %d", T, cfg.max_seq);
   MT_CHECK(n == (size_t)B * T, "buffer holds %zu tokens but batch %d x seq %d = %zu", n, B, T, (size_t)B * T);
@@ -224,6 +224,14 @@ void Model::check_batch(const int32_t* tokens, const int32_t* targets, const flo
   if (mask)
     for (size_t i = 0; i < n; i++)
       MT_CHECK(std::isfinite(mask[i]) && mask[i] >= 0, "loss_mask[%zu] = %g must be finite and >= 0", i, mask[i]);
+  if (seg) check_segment_ids(seg, n, T);
+}
+
+void check_segment_ids(const int32_t* seg, size_t n, int T) {
+  for (size_t i = 0; i < n; i++)
+    MT_CHECK(i % T == 0 || seg[i] >= seg[i - 1],
+             "segment_ids[%zu] = %d is below segment_ids[%zu] = %d (row %zu): ids must not decrease along a row", i,
+             seg[i], i - 1, seg[i - 1], i / T);
 }
 
 Activations& Model::slot(int i, int B, int T) {
@@ -256,10 +264,13 @@ void Model::ensure_scratch(int B, int T) {
   dgu.resize(N * 2 * F), ds.resize(N * F);
 }
 
-void Model::stage_forward(Activations& a, const int32_t* tokens, int tag) {
+void Model::stage_forward(Activations& a, const int32_t* tokens, int tag, const int32_t* seg) {
   const int B = a.B, T = a.T, N = B * T, d = cfg.dim, F = Fl;
   const int qd = Hl * hd, kvd = KVHl * hd, qkvd = qd + 2 * kvd;
   const size_t Nd = (size_t)N * d;
+  a.seg = seg;  // kept with the activations for this micro-batch's backward
+  if (seg) a.pos.resize(N), segment_positions(a.pos.data(), seg, B, T);
+  const int32_t* pos = seg ? a.pos.data() : nullptr;
   float* x0 = a.layers[0].x_in.data();
   if (first) {
     embedding_forward(x0, tokens, P(embed_idx), N, d, v0, Vl);
@@ -273,9 +284,9 @@ void Model::stage_forward(Activations& a, const int32_t* tokens, int tag) {
     float *q = L.qkv.data(), *k = q + qd, *v = k + kvd;
     rmsnorm_forward(L.h1.data(), L.rstd1.data(), L.x_in.data(), W(LN1), N, d, cfg.norm_eps);
     matmul_forward(L.qkv.data(), L.h1.data(), W(Q), N, d, qkvd);  // [Wq; Wk; Wv], f: identity
-    rope_forward(q, rope.data(), B, T, Hl, hd, qkvd);
-    rope_forward(k, rope.data(), B, T, KVHl, hd, qkvd);
-    attention_forward(L.att.data(), L.lse.data(), q, k, v, B, T, Hl, KVHl, hd, qkvd, qkvd, qd);
+    rope_forward(q, rope.data(), B, T, Hl, hd, qkvd, pos);
+    rope_forward(k, rope.data(), B, T, KVHl, hd, qkvd, pos);
+    attention_forward(L.att.data(), L.lse.data(), q, k, v, B, T, Hl, KVHl, hd, qkvd, qkvd, qd, seg);
     std::copy_n(L.x_in.data(), Nd, L.x_mid.data());
     matmul_forward(dh.data(), L.att.data(), W(O), N, qd, d);  // dh used as scratch for the projection
     g_forward(*tp_comm, dh.data(), Nd);
@@ -328,10 +339,11 @@ double Model::stage_loss_backward(Activations& a, const int32_t* tokens, const i
     matmul_backward(datt.data(), dW(O), dx.data(), L.att.data(), W(O), N, qd, d, false);
     const float *q = L.qkv.data(), *k = q + qd, *v = k + kvd;
     float *dq = dqkv.data(), *dk = dq + qd, *dv = dk + kvd;
+    const int32_t* pos = a.seg ? a.pos.data() : nullptr;
     attention_backward(dq, dk, dv, datt.data(), q, k, v, L.att.data(), L.lse.data(), B, T, Hl, KVHl, hd, qkvd,
-                       qkvd, qd);
-    rope_backward(dq, rope.data(), B, T, Hl, hd, qkvd);
-    rope_backward(dk, rope.data(), B, T, KVHl, hd, qkvd);
+                       qkvd, qd, a.seg);
+    rope_backward(dq, rope.data(), B, T, Hl, hd, qkvd, pos);
+    rope_backward(dk, rope.data(), B, T, KVHl, hd, qkvd, pos);
     matmul_backward(dh.data(), dW(Q), dqkv.data(), L.h1.data(), W(Q), N, d, qkvd, false);
     f_backward(*tp_comm, dh.data(), Nd);
     rmsnorm_backward(dx.data(), dW(LN1), dh.data(), L.x_in.data(), W(LN1), L.rstd1.data(), N, d, true);
@@ -347,25 +359,27 @@ double Model::stage_loss_backward(Activations& a, const int32_t* tokens, const i
 }
 
 double Model::forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
-                               float denom) {
+                               float denom, const int32_t* seg) {
+  MT_CHECK(!dev || !seg, "segment ids (packed rows) are not supported by the CUDA backend yet");
   if (dev) return dev->forward_backward(tokens, targets, mask, B, T, denom);
   MT_CHECK(topo.pp == 1, "forward_backward runs one stage; with pp %d use train_step", topo.pp);
   Activations& a = slot(0, B, T);
-  stage_forward(a, tokens, 0);
+  stage_forward(a, tokens, 0, seg);
   return stage_loss_backward(a, tokens, targets, mask, denom, true, 1);
 }
 
-void Model::forward_hidden(const int32_t* tokens, int B, int T) {
+void Model::forward_hidden(const int32_t* tokens, int B, int T, const int32_t* seg) {
   MT_CHECK(topo.pp == 1 && topo.tp == 1, "logits need the whole model on one rank (tp %d, pp %d)", topo.tp,
            topo.pp);
-  stage_forward(slot(0, B, T), tokens, 0);
+  stage_forward(slot(0, B, T), tokens, 0, seg);
 }
 
 void Model::eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
-                      double* loss_sum, double* count) {
+                      double* loss_sum, double* count, const int32_t* seg) {
+  MT_CHECK(!dev || !seg, "segment ids (packed rows) are not supported by the CUDA backend yet");
   if (dev) return dev->eval_loss(tokens, targets, mask, B, T, loss_sum, count);
   Activations& a = slot(0, B, T);
-  stage_forward(a, tokens, 0);
+  stage_forward(a, tokens, 0, seg);
   const double local = stage_loss_backward(a, tokens, targets, mask, 1.0f, false, 1);
   if (a.fwd_send) a.fwd_send->wait();
   double sums[2] = {last && topo.tp_rank == 0 ? local : 0.0, 0.0};
@@ -377,7 +391,8 @@ void Model::eval_loss(const int32_t* tokens, const int32_t* targets, const float
 }
 
 void Model::train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int B, int T,
-                       mt_step_result* out) {
+                       mt_step_result* out, const int32_t* seg) {
+  MT_CHECK(!dev || !seg, "segment ids (packed rows) are not supported by the CUDA backend yet");
   if (dev) return dev->train_step(tokens, targets, mask, n_micro, B, T, out);
   const size_t per = (size_t)B * T;
   double count = 0;
@@ -391,7 +406,7 @@ void Model::train_step(const int32_t* tokens, const int32_t* targets, const floa
   double loss_sum = 0;
   auto fwd = [&](int i) {
     Activations& a = slot(i % n_slots, B, T);
-    stage_forward(a, tokens + i * per, fwd_tag(i));
+    stage_forward(a, tokens + i * per, fwd_tag(i), seg ? seg + i * per : nullptr);
   };
   auto bwd = [&](int i) {
     loss_sum += stage_loss_backward(slots[i % n_slots], tokens + i * per, targets + i * per, mask + i * per,

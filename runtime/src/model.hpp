@@ -48,10 +48,17 @@ struct Activations {
   std::vector<Layer> layers;
   std::vector<float> x_fin, rstd_f, h_f;
   std::vector<float> dx_send;  // gradient of this stage's input, kept until the send to the previous stage ends
+  // Packed rows: segment ids [B, T] of this micro-batch (the caller's buffer, alive for the call; null: one
+  // segment per row) and each token's RoPE position within its segment.
+  const int32_t* seg = nullptr;
+  std::vector<int32_t> pos;
   std::unique_ptr<SendHandle> fwd_send, bwd_send;
 };
 
 struct Model;
+
+// Segment ids of packed rows, n = rows·T: non-decreasing along each row; throws mt::Error naming the index.
+void check_segment_ids(const int32_t* seg, size_t n, int T);
 
 // Keys (after RoPE) and values of up to `max_seqs` sequences of up to `max_len` tokens, per layer
 // [max_seqs, max_len, KVH·hd], for decoding; len[s] tokens of sequence s are filled.
@@ -94,21 +101,23 @@ struct Model {
   float* P(int idx) { return p.data() + params[idx].offset; }
   float* G(int idx) { return g.data() + params[idx].offset; }
 
-  // Checks ids in [0, vocab) and sizes; throws mt::Error naming the offending index.
+  // Checks ids in [0, vocab) and sizes; throws mt::Error naming the offending index. `seg` (optional): segment
+  // ids, non-decreasing along each row of T.
   void check_batch(const int32_t* tokens, const int32_t* targets, const float* mask, size_t n, int B,
-                   int T) const;
+                   int T, const int32_t* seg = nullptr) const;
+  // `seg` below: optional segment ids laid out like `tokens` (packed rows; null: one sequence per row).
   // One training step over this rank's n_micro micro-batches (1F1B over the pipeline); returns the global
   // mean loss and fills grad_norm / lr.
   void train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int B, int T,
-                  mt_step_result* out);
+                  mt_step_result* out, const int32_t* seg = nullptr);
   // Forward + backward of one micro-batch (single stage), accumulating gradients with 1/denom; Σ mask·CE.
   double forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
-                          float denom);
+                          float denom, const int32_t* seg = nullptr);
   // Global Σ mask·CE and Σ mask of one batch, forward only through the pipeline.
   void eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T, double* loss_sum,
-                 double* count);
+                 double* count, const int32_t* seg = nullptr);
   // Final hidden states of [B, T] tokens (single stage only): leaves them in slots[0].h_f.
-  void forward_hidden(const int32_t* tokens, int B, int T);
+  void forward_hidden(const int32_t* tokens, int B, int T, const int32_t* seg = nullptr);
   // Appends rows (seq[i], tokens[i]) to the cache — rows of one sequence consecutive and in order, each at
   // the next position of its sequence — and writes the logits of the rows with want[i] != 0 (all when
   // want is null), compactly in row order, to `logits` (true vocabulary). Single rank only.
@@ -124,7 +133,7 @@ struct Model {
   void init_params();
   Activations& slot(int i, int B, int T);
   void ensure_scratch(int B, int T);
-  void stage_forward(Activations& a, const int32_t* tokens, int tag);
+  void stage_forward(Activations& a, const int32_t* tokens, int tag, const int32_t* seg = nullptr);
   double stage_loss_backward(Activations& a, const int32_t* tokens, const int32_t* targets, const float* mask,
                              float denom, bool backward, int tag);
   double global_norm_squared(const float* grads, size_t begin, size_t end);

@@ -28,7 +28,15 @@ interface RankOut {
 }
 
 /** Runs the worker on tp·pp·dp ranks (plainly for one rank) and returns every rank's output. */
-async function runLayout(tp: number, pp: number, dp: number, zero1: boolean, steps: number, nMicro: number) {
+async function runLayout(
+  tp: number,
+  pp: number,
+  dp: number,
+  zero1: boolean,
+  steps: number,
+  nMicro: number,
+  packed = false,
+) {
   using dir = tempDir();
   const program = [
     Deno.execPath(),
@@ -37,6 +45,7 @@ async function runLayout(tp: number, pp: number, dp: number, zero1: boolean, ste
     WORKER,
     ...[tp, pp, dp, zero1 ? 1 : 0, steps, nMicro].map(String),
     dir.path,
+    ...(packed ? ["packed"] : []),
   ];
   const out = await runRanks(program, tp * pp * dp);
   const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
@@ -73,8 +82,8 @@ function assemble(outs: RankOut[]): Map<string, Float64Array> {
 
 const STEPS = 5;
 let baseline: { losses: number[]; norms: number[]; params: Map<string, Float64Array> } | undefined;
-async function reference(nMicro: number) {
-  const [o] = await runLayout(1, 1, 1, false, STEPS, nMicro);
+async function reference(nMicro: number, packed = false) {
+  const [o] = await runLayout(1, 1, 1, false, STEPS, nMicro, packed);
   return { losses: o.losses, norms: o.norms, params: assemble([o]) };
 }
 
@@ -129,5 +138,19 @@ Deno.test({
     assertEqualRuns(await runLayout(1, 4, 1, false, STEPS, 8), ref8, "pp4 m8");
     assertEqualRuns(await runLayout(1, 1, 2, true, STEPS, 8), ref8, "dp2 zero1");
     assertEqualRuns(await runLayout(2, 1, 2, true, STEPS, 8), ref8, "tp2 dp2 zero1");
+  },
+});
+
+Deno.test({
+  name: "packed rows (segment ids) through TP 2 × PP 2 × DP 2 equal the 1-rank run",
+  ignore: !haveMpirun,
+  fn: async () => {
+    const packed = await reference(4, true);
+    const plain = baseline ?? await reference(4);
+    assert.ok(
+      packed.losses.some((l, s) => Math.abs(l - plain.losses[s]) > 1e-3 * Math.abs(l)),
+      `segment ids must change the losses: ${packed.losses} vs ${plain.losses}`,
+    );
+    assertEqualRuns(await runLayout(2, 2, 2, false, STEPS, 4, true), packed, "packed tp2 pp2 dp2");
   },
 });

@@ -1,6 +1,7 @@
 // One rank of a layout-equality run (started by tests/parallel/layouts_test.ts, under mpirun for > 1 rank):
 // trains a tiny GQA model for a few steps on fixed global batches and writes its per-step losses and its
-// parameter shards (with their place in the full tensors) to OUT/rank-XX.json.
+// parameter shards (with their place in the full tensors) to OUT/rank-XX.json. An optional 8th argument
+// `packed` gives every row segment ids (several examples per row).
 import { join } from "node:path";
 import { distFinalize, distInit, NativeModel, setNumThreads } from "../../runtime/mod.ts";
 
@@ -41,9 +42,18 @@ export function globalBatch(step: number, nMicro: number) {
   return { tokens, targets, lossMask };
 }
 
+/** Segment ids of `n` tokens in rows of SEQ: row r is cut into segments at positions depending on r and step. */
+export function packedSegments(step: number, n: number): Int32Array {
+  const cuts = [[5, 12], [1], [], [8, 9, 15], [3, 10]];
+  return Int32Array.from({ length: n }, (_, i) => {
+    const row = Math.floor(i / SEQ), t = i % SEQ;
+    return cuts[(row + step) % cuts.length].filter((c) => c <= t).length;
+  });
+}
+
 if (import.meta.main) {
   const [tp, pp, dp, zero1, steps, nMicro] = Deno.args.slice(0, 6).map(Number);
-  const out = Deno.args[6];
+  const out = Deno.args[6], packed = Deno.args[7] === "packed";
   await setNumThreads(1);
   const { rank } = await distInit();
   using model = await NativeModel.create(DIMS, OPTIM, { seed: 42, initStd: 0.05 }, {
@@ -62,6 +72,7 @@ if (import.meta.main) {
       tokens: slice(g.tokens) as Int32Array,
       targets: slice(g.targets) as Int32Array,
       lossMask: slice(g.lossMask) as Float32Array,
+      segmentIds: packed ? slice(packedSegments(s, g.tokens.length)) as Int32Array : undefined,
       nMicro: perRank,
       batch: MICRO,
       seq: SEQ,

@@ -164,7 +164,10 @@ export function rope(
   }
 }
 
-/** Causal softmax attention with GQA. q: [B*T, nHeads*hd]; k, v: [B*T, nKvHeads*hd]; out: [B*T, nHeads*hd]. */
+/**
+ * Causal softmax attention with GQA. q: [B*T, nHeads*hd]; k, v: [B*T, nKvHeads*hd]; out: [B*T, nHeads*hd].
+ * `segments` [B*T] (packed rows): position t attends only to positions s <= t with the same segment id.
+ */
 export function attention(
   q: Float64Array,
   k: Float64Array,
@@ -174,6 +177,7 @@ export function attention(
   nHeads: number,
   nKvHeads: number,
   hd: number,
+  segments?: Int32Array,
 ): Float64Array {
   const qStride = nHeads * hd;
   const kvStride = nKvHeads * hd;
@@ -186,9 +190,12 @@ export function attention(
       const kvh = Math.floor(h / group);
       for (let t = 0; t < seq; t++) {
         const qOff = (b * seq + t) * qStride + h * hd;
-        // Scores against positions s <= t only (causal).
+        // Scores against positions s <= t only (causal), of t's segment when segments are given.
+        let first = t;
+        while (segments && first > 0 && segments[b * seq + first - 1] === segments[b * seq + t]) first--;
+        if (!segments) first = 0;
         let max = -Infinity;
-        for (let s = 0; s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           const kOff = (b * seq + s) * kvStride + kvh * hd;
           let dot = 0;
           for (let d = 0; d < hd; d++) dot += q[qOff + d] * k[kOff + d];
@@ -196,11 +203,11 @@ export function attention(
           if (scores[s] > max) max = scores[s];
         }
         let denom = 0;
-        for (let s = 0; s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           scores[s] = Math.exp(scores[s] - max);
           denom += scores[s];
         }
-        for (let s = 0; s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           const weight = scores[s] / denom;
           const vOff = (b * seq + s) * kvStride + kvh * hd;
           for (let d = 0; d < hd; d++) out[qOff + d] += weight * v[vOff + d];

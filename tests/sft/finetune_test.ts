@@ -45,7 +45,8 @@ Deno.test("configs/sft.yaml: Meditron's SFT hyperparameters", async () => {
     1e-5,
   ]);
   assert.equal(t.micro_batch * t.grad_accum, 64);
-  assert.deepEqual(sft, { epochs: 3, warmup_ratio: 0.1, prompt_loss_weight: 0, bos: false });
+  assert.deepEqual(sft, { epochs: 3, warmup_ratio: 0.1, prompt_loss_weight: 0, bos: false, pack: false });
+  assert.equal(parseSftConfig("sft:\n  pack: true\n", "x.yaml").sft.pack, true);
   assert.throws(() => parseSftConfig("sft:\n  epoch: 3\n", "x.yaml"), /unknown key 'sft.epoch'/);
   assert.throws(() => parseSftConfig("train:\n  lr: high\n", "x.yaml"), /train.lr/);
 });

@@ -8,14 +8,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { fileURLToPath } from "node:url";
-import {
-  distAbort,
-  distBarrier,
-  distFinalize,
-  distInit,
-  NativeModel,
-  setNumThreads,
-} from "../runtime/mod.ts";
+import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
   modelDims,
@@ -456,7 +449,7 @@ async function finetuneRank(
       runDir,
       data,
       resume: from.resume,
-      sync: { barrier: distBarrier },
+      sync: { allOk: distAllOk },
       onNotice: (s) => log?.line(s),
       onStep: (m, total) => {
         log?.update(

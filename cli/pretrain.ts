@@ -8,14 +8,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { fileURLToPath } from "node:url";
-import {
-  distAbort,
-  distBarrier,
-  distFinalize,
-  distInit,
-  NativeModel,
-  setNumThreads,
-} from "../runtime/mod.ts";
+import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
   loadConfig,
@@ -403,7 +396,7 @@ async function pretrainRank(
       resume: resumeDir,
       verify: !v["no-verify"],
       signal: abort.signal,
-      sync: { barrier: distBarrier },
+      sync: { allOk: distAllOk },
       onNotice: (s) => log.line(s),
       onStep: (m, total) => {
         const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";

@@ -103,11 +103,28 @@ async function writeTextDurable(path: string, text: string): Promise<void> {
 
 /** How ranks of a multi-process job coordinate a checkpoint (omit for one process). */
 export interface CheckpointSync {
-  /** Barrier over all ranks. */
-  barrier(): Promise<void>;
+  /** Barrier over all ranks that resolves to true on every rank when every rank passed `ok` (`distAllOk`). */
+  allOk(ok: boolean): Promise<boolean>;
 }
 
-const ONE_PROCESS: CheckpointSync = { barrier: () => Promise.resolve() };
+const ONE_PROCESS: CheckpointSync = { allOk: (ok) => Promise.resolve(ok) };
+
+/**
+ * Runs `work` on this rank (or nothing when `work` is undefined), then agrees with every rank on success, so
+ * that all ranks fail together instead of some waiting at a barrier a failed rank never reaches. Throws this
+ * rank's own error, or one saying that `what` failed on another rank.
+ */
+async function together(sync: CheckpointSync, what: string, work?: () => Promise<void>): Promise<void> {
+  let error: unknown;
+  try {
+    await work?.();
+  } catch (e) {
+    error = e;
+  }
+  const allOk = await sync.allOk(error === undefined);
+  if (error !== undefined) throw error;
+  if (!allOk) throw new Error(`${what} failed on another rank (its log says why)`);
+}
 
 // This rank's shard files: the model shard is written by DP rank 0 (replicas are identical); the optimizer
 // shard by every DP rank under ZeRO-1 (each holds a chunk), else by DP rank 0.
@@ -206,34 +223,43 @@ export async function saveCheckpoint(
   const tmp = join(root, `.${iterDirName(state.iteration)}.tmp`);
   const r = model.rank;
   const leader = r.worldRank === 0;
-  if (leader) {
-    await Deno.mkdir(root, { recursive: true });
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    await Deno.mkdir(tmp);
-  }
-  await sync.barrier();
-  try {
-    await writeShards(tmp, model);
-    await sync.barrier();
-    if (leader) {
-      const shards: CheckpointMeta["shards"] = {};
-      for (const e of [...Deno.readDirSync(tmp)].sort((x, y) => x.name.localeCompare(y.name))) {
-        shards[e.name] = await sha256File(join(tmp, e.name));
+  await together(
+    sync,
+    `preparing ${tmp}`,
+    leader
+      ? async () => {
+        await Deno.mkdir(root, { recursive: true });
+        await Deno.remove(tmp, { recursive: true }).catch(() => {});
+        await Deno.mkdir(tmp);
       }
-      const meta: CheckpointMeta = {
-        format: "meditron-checkpoint",
-        format_version: CHECKPOINT_FORMAT_VERSION,
-        iteration: state.iteration,
-        consumed_samples: state.consumedSamples,
-        config,
-        topology: { tp: r.tp, pp: r.pp, dp: r.dp, zero1: r.zero1 },
-        data: state.data,
-        shards,
-        created: new Date().toISOString(),
-      };
-      await publishCheckpoint(root, tmp, meta);
-    }
-    await sync.barrier();
+      : undefined,
+  );
+  try {
+    await together(sync, `writing a shard of ${tmp}`, () => writeShards(tmp, model));
+    await together(
+      sync,
+      `publishing ${tmp}`,
+      leader
+        ? async () => {
+          const shards: CheckpointMeta["shards"] = {};
+          for (const e of [...Deno.readDirSync(tmp)].sort((x, y) => x.name.localeCompare(y.name))) {
+            shards[e.name] = await sha256File(join(tmp, e.name));
+          }
+          const meta: CheckpointMeta = {
+            format: "meditron-checkpoint",
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            iteration: state.iteration,
+            consumed_samples: state.consumedSamples,
+            config,
+            topology: { tp: r.tp, pp: r.pp, dp: r.dp, zero1: r.zero1 },
+            data: state.data,
+            shards,
+            created: new Date().toISOString(),
+          };
+          await publishCheckpoint(root, tmp, meta);
+        }
+        : undefined,
+    );
     return join(root, iterDirName(state.iteration));
   } catch (e) {
     if (leader) await Deno.remove(tmp, { recursive: true }).catch(() => {});

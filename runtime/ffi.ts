@@ -16,6 +16,7 @@ export const SYMBOLS = {
   mt_dist_init: { parameters: ["buffer", "buffer"], result: "i32" },
   mt_dist_have_mpi: { parameters: [], result: "i32" },
   mt_dist_barrier: { parameters: [], result: "i32", nonblocking: true },
+  mt_dist_all_ok: { parameters: ["i32", "buffer"], result: "i32", nonblocking: true },
   mt_dist_finalize: { parameters: [], result: "i32" },
   mt_dist_abort: { parameters: ["i32"], result: "void" },
   mt_model_create: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },

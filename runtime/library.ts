@@ -133,6 +133,24 @@ export async function distBarrier(): Promise<void> {
   check(await (await native()).mt_dist_barrier());
 }
 
+/**
+ * A barrier over all ranks that also agrees on success: resolves to true when every rank passed `ok`, on every
+ * rank (outside a launch: `ok`).
+ *
+ * @example
+ * ```ts ignore
+ * import { distAllOk } from "./library.ts";
+ * let ok = true;
+ * try { await writeMyShard(); } catch { ok = false; }
+ * if (!(await distAllOk(ok))) throw new Error("a rank failed to write its shard");
+ * ```
+ */
+export async function distAllOk(ok: boolean): Promise<boolean> {
+  const out = new Int32Array(1);
+  check(await (await native()).mt_dist_all_ok(ok ? 1 : 0, out));
+  return out[0] === 1;
+}
+
 /** MPI_Finalize; call once before a multi-rank process exits (no-op outside a launch). */
 export function distFinalize(): void {
   if (lib) check(lib.symbols.mt_dist_finalize());

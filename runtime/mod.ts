@@ -23,6 +23,7 @@ export {
 export {
   buildInfo,
   distAbort,
+  distAllOk,
   distBarrier,
   distFinalize,
   type DistInfo,

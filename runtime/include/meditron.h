@@ -131,6 +131,12 @@ int mt_dist_init(int32_t* out_rank, int32_t* out_size);
 int32_t mt_dist_have_mpi(void);
 /** Barrier over the world (no-op outside a launch). */
 int mt_dist_barrier(void);
+/**
+ * A barrier that also agrees on success: *all_ok = 1 when every rank passed ok != 0, else 0 (on every rank).
+ * Lets ranks leave a multi-rank operation together when one of them failed, instead of the others waiting
+ * at a barrier the failed rank never reaches.
+ */
+int mt_dist_all_ok(int32_t ok, int32_t* all_ok);
 /** MPI_Finalize (no-op outside a launch). Call once before exit. */
 int mt_dist_finalize(void);
 /** Takes the whole job down (MPI_Abort) with `code`; never returns. */

@@ -142,6 +142,15 @@ int mt_dist_barrier(void) {
   return guard([&] { mt::world_comm()->barrier(); });
 }
 
+int mt_dist_all_ok(int32_t ok, int32_t* all_ok) {
+  return guard([&] {
+    MT_CHECK_PTR(all_ok);
+    float failed = ok != 0 ? 0.0f : 1.0f;  // max over ranks: 1 when any rank failed
+    mt::world_comm()->all_reduce_max(&failed, 1);
+    *all_ok = failed == 0.0f ? 1 : 0;
+  });
+}
+
 int mt_dist_finalize(void) {
   return guard([&] { mt::dist_finalize(); });
 }

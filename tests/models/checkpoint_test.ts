@@ -70,6 +70,41 @@ Deno.test("save → load restores parameters, Adam moments and step; layout and 
   }
 });
 
+Deno.test("a rank that fails its shard fails the checkpoint on every rank: no hang, nothing visible, latest kept", async () => {
+  using dir = tempDir();
+  using a = await trained(3);
+  const cfg = presetConfig("tiny");
+  const state = (iteration: number) => ({ iteration, consumedSamples: iteration * 8, data: {} });
+  const first = await saveCheckpoint(dir.path, a, cfg, state(1));
+  // This rank (0) writes its shards fine; the agreement after the shard stage reports another rank's failure.
+  const votes: boolean[] = [];
+  const otherRankFailsShards = {
+    allOk: (ok: boolean) => {
+      votes.push(ok);
+      return Promise.resolve(ok && votes.length !== 2);
+    },
+  };
+  await assert.rejects(
+    saveCheckpoint(dir.path, a, cfg, state(2), otherRankFailsShards),
+    /writing a shard of .*\.iter_0000002\.tmp failed on another rank/,
+  );
+  assert.deepEqual(votes, [true, true], "prepare and shards agreed; publishing never started");
+  assert.deepEqual([...Deno.readDirSync(join(dir.path, "checkpoints"))].map((e) => e.name).sort(), [
+    "iter_0000001",
+    "latest",
+  ]);
+  assert.equal(await resolveCheckpoint(dir.path), first);
+  // A failure on this rank is voted as such (so the other ranks leave too) and thrown as this rank's error.
+  const seen: boolean[] = [];
+  const blocked = join(dir.path, "blocked");
+  await Deno.writeTextFile(blocked, "a file where the checkpoints directory should be");
+  await assert.rejects(
+    saveCheckpoint(blocked, a, cfg, state(3), { allOk: (ok) => (seen.push(ok), Promise.resolve(ok)) }),
+    (e: Error) => !/another rank/.test(e.message),
+  );
+  assert.deepEqual(seen, [false]);
+});
+
 Deno.test("a flipped byte, a truncated shard and broken metadata each give one error naming the file", async () => {
   using dir = tempDir();
   using a = await trained(2);

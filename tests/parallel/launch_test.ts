@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
 import { tempDir } from "../helpers.ts";
+import { runRanks } from "../../parallel/launcher.ts";
 
 const CLI = new URL("../../cli/pretrain.ts", import.meta.url).pathname;
 const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
@@ -190,5 +191,26 @@ Deno.test({
       args(dir.path, ["--pp", "2", "--dp", "2", "--steps", String(meta.iteration + 2), "--resume"]),
     );
     assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+  },
+});
+
+Deno.test({
+  name: "distAllOk under mpirun: one rank's failure is seen by every rank (what checkpoints agree on)",
+  ignore: !haveMpirun,
+  fn: async () => {
+    const lib = new URL("../../runtime/mod.ts", import.meta.url).href;
+    const code = `import { distAllOk, distFinalize, distInit } from "${lib}";
+const { rank } = await distInit();
+const votes = [await distAllOk(rank !== 1), await distAllOk(true), await distAllOk(rank !== 0)];
+console.log(\`rank \${rank}: \${votes.join(" ")}\`);
+distFinalize();`;
+    const out = await runRanks([Deno.execPath(), "eval", code], 3);
+    const text = new TextDecoder().decode(out.stdout);
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(text.trim().split("\n").sort(), [
+      "rank 0: false true false",
+      "rank 1: false true false",
+      "rank 2: false true false",
+    ]);
   },
 });

@@ -39,7 +39,7 @@ for f in api comm kernels model optim; do
   g++ -std=c++17 -O3 -fPIC -fopenmp -march=native -fno-trapping-math -fvisibility=hidden -DMEDITRON_CUDA \
     '-DMT_BUILD_FLAGS="direct cuda=ON"' "${INC[@]}" -I"$CBLAS_INC" -c "runtime/src/$f.cpp" -o "$BUILD/obj/$f.o" &
 done
-for f in kernels attention nccl_comm backend; do
+for f in kernels attention attention_mma nccl_comm backend; do
   "$NVCC" -std=c++17 -O3 --use_fast_math -lineinfo -arch="sm_$ARCH" -Xcompiler=-fPIC,-fvisibility=hidden \
     "${INC[@]}" -c "runtime/src/cuda/$f.cu" -o "$BUILD/obj/cuda_$f.o" &
 done

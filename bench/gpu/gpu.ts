@@ -4,7 +4,8 @@
  *
  * - `check`: CUDA vs the CPU backend of the same library on the same weights and batch (loss within 1e-2
  *   relative, every gradient's cosine similarity > 0.999, logits), three training steps, selective recompute
- *   equal to storing, KV-cache decoding equal to full recomputation; writes the weights as an HF directory plus
+ *   equal to storing, KV-cache decoding equal to full recomputation; head_dim 64 and 128 (GQA, T = 200) once
+ *   with the tensor-core attention and once with MEDITRON_CUDA_ATTENTION=simple; writes the weights as an HF directory plus
  *   the batch and the CUDA logits for bench/gpu/hf_check.py (transformers' LlamaForCausalLM).
  * - `train`: tokens/s and MFU of a training step on Llama-2-7B-shaped layers (d 4096, 32 heads, ffn 11008,
  *   seq 2048, vocab 32000), with as many layers and as large a micro-batch as fit.
@@ -248,14 +249,45 @@ async function writeHf(
   await Deno.writeFile(join(dir, "cuda_logits.f32"), new Uint8Array(logits.buffer));
 }
 
+/** The CUDA backend's attention kernels: tensor cores (head_dim 64/128) or the CUDA-core fallback. */
+type Attention = "tensor" | "simple";
+const ATTENTION_ENV = "MEDITRON_CUDA_ATTENTION";
+
+/** Runs `fn` with MEDITRON_CUDA_ATTENTION set for `mode` (the CUDA backend reads it on every attention call). */
+async function withAttention<T>(mode: Attention, fn: () => Promise<T>): Promise<T> {
+  const prev = Deno.env.get(ATTENTION_ENV);
+  if (mode === "simple") Deno.env.set(ATTENTION_ENV, "simple");
+  else Deno.env.delete(ATTENTION_ENV);
+  try {
+    return await fn();
+  } finally {
+    if (prev === undefined) Deno.env.delete(ATTENTION_ENV);
+    else Deno.env.set(ATTENTION_ENV, prev);
+  }
+}
+
 async function runCheck(out: string, dry: boolean, smallOnly: boolean): Promise<boolean> {
   const dev: Device = dry ? "cpu" : "cuda";
   const checks: Check[] = [];
-  const small = dims(256, 2, 8, 4, 688, 1000, 256); // GQA, head_dim 32, padded vocabulary
+  const small = dims(256, 2, 8, 4, 688, 1000, 256); // GQA, head_dim 32 (CUDA-core attention), padded vocabulary
+  const hd64 = dims(512, 2, 8, 2, 1376, 1000, 256); // head_dim 64, GQA 4:1 (tensor-core attention)
+  const hd128 = dims(512, 2, 4, 2, 1376, 1000, 256); // head_dim 128, GQA 2:1 (tensor-core attention)
   const llama = dims(1024, 2, 8, 8, 2816, 32000, 512); // head_dim 128 as Llama-2, the real vocabulary
   await compareBackends("small (hd 32, GQA)", small, 2, 128, dev, checks, join(dirOf(out), "hf"));
+  // T = 200 is not a multiple of the kernels' 64-row tiles. Both attention paths against the CPU (on the CPU
+  // backend the variable changes nothing: one run).
+  const modes: Attention[] = dry ? ["tensor"] : ["tensor", "simple"];
+  for (const [name, d] of [["hd 64, GQA 4:1", hd64], ["hd 128, GQA 2:1", hd128]] as const) {
+    for (const mode of modes) {
+      await withAttention(
+        mode,
+        () => compareBackends(`${name}, T 200, ${mode} attention`, d, 2, 200, dev, checks),
+      );
+    }
+  }
   if (!dry && !smallOnly) await compareBackends("llama-like (hd 128, V 32000)", llama, 2, 256, dev, checks);
   await checkDecode("small", small, dev, checks);
+  await checkDecode("hd 128", hd128, dev, checks);
   for (const c of checks) console.log(`${c.ok ? "PASS" : "FAIL"} ${c.name}: ${c.detail}`);
   await Deno.writeTextFile(out, JSON.stringify({ checks }, null, 1));
   return checks.every((c) => c.ok);

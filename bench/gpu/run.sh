@@ -112,7 +112,7 @@ deno_ eval --no-config 'import { buildInfo } from "./runtime/mod.ts"; console.lo
 
 status=0
 say "correctness: CUDA vs the CPU backend, selective recompute, decode vs full recompute"
-LD_LIBRARY_PATH=$DENO_LD timeout 120 "$DENO" run -A --no-config bench/gpu/gpu.ts check $DRYFLAG \
+LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/gpu.ts check $DRYFLAG \
   --out "$OUT/check.json" || status=1
 if [ $status = 1 ] && [ $DRY = 0 ]; then
   say "check failed: again with a sync after every kernel (MEDITRON_CUDA_SYNC=1), under compute-sanitizer if present"

@@ -10,6 +10,8 @@
 // for each query row exactly like forward (dS_tj = P_tj (dout_t·v_j − D_t), dq_t = Σ_j dS_tj k_j /√hd), the
 // dk/dv pass walks query tiles for each key (dv_j = Σ_t P_tj dout_t, dk_j = Σ_t dS_tj q_t /√hd), summing over
 // the H/KVH query heads that share the kv head.
+// These CUDA-core kernels are the fallback: bf16 attention with head_dim 64 or 128 goes to the tensor-core kernels
+// of attention_mma.cu unless MEDITRON_CUDA_ATTENTION=simple (read on every call).
 #include <cfloat>
 
 #include "cuda/kernels.cuh"
@@ -342,6 +344,8 @@ void check_hd(int hd) {
 
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s) {
+  if (attention_mma_supported(hd, q, k, v, out, qs, ks, os))
+    return attention_forward_mma(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, os, s);
   check_hd(hd);
   const size_t smem = (size_t)(QB * hd + KB * (hd + 1) + KB * hd) * sizeof(float);
   allow_smem(attention_forward_kernel, smem);
@@ -356,6 +360,8 @@ void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, co
   check_hd(hd);
   attention_d_kernel<<<ceil_div((size_t)B * T * H, WARPS), WARPS * 32, 0, s>>>(D, dout, out, B, T, H, hd, os);
   CUDA_LAUNCH_CHECK();
+  if (attention_mma_supported(hd, q, k, v, dout, qs, ks, os))
+    return attention_backward_mma(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, hd, qs, ks, os, s);
   const size_t smem_q = (size_t)(2 * QB * hd + 2 * KB * (hd + 1)) * sizeof(float);
   allow_smem(attention_dq_kernel, smem_q);
   attention_dq_kernel<<<dim3(ceil_div(T, QB), H, B), WARPS * 32, smem_q, s>>>(dq, gs, D, dout, q, k, v, lse, T, H,

@@ -40,6 +40,7 @@ message(STATUS "meditron: cudart ${MEDITRON_CUDART}, cuBLAS ${MEDITRON_CUBLAS}, 
 add_library(meditron_cuda OBJECT
   src/cuda/kernels.cu
   src/cuda/attention.cu
+  src/cuda/attention_mma.cu
   src/cuda/nccl_comm.cu
   src/cuda/backend.cu)
 set_target_properties(meditron_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_VISIBILITY_PRESET hidden

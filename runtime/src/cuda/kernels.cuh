@@ -89,6 +89,16 @@ void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, cons
 void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, const bf16* dout, const bf16* q,
                         const bf16* k, const bf16* v, const bf16* out, const float* lse, int B, int T, int H,
                         int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
+// The tensor-core versions (attention_mma.cu, FlashAttention-2 with mma.sync bf16): same arguments and results;
+// attention_forward/backward use them when attention_mma_supported (head_dim 64 or 128, rows and pointers 16-byte
+// aligned, MEDITRON_CUDA_ATTENTION not "simple"). The backward's dq is a sum of fp32 atomics (order unspecified).
+bool attention_mma_supported(int hd, const void* q, const void* k, const void* v, const void* o, size_t qs, size_t ks,
+                             size_t os);
+void attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
+                           int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
+void attention_backward_mma(float* dq, float* dk, float* dv, size_t gs, const float* D, const bf16* dout,
+                            const bf16* q, const bf16* k, const bf16* v, const float* lse, int B, int T, int H,
+                            int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
 // Decoding against a KV cache kc/vc [max_seqs, max_len, KVH, hd] (bf16): row r (sequence seq[r], position
 // pos[r]) attends to positions 0..pos[r] of its sequence. q rows `qs` apart; out [rows, H·hd].
 void attention_cached(bf16* out, const bf16* q, size_t qs, const bf16* kc, const bf16* vc, const int32_t* seq,

@@ -58,7 +58,7 @@ Benchmarks (--data: the files as published, or a hub dataset org/name[@revision]
   mmlu      MMLU data directory ({subject}_test.csv / {subject}_dev.csv, flat or test/ dev/), 9 medical subjects
   demo      generated from the embedded knowledge base (no --data)
   all       every benchmark: --data DIR holds medqa/, medmcqa/, pubmedqa/, mmlu/ (missing ones are skipped and
-            named); one table at the end
+            named), or --data hub takes each from its hub dataset below; one table at the end
 
 Hub datasets used without --data:
 ${Object.entries(HUB_BENCHMARK_REPOS).map(([b, r]) => `  ${b.padEnd(9)} ${r}`).join("\n")}
@@ -89,6 +89,7 @@ Examples:
   deno task eval demo
   deno task eval medqa --model epfl-llm/meditron-7b
   deno task eval medmcqa --data openlifescienceai/medmcqa --shots 3
+  deno task eval all --data hub --model epfl-llm/meditron-7b
   deno task eval medqa --data data/medqa/4_options/phrases_no_exclude_test.jsonl --model runs/tiny
   deno task eval medmcqa --data data/medmcqa --shots 3 --seeds 1234,432,32
   deno task eval pubmedqa --data data/pubmedqa --mode greedy
@@ -186,6 +187,16 @@ async function plan(target: string, data: string | undefined, say: (s: string) =
   if (data === undefined) {
     loud("NO --data GIVEN: 'all' evaluates only the DEMO SET (generated from the embedded knowledge base)");
     return [{ name: "demo" as BenchmarkName, data: undefined }];
+  }
+  if (data === "hub") {
+    loud(
+      `--data hub: every benchmark from its Hugging Face Hub dataset (${
+        Object.values(HUB_BENCHMARK_REPOS).join(", ")
+      })`,
+    );
+    return BENCHMARK_NAMES.map((name) =>
+      name === "demo" ? { name, data: undefined } : { name, data: HUB_BENCHMARK_REPOS[name], hub: true }
+    );
   }
   const out: { name: BenchmarkName; data: string | undefined }[] = [];
   for (const name of BENCHMARK_NAMES) {

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers.ts";
 import { filesOfDir, TestHub } from "../data/hub_server.ts";
 import { GQA, writeHfDir } from "../models/convert/fixtures.ts";
-import { medmcqaParquet } from "../eval/hub_fixtures.ts";
+import { lukaemonMmluParquet, medmcqaParquet, pubmedqaParquet } from "../eval/hub_fixtures.ts";
 import { HUB_BENCHMARK_REPOS } from "../../eval/mod.ts";
 
 const CLI = (name: string) => fileURLToPath(new URL(`../../cli/${name}.ts`, import.meta.url));
@@ -200,6 +200,42 @@ Deno.test("CLIs take hub repo ids: convert, eval --data/--model, default benchma
     none.stderr,
     /error: dataset bigbio\/pubmed_qa@refs\/convert\/parquet is not in the hub cache .*HF_HUB_OFFLINE/,
   );
+
+  // eval all --data hub: every benchmark from its default repository (revisions included), one table.
+  const [medmcqaRepo] = HUB_BENCHMARK_REPOS.medmcqa.split("@");
+  hub.add({
+    type: "dataset",
+    id: medmcqaRepo,
+    files: { "data/validation-00000-of-00001.parquet": new Uint8Array(medmcqaParquet(2, (i) => i)) },
+  });
+  const [pubRepo, pubRev] = HUB_BENCHMARK_REPOS.pubmedqa.split("@");
+  hub.add({
+    type: "dataset",
+    id: pubRepo,
+    revisions: [pubRev],
+    files: {
+      "pubmed_qa_labeled_fold0_source/test/0000.parquet": new Uint8Array(
+        pubmedqaParquet(["Does A?", "Does B?", "Does C?"], ["yes", "no", "maybe"]),
+      ),
+    },
+  });
+  const [mmluRepo, mmluRev] = HUB_BENCHMARK_REPOS.mmlu.split("@");
+  hub.add({
+    type: "dataset",
+    id: mmluRepo,
+    revisions: [mmluRev],
+    files: { "anatomy/test/0000.parquet": new Uint8Array(lukaemonMmluParquet(5)) },
+  });
+  const all = await run(
+    "eval",
+    ["all", "--data", "hub", "--model", model, "--limit", "2", "--out", out],
+    env,
+  );
+  assert.equal(all.code, 0, all.stderr);
+  assert.match(all.stderr, /--data hub: every benchmark from its Hugging Face Hub dataset/);
+  for (const row of ["medqa", "medmcqa", "pubmedqa", "mmlu", "demo"]) {
+    assert.match(all.stdout, new RegExp(`\\| ${row} \\| loglik \\| 0 \\| 2 \\| `), row);
+  }
 });
 
 Deno.test("a missing local path that looks like org/name is not looked up when its first directory exists", async () => {

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { BenchmarkFormatError, hubBenchmarkFiles, loadHubBenchmark } from "../../eval/mod.ts";
 import { tempDir } from "../helpers.ts";
-import { medmcqaParquet } from "./hub_fixtures.ts";
+import { lukaemonMmluParquet, medmcqaParquet, pubmedqaParquet } from "./hub_fixtures.ts";
 
 const FIX = (p: string) => fileURLToPath(new URL(`./fixtures/hub/${p}`, import.meta.url));
 
@@ -119,15 +119,7 @@ Deno.test("medmcqa from the hub: 0-based cop detected, validation evaluated, the
 
 Deno.test("pubmedqa (bigbio fold0 source) and mmlu (lukaemon, cais) from the hub", async () => {
   using d = tempDir();
-  const pub = (q: string[], dec: string[]) =>
-    parquetWriteBuffer({
-      columnData: [
-        { name: "QUESTION", data: q },
-        { name: "CONTEXTS", data: q.map((x) => [`context of ${x}`, "more"]) },
-        { name: "final_decision", data: dec },
-        { name: "LONG_ANSWER", data: q.map(() => "hidden") },
-      ],
-    });
+  const pub = pubmedqaParquet;
   const cfg = "pubmed_qa_labeled_fold0_source";
   const p = await loadHubBenchmark(
     "pubmedqa",
@@ -160,17 +152,7 @@ Deno.test("pubmedqa (bigbio fold0 source) and mmlu (lukaemon, cais) from the hub
     ["pubmedqa/8", "c8\nQ8?", 2],
   ]);
 
-  const luk = (n: number) =>
-    parquetWriteBuffer({
-      columnData: [
-        { name: "input", data: Array.from({ length: n }, (_, i) => `Q${i}`) },
-        ...["A", "B", "C", "D"].map((k) => ({
-          name: k,
-          data: Array.from({ length: n }, () => k.toLowerCase()),
-        })),
-        { name: "target", data: Array.from({ length: n }, (_, i) => "ABCD"[i % 4]) },
-      ],
-    });
+  const luk = lukaemonMmluParquet;
   const m = await loadHubBenchmark(
     "mmlu",
     d.path,

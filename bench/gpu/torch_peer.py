@@ -110,7 +110,8 @@ def time_train(model, opt, conf, L, B, T, steps, dev):
 
 def decode(args, dev):
     prompt, steps = (16, 8) if args.dry_run else (128, 64)
-    model, conf = llama(args.layers, prompt + steps, args.dry_run)
+    warm = 4  # untimed decode steps first (allocator, cuBLAS heuristics, cache growth), as gpu.ts does
+    model, conf = llama(args.layers, prompt + warm + steps, args.dry_run)
     model = model.to(dev, dtype=torch.float32 if dev == "cpu" else torch.bfloat16).eval()
     res = {"layers": args.layers, "prompt": prompt, "steps": steps}
     g = torch.Generator().manual_seed(0)
@@ -119,6 +120,9 @@ def decode(args, dev):
         with torch.no_grad():
             out = model(input_ids=ids, use_cache=True)
             past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            for _ in range(warm):
+                out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+                past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
             sync(dev)
             t0 = time.perf_counter()
             for _ in range(steps):

@@ -156,6 +156,17 @@ export function hubSettings(env: (key: string) => string | undefined = (k) => De
 const NAME = /^[A-Za-z0-9][\w.-]{0,95}$/;
 const validName = (s: string) => NAME.test(s) && !s.includes("--") && !s.includes("..") && !/[.-]$/.test(s);
 const COMMIT = /^[0-9a-f]{40}$/;
+/** A git blob sha1 (regular files) or an LFS sha256: the only names a blob in the cache may have. */
+const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * True for a relative path that stays inside its directory (no empty, `.` or `..` segment, not absolute): what
+ * file names from the hub and revision names must be before they become paths in the cache.
+ */
+function safeRelativePath(p: string): boolean {
+  return p !== "" && !p.startsWith("/") && !p.includes("\\") &&
+    p.split("/").every((seg) => seg !== "" && seg !== "." && seg !== "..");
+}
 
 /**
  * Parses a repository reference, or returns `undefined` when `spec` is not one (so the caller treats it as a
@@ -183,12 +194,14 @@ export function parseRepoRef(spec: string, type: RepoType): RepoRef | undefined 
     const at = nameRev.indexOf("@");
     const name = at < 0 ? nameRev : nameRev.slice(0, at);
     const revision = at < 0 ? "main" : decodeURIComponent(nameRev.slice(at + 1));
-    if (!validName(org) || !validName(name) || revision === "") return undefined;
+    if (!validName(org) || !validName(name) || !safeRelativePath(revision)) return undefined;
     const path = parts.slice(2).join("/") || undefined;
     return { type: t, id: `${org}/${name}`, revision, explicitRevision: at >= 0, path };
   }
   const m = /^([^/@]+)\/([^/@]+)(?:@(.+))?$/.exec(spec);
-  if (!m || !validName(m[1]) || !validName(m[2])) return undefined;
+  if (!m || !validName(m[1]) || !validName(m[2]) || (m[3] !== undefined && !safeRelativePath(m[3]))) {
+    return undefined;
+  }
   return { type, id: `${m[1]}/${m[2]}`, revision: m[3] ?? "main", explicitRevision: m[3] !== undefined };
 }
 
@@ -359,8 +372,10 @@ export interface FileMetadata {
 }
 
 /** `"abc"` / `W/"abc"` → `abc`, as huggingface_hub's `_normalize_etag`. */
-function normalizeEtag(etag: string): string {
-  return etag.replace(/^W\//, "").replace(/^"|"$/g, "");
+function normalizeEtag(etag: string, url: string): string {
+  const e = etag.replace(/^W\//, "").replace(/^"|"$/g, "");
+  if (!ETAG.test(e)) throw new HubError(`${url}: ETag ${JSON.stringify(etag)} is not a sha1 or sha256`);
+  return e;
 }
 
 /**
@@ -400,7 +415,7 @@ export async function fileMetadata(
     if (!Number.isSafeInteger(size) || size < 0) throw new HubError(`${url}: no file size in the answer`);
     return {
       commit: h.get("x-repo-commit") ?? undefined,
-      etag: normalizeEtag(etag),
+      etag: normalizeEtag(etag, url),
       size,
       location: location ? new URL(location, url).href : url,
       lfs: linked !== null,
@@ -434,7 +449,10 @@ export interface DownloadProgress {
   file: string;
   /** Bytes of all selected files now present (cached ones included). */
   bytes: number;
-  /** Bytes of all selected files. */
+  /**
+   * Bytes of the files to fetch whose size is known so far (a file's size comes with its HEAD, sent just before
+   * its download, at most `concurrency` files ahead).
+   */
   totalBytes: number;
   /** Files complete. */
   filesDone: number;
@@ -542,7 +560,7 @@ async function fetchBlob(
   let { hash, bytes } = await hashPrefix(part);
   if (bytes > meta.size) {
     await Deno.remove(part);
-    ({ hash, bytes } = await hashPrefix(part));
+    ({ hash, bytes } = { hash: createHash("sha256"), bytes: 0 });
   }
   onBytes(bytes);
   for (let attempt = 1;; attempt++) {
@@ -552,8 +570,10 @@ async function fetchBlob(
         if (bytes > 0) extra.range = `bytes=${bytes}-`;
         const res = await request(meta.location, { headers: headers(s, meta.location, extra) });
         if (!res.ok) throw await httpError(res, ref, `${path} (${meta.location})`, s);
-        if (bytes > 0 && res.status !== 206) {
-          // The server ignored Range: start over.
+        const resumed = res.status === 206 &&
+          new RegExp(`^bytes ${bytes}-`).test(res.headers.get("content-range") ?? `bytes ${bytes}-`);
+        if (bytes > 0 && !resumed) {
+          // The server ignored Range (or answered another one): start over.
           onBytes(-bytes);
           ({ hash, bytes } = { hash: createHash("sha256"), bytes: 0 });
           await Deno.remove(part).catch(() => {});
@@ -647,29 +667,28 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
     const some = info.files.slice(0, 20).join(", ") + (info.files.length > 20 ? ", …" : "");
     throw new HubError(`${label(ref)}: none of its ${info.files.length} files is one this needs (${some})`);
   }
+  const unsafe = files.find((f) => !safeRelativePath(f));
+  if (unsafe !== undefined) {
+    throw new HubError(`${label(ref)}: file name ${JSON.stringify(unsafe)} leaves the repo`);
+  }
   const snapshot = cache.snapshot(info.sha);
-  await Deno.mkdir(snapshot, { recursive: true });
-  if (ref.revision !== info.sha) {
-    await Deno.mkdir(dirname(cache.ref(ref.revision)), { recursive: true });
-    await writeFileAtomic(cache.ref(ref.revision), new TextEncoder().encode(info.sha));
-  }
   const todo: string[] = [];
-  for (const f of files) {
-    if (!(await Deno.stat(join(snapshot, f)).then(() => true, () => false))) todo.push(f);
-  }
+  for (const f of files) if (!(await exists(join(snapshot, f)))) todo.push(f);
   opts.onPlan?.(
     `${label(ref)} (commit ${info.sha.slice(0, 12)}): ${files.length} files, ` +
       `${todo.length === 0 ? "all cached" : `${todo.length} to download`} -> ${snapshot}`,
   );
-  const metas = await pool(todo, opts.concurrency ?? 8, (f) => fileMetadata(ref, info.sha, f, s));
   const progress: DownloadProgress = {
     file: "",
     bytes: 0,
-    totalBytes: metas.reduce((a, m) => a + m.size, 0),
+    totalBytes: 0,
     filesDone: files.length - todo.length,
     files: files.length,
   };
-  await pool(todo.map((f, i) => [f, metas[i]] as const), opts.concurrency ?? 8, async ([f, meta]) => {
+  await pool(todo, opts.concurrency ?? 8, async (f) => {
+    // Each file's HEAD just before its download (as hf_hub_download does): a CDN location is used while fresh.
+    const meta = await fileMetadata(ref, info.sha, f, s);
+    progress.totalBytes += meta.size;
     const blob = cache.blob(meta.etag);
     await Deno.mkdir(dirname(blob), { recursive: true });
     await withLock(cache.lock(meta.etag), async () => {
@@ -686,6 +705,12 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
     progress.filesDone++;
     opts.onProgress?.({ ...progress, file: f });
   });
+  // The revision's ref last, once every file is in place: an interrupted download never names a snapshot
+  // that offline mode would then take as complete.
+  if (ref.revision !== info.sha) {
+    await Deno.mkdir(dirname(cache.ref(ref.revision)), { recursive: true });
+    await writeFileAtomic(cache.ref(ref.revision), new TextEncoder().encode(info.sha));
+  }
   return snapshot;
 }
 

@@ -1,6 +1,7 @@
 // The hub client against a test hub on 127.0.0.1: huggingface_hub's cache layout, HEAD semantics, resume,
 // sha256 rejection, offline mode, gated repositories.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   HubError,
@@ -50,7 +51,10 @@ Deno.test("parseRepoRef: org/name[@rev], hf:// with a file, local paths are not 
     explicitRevision: true,
     path: "sub/train.jsonl",
   });
-  for (const p of ["./runs/tiny", "/abs/x", "runs/a/b", "a", "../x/y", "a--b/c", "x/y.", "a/b@"]) {
+  const outside = ["a/b@../../x", "a/b@refs//x", "a/b@./x", "hf://org/n@..%2F..%2Fx/f"];
+  for (
+    const p of ["./runs/tiny", "/abs/x", "runs/a/b", "a", "../x/y", "a--b/c", "x/y.", "a/b@", ...outside]
+  ) {
     assert.equal(parseRepoRef(p, "model"), undefined, p);
   }
   assert.equal(repoFolderName({ type: "dataset", id: "bigbio/med_qa" }), "datasets--bigbio--med_qa");
@@ -244,6 +248,28 @@ Deno.test("snapshotDownload: an LFS file whose sha256 does not match is rejected
     e.name
   );
   assert.ok(!linked.includes("model-00002-of-00002.safetensors"));
+  // The revision's ref is written only once every file is in: offline mode does not take this snapshot.
+  assert.ok(!existsSync(join(d.path, "models--org--tiny", "refs", "main")));
+  await assert.rejects(
+    snapshotDownload(parseRepoRef("org/tiny", "model")!, {
+      settings: { ...settings(hub, d.path), offline: true },
+    }),
+    /is not in the hub cache/,
+  );
+});
+
+Deno.test("snapshotDownload: a file name that would leave the snapshot is refused before any download", async () => {
+  await using hub = new TestHub();
+  using d = tempDir();
+  hub.add({ type: "model", id: "org/evil", files: { "config.json": "{}", "../../escape.json": "{}" } });
+  await assert.rejects(
+    snapshotDownload(parseRepoRef("org/evil", "model")!, { settings: settings(hub, d.path) }),
+    (e: Error) => e instanceof HubError && /file name "..\/..\/escape.json" leaves the repo/.test(e.message),
+  );
+  assert.equal(hub.requests.filter((r) => r.path.includes("/resolve/")).length, 0);
+  assert.ok(
+    !existsSync(join(d.path, "escape.json")) && !existsSync(join(d.path, "models--org--evil", "escape.json")),
+  );
 });
 
 Deno.test("offline: HF_HUB_OFFLINE uses the cache without a request, and names the repo when it is not cached", async () => {

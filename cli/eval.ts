@@ -188,7 +188,8 @@ async function plan(target: string, data: string | undefined, say: (s: string) =
     loud("NO --data GIVEN: 'all' evaluates only the DEMO SET (generated from the embedded knowledge base)");
     return [{ name: "demo" as BenchmarkName, data: undefined }];
   }
-  if (data === "hub") {
+  // "hub" names the hub datasets unless a local directory of that name exists (a path always wins).
+  if (data === "hub" && !(await Deno.stat(data).then(() => true, () => false))) {
     loud(
       `--data hub: every benchmark from its Hugging Face Hub dataset (${
         Object.values(HUB_BENCHMARK_REPOS).join(", ")

@@ -334,6 +334,11 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   run.name = v.name ?? run.name;
   validateConfig(run, "command line");
+  if (sft.pack && run.parallel.device === "cuda") {
+    throw new UsageError(
+      "sft.pack (--pack) needs segment ids in attention, which the CUDA backend lacks yet",
+    );
+  }
   const steps = v.steps === undefined ? undefined : Number(v.steps);
   if (steps !== undefined && !(Number.isInteger(steps) && steps >= 1)) {
     throw new UsageError(`--steps must be a positive integer, got '${v.steps}'`);

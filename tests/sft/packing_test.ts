@@ -1,6 +1,7 @@
 // Packing several SFT examples per row: first-fit rows with segment ids (data/sft.ts), and the native model
 // computing on a packed batch exactly what it computes on the same examples as separate padded rows.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { NativeModel } from "../../runtime/mod.ts";
@@ -258,5 +259,23 @@ Deno.test({
     assert.equal(saved.sft.pack, true);
     const metrics = (await Deno.readTextFile(join(dir.path, "ft", "metrics.jsonl"))).trim().split("\n");
     assert.ok(metrics.every((l) => Number.isFinite(JSON.parse(l).loss)));
+    // The CUDA backend has no segment ids yet: refused before anything is loaded or written.
+    await assert.rejects(
+      finetune([
+        "--init",
+        join(dir.path, "pre"),
+        "--data",
+        data,
+        "--name",
+        "gpu",
+        "--out",
+        dir.path,
+        "--pack",
+        "--device",
+        "cuda",
+      ]),
+      /--pack\) needs segment ids in attention, which the CUDA backend lacks yet/,
+    );
+    assert.ok(!existsSync(join(dir.path, "gpu")));
   },
 });

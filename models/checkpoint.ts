@@ -223,43 +223,33 @@ export async function saveCheckpoint(
   const tmp = join(root, `.${iterDirName(state.iteration)}.tmp`);
   const r = model.rank;
   const leader = r.worldRank === 0;
-  await together(
-    sync,
-    `preparing ${tmp}`,
-    leader
-      ? async () => {
-        await Deno.mkdir(root, { recursive: true });
-        await Deno.remove(tmp, { recursive: true }).catch(() => {});
-        await Deno.mkdir(tmp);
-      }
-      : undefined,
-  );
+  const prepare = async () => {
+    await Deno.mkdir(root, { recursive: true });
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await Deno.mkdir(tmp);
+  };
+  const publish = async () => {
+    const shards: CheckpointMeta["shards"] = {};
+    for (const e of [...Deno.readDirSync(tmp)].sort((x, y) => x.name.localeCompare(y.name))) {
+      shards[e.name] = await sha256File(join(tmp, e.name));
+    }
+    await publishCheckpoint(root, tmp, {
+      format: "meditron-checkpoint",
+      format_version: CHECKPOINT_FORMAT_VERSION,
+      iteration: state.iteration,
+      consumed_samples: state.consumedSamples,
+      config,
+      topology: { tp: r.tp, pp: r.pp, dp: r.dp, zero1: r.zero1 },
+      data: state.data,
+      shards,
+      created: new Date().toISOString(),
+    });
+  };
+  // Rank 0 prepares and publishes, every rank writes its shards; all ranks agree after each stage.
+  await together(sync, `preparing ${tmp}`, leader ? prepare : undefined);
   try {
     await together(sync, `writing a shard of ${tmp}`, () => writeShards(tmp, model));
-    await together(
-      sync,
-      `publishing ${tmp}`,
-      leader
-        ? async () => {
-          const shards: CheckpointMeta["shards"] = {};
-          for (const e of [...Deno.readDirSync(tmp)].sort((x, y) => x.name.localeCompare(y.name))) {
-            shards[e.name] = await sha256File(join(tmp, e.name));
-          }
-          const meta: CheckpointMeta = {
-            format: "meditron-checkpoint",
-            format_version: CHECKPOINT_FORMAT_VERSION,
-            iteration: state.iteration,
-            consumed_samples: state.consumedSamples,
-            config,
-            topology: { tp: r.tp, pp: r.pp, dp: r.dp, zero1: r.zero1 },
-            data: state.data,
-            shards,
-            created: new Date().toISOString(),
-          };
-          await publishCheckpoint(root, tmp, meta);
-        }
-        : undefined,
-    );
+    await together(sync, `publishing ${tmp}`, leader ? publish : undefined);
     return join(root, iterDirName(state.iteration));
   } catch (e) {
     if (leader) await Deno.remove(tmp, { recursive: true }).catch(() => {});

@@ -72,6 +72,33 @@ export async function runMain(
 }
 
 /**
+ * Runs the subcommand named by the first argument (`deno task convert hf-to-native …`): prints `help` for no
+ * command, `help`, `-h` or `--help`; an unknown one is a {@linkcode UsageError} listing the known ones.
+ * `--debug` (read by {@linkcode runMain}) is dropped from the arguments.
+ *
+ * @example
+ * ```ts ignore
+ * export const main = (args: string[]) => runSubcommand(args, { inspect: inspectCommand }, HELP);
+ * ```
+ */
+export async function runSubcommand(
+  rawArgs: string[],
+  commands: Record<string, (args: string[]) => Promise<unknown>>,
+  help: string,
+): Promise<void> {
+  const [command, ...rest] = rawArgs.filter((a) => a !== "--debug");
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    console.log(help);
+    return;
+  }
+  const run = commands[command];
+  if (!run) {
+    throw new UsageError(`unknown command '${command}' (commands: ${Object.keys(commands).join(", ")})`);
+  }
+  await run(rest);
+}
+
+/**
  * A command-line path argument resolved to a local path: itself, or a hub repository's snapshot directory
  * (`repo` set) or a file in it (`hf://…/path`).
  */

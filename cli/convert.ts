@@ -17,7 +17,7 @@ import {
   reshard,
 } from "../models/convert/mod.ts";
 import type { WriteDtype } from "../models/safetensors.ts";
-import { resolveModelArg, runMain, UsageError } from "./common.ts";
+import { resolveModelArg, runMain, runSubcommand, UsageError } from "./common.ts";
 import { formatDuration, Progress } from "./progress.ts";
 
 const HELP = `Usage: deno task convert <command> [options]
@@ -327,17 +327,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
  * ```
  */
 export async function main(rawArgs: string[]): Promise<void> {
-  const args = rawArgs.filter((a) => a !== "--debug");
-  const [command, ...rest] = args;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-    console.log(HELP);
-    return;
-  }
-  const run = COMMANDS[command];
-  if (!run) {
-    throw new UsageError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
-  }
-  await run(rest);
+  await runSubcommand(rawArgs, COMMANDS, HELP);
 }
 
 if (import.meta.main) await runMain(main, HELP);

@@ -16,7 +16,7 @@ import { HELP_PREPARE, prepare, prepareConfigFromArgs } from "../data/prepare.ts
 import { IndexedDataset } from "../data/indexed_dataset.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { resolveDatasetArg, runMain, UsageError } from "./common.ts";
+import { resolveDatasetArg, runMain, runSubcommand, UsageError } from "./common.ts";
 import { snapshotFiles } from "../data/hub.ts";
 import { sftFromBenchmark } from "./data_sft.ts";
 
@@ -198,17 +198,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<unknown>> = {
  * ```
  */
 export async function main(rawArgs: string[]): Promise<void> {
-  const args = rawArgs.filter((a) => a !== "--debug");
-  const [command, ...rest] = args;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-    console.log(HELP);
-    return;
-  }
-  const run = COMMANDS[command];
-  if (!run) {
-    throw new UsageError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
-  }
-  await run(rest);
+  await runSubcommand(rawArgs, COMMANDS, HELP);
 }
 
 if (import.meta.main) await runMain(main, HELP);

@@ -33,7 +33,7 @@ import {
   writeResult,
 } from "../eval/mod.ts";
 import { Progress } from "./progress.ts";
-import { openAnyModel } from "./serve.ts";
+import { openAnyModel } from "../models/convert/mod.ts";
 import {
   deviceFlag,
   hubProgress,

@@ -5,10 +5,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import { type Device, type NativeModel, setNumThreads } from "../runtime/mod.ts";
-import { type LoadOptions, type OpenedModel, openModel, resolveCheckpoint } from "../models/checkpoint.ts";
-import { hfToNative } from "../models/convert/mod.ts";
+import { openAnyModel } from "../models/convert/mod.ts";
 import { type ChatTemplate, templateFor } from "../models/chat.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
@@ -95,28 +94,6 @@ export async function loadServingModel(
   } catch (e) {
     model.dispose();
     throw e;
-  }
-}
-
-/**
- * Opens a native run (dir, checkpoints/ or iter_*) or an HF directory, which is first converted to a temporary
- * native checkpoint (removed once loaded; `dir` then names the HF directory).
- *
- * @example
- * ```ts ignore
- * const { model, meta } = await openAnyModel("Llama-2-7b-hf");
- * ```
- */
-export async function openAnyModel(path: string, opts: LoadOptions = {}): Promise<OpenedModel> {
-  if (!(await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false))) {
-    return await openModel(await resolveCheckpoint(path), opts);
-  }
-  const tmp = await Deno.makeTempDir({ prefix: "meditron-hf-" });
-  try {
-    const opened = await openModel(await hfToNative(path, join(tmp, "run"), {}), opts);
-    return { ...opened, dir: path };
-  } finally {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
 

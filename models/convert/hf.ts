@@ -13,7 +13,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { type ModelConfig, presetConfig, type RunConfig, validateConfig } from "../config.ts";
-import { resolveCheckpoint } from "../checkpoint.ts";
+import { type LoadOptions, type OpenedModel, openModel, resolveCheckpoint } from "../checkpoint.ts";
 import type { WriteDtype } from "../safetensors.ts";
 import { allParams, fullShape } from "./layout.ts";
 import { NativeCheckpointReader, type Progress, writeNativeCheckpoint } from "./native.ts";
@@ -428,4 +428,26 @@ export async function nativeToHf(
     }
     return files;
   });
+}
+
+/**
+ * Opens a native run (dir, checkpoints/ or iter_*) or an HF directory, which is first converted to a temporary
+ * native checkpoint (removed once loaded; `dir` then names the HF directory).
+ *
+ * @example
+ * ```ts ignore
+ * const { model, meta } = await openAnyModel("Llama-2-7b-hf", { device: "cpu" });
+ * ```
+ */
+export async function openAnyModel(path: string, opts: LoadOptions = {}): Promise<OpenedModel> {
+  if (!(await Deno.stat(join(path, "config.json")).then((s) => s.isFile, () => false))) {
+    return await openModel(await resolveCheckpoint(path), opts);
+  }
+  const tmp = await Deno.makeTempDir({ prefix: "meditron-hf-" });
+  try {
+    const opened = await openModel(await hfToNative(path, join(tmp, "run"), {}), opts);
+    return { ...opened, dir: path };
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
 }

@@ -1,10 +1,8 @@
 // Finetuning under mpirun: TP=2 and DP=2 give the loss curve of the 1-rank run (variable-length batches).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { NativeModel } from "../../runtime/mod.ts";
-import { saveCheckpoint } from "../../models/checkpoint.ts";
-import { modelDims, optimSettings, presetConfig } from "../../models/config.ts";
 import { assertClose } from "../helpers.ts";
+import { saveInitModel } from "./fixtures.ts";
 
 const FINETUNE = new URL("../../cli/finetune.ts", import.meta.url).pathname;
 
@@ -20,24 +18,9 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "sft-par-" });
     try {
-      const cfg = presetConfig("tiny");
-      cfg.model = {
-        ...cfg.model,
-        dim: 32,
-        n_layers: 2,
-        n_heads: 4,
-        n_kv_heads: 2,
-        ffn_dim: 64,
-        max_seq: 128,
-      };
-      cfg.train.seq = 64;
-      {
-        using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
-          seed: 3,
-          initStd: 0.1,
-        });
-        await saveCheckpoint(join(dir, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
-      }
+      await saveInitModel(join(dir, "pre"), {
+        model: { n_layers: 2, n_heads: 4, n_kv_heads: 2 },
+      });
       const data = join(dir, "sft.jsonl");
       const rows = Array.from({ length: 8 }, (_, i) => ({
         messages: [
@@ -91,24 +74,7 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "sft-resume-" });
     try {
-      const cfg = presetConfig("tiny");
-      cfg.model = {
-        ...cfg.model,
-        dim: 32,
-        n_layers: 1,
-        n_heads: 2,
-        n_kv_heads: 1,
-        ffn_dim: 64,
-        max_seq: 128,
-      };
-      cfg.train.seq = 64;
-      {
-        using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
-          seed: 4,
-          initStd: 0.1,
-        });
-        await saveCheckpoint(join(dir, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
-      }
+      await saveInitModel(join(dir, "pre"), { seed: 4 });
       const data = join(dir, "sft.jsonl");
       await Deno.writeTextFile(
         data,

@@ -7,18 +7,14 @@ import { main as pretrain } from "../../cli/pretrain.ts";
 import { loadInit, main as finetune, parseSftConfig, sftVocab } from "../../cli/finetune.ts";
 import { demoSftRows } from "../../cli/data_sft.ts";
 import { NativeLanguageModel } from "../../models/lm.ts";
-import {
-  loadCheckpoint,
-  readCheckpointMeta,
-  resolveCheckpoint,
-  saveCheckpoint,
-} from "../../models/checkpoint.ts";
+import { loadCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
 import { nativeToHf } from "../../models/convert/mod.ts";
 import { assertClose } from "../helpers.ts";
 import { presetConfig } from "../../models/config.ts";
 import { NativeModel } from "../../runtime/mod.ts";
 import { type Benchmark, demoQuestions, evaluate } from "../../eval/mod.ts";
 import { modelDims, optimSettings } from "../../models/config.ts";
+import { saveInitModel } from "./fixtures.ts";
 
 const quiet = async <T>(f: () => Promise<T>): Promise<T> => {
   const log = console.log, error = console.error;
@@ -153,24 +149,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "sft-hf-" });
     const log = console.log;
     try {
-      const cfg = presetConfig("tiny");
-      cfg.model = {
-        ...cfg.model,
-        dim: 32,
-        n_layers: 1,
-        n_heads: 2,
-        n_kv_heads: 1,
-        ffn_dim: 64,
-        max_seq: 128,
-      };
-      cfg.train.seq = 64;
-      {
-        using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
-          seed: 3,
-          initStd: 0.1,
-        });
-        await saveCheckpoint(join(dir, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
-      }
+      const cfg = await saveInitModel(join(dir, "pre"));
       await nativeToHf(join(dir, "pre"), join(dir, "hf"), { dtype: "F32" });
       // The grown model at initialisation: new rows are the mean of the old ones.
       const grown = await loadInit(await resolveCheckpoint(join(dir, "pre")), cfg, 2);

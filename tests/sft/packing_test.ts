@@ -16,8 +16,8 @@ import {
 } from "../../data/sft.ts";
 import { Tokenizer } from "../../data/tokenizer.ts";
 import { main as finetune } from "../../cli/finetune.ts";
-import { modelDims, optimSettings, presetConfig } from "../../models/config.ts";
-import { readCheckpointMeta, resolveCheckpoint, saveCheckpoint } from "../../models/checkpoint.ts";
+import { readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
+import { saveInitModel } from "./fixtures.ts";
 import { Rng } from "../reference/init.ts";
 import { assertClose, relErr, tempDir, TEST_OPTIM } from "../helpers.ts";
 
@@ -224,16 +224,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     using dir = tempDir("sft-pack-");
-    const cfg = presetConfig("tiny");
-    cfg.model = { ...cfg.model, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1, ffn_dim: 64, max_seq: 128 };
-    cfg.train.seq = 128;
-    {
-      using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
-        seed: 3,
-        initStd: 0.1,
-      });
-      await saveCheckpoint(join(dir.path, "pre"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
-    }
+    const cfg = await saveInitModel(join(dir.path, "pre"), { seq: 128 });
     const rows = Array.from({ length: 12 }, (_, i) => ({
       messages: [
         { role: "user", content: `Question ${i}: ${"which drug? ".repeat(1 + (i % 4))}` },

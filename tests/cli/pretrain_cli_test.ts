@@ -16,6 +16,25 @@ async function run(args: string[], cwd?: string) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** Writes a 60-document JSONL corpus (document i's text is `text(i)`) to `dir/c.jsonl`; returns its path. */
+function writeCorpus(dir: string, text: (i: number) => string): string {
+  const corpus = join(dir, "c.jsonl");
+  Deno.writeTextFileSync(
+    corpus,
+    Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: text(i) })).join("\n") + "\n",
+  );
+  return corpus;
+}
+
+/** Flags of run "t" under `dir` on `corpus`: a 1-layer dim-32 model, seq 32, micro-batch 2; then `extra`. */
+function microRun(dir: string, corpus: string, extra: string[]): string[] {
+  return [
+    ...["--data", corpus, "--out", dir, "--name", "t", "--seq", "32", "--micro-batch", "2"],
+    ...["--set", "model.n_layers=1", "--set", "model.dim=32", "--set", "model.ffn_dim=64"],
+    ...extra,
+  ];
+}
+
 Deno.test("--help lists the flags with examples", async () => {
   const r = await run(["--help"]);
   assert.equal(r.code, 0);
@@ -39,41 +58,15 @@ Deno.test("unknown flags and config errors are one line, no stack trace", async 
 
 Deno.test("a short run on a JSONL corpus: plain progress lines, metrics, checkpoint, resume guard", async () => {
   using dir = tempDir();
-  const corpus = join(dir.path, "c.jsonl");
-  const lines = Array.from(
-    { length: 60 },
-    (_, i) =>
-      JSON.stringify({ text: `Patient ${i} with asthma was treated with inhaled albuterol and improved.` }),
-  );
-  Deno.writeTextFileSync(corpus, lines.join("\n") + "\n");
-  const argsFor = (
-    steps: number,
-  ) => [
-    "--data",
-    corpus,
-    "--out",
+  const corpus = writeCorpus(
     dir.path,
-    "--name",
-    "t",
-    "--steps",
-    String(steps),
-    "--seq",
-    "32",
-    "--micro-batch",
-    "2",
-    "--grad-accum",
-    "1",
-    "--eval-every",
-    "3",
-    "--set",
-    "train.warmup_steps=2",
-    "--set",
-    "model.n_layers=1",
-    "--set",
-    "model.dim=32",
-    "--set",
-    "model.ffn_dim=64",
-  ];
+    (i) => `Patient ${i} with asthma was treated with inhaled albuterol and improved.`,
+  );
+  const argsFor = (steps: number) =>
+    microRun(dir.path, corpus, [
+      ...["--steps", String(steps), "--grad-accum", "1", "--eval-every", "3"],
+      ...["--set", "train.warmup_steps=2"],
+    ]);
   const args = argsFor(6);
   const r = await run(args);
   assert.equal(r.code, 0, r.stderr);
@@ -96,39 +89,10 @@ Deno.test("a short run on a JSONL corpus: plain progress lines, metrics, checkpo
 
 Deno.test("SIGTERM mid-run: the step finishes, a checkpoint is written, exit 0, and --resume continues", async () => {
   using dir = tempDir();
-  const corpus = join(dir.path, "c.jsonl");
-  Deno.writeTextFileSync(
-    corpus,
-    Array.from(
-      { length: 60 },
-      (_, i) => JSON.stringify({ text: `Note ${i}: hypothyroidism is treated with levothyroxine.` }),
-    )
-      .join("\n") + "\n",
-  );
-  const args = [
-    "--data",
-    corpus,
-    "--out",
-    dir.path,
-    "--name",
-    "t",
-    "--seq",
-    "32",
-    "--micro-batch",
-    "2",
-    "--eval-every",
-    "0",
-    "--save-every",
-    "0",
-    "--set",
-    "train.warmup_steps=1",
-    "--set",
-    "model.n_layers=1",
-    "--set",
-    "model.dim=32",
-    "--set",
-    "model.ffn_dim=64",
-  ];
+  const corpus = writeCorpus(dir.path, (i) => `Note ${i}: hypothyroidism is treated with levothyroxine.`);
+  const args = microRun(dir.path, corpus, [
+    ...["--eval-every", "0", "--save-every", "0", "--set", "train.warmup_steps=1"],
+  ]);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args, "--steps", "100000"],
     stdout: "null",
@@ -156,39 +120,10 @@ Deno.test("SIGTERM mid-run: the step finishes, a checkpoint is written, exit 0, 
 
 Deno.test("a flipped byte in the latest checkpoint: --resume names the file, --resume auto falls back", async () => {
   using dir = tempDir();
-  const corpus = join(dir.path, "c.jsonl");
-  Deno.writeTextFileSync(
-    corpus,
-    Array.from(
-      { length: 60 },
-      (_, i) => JSON.stringify({ text: `Entry ${i}: gout flares are treated with colchicine.` }),
-    )
-      .join("\n") + "\n",
-  );
-  const args = [
-    "--data",
-    corpus,
-    "--out",
-    dir.path,
-    "--name",
-    "t",
-    "--seq",
-    "32",
-    "--micro-batch",
-    "2",
-    "--eval-every",
-    "0",
-    "--save-every",
-    "2",
-    "--set",
-    "train.warmup_steps=1",
-    "--set",
-    "model.n_layers=1",
-    "--set",
-    "model.dim=32",
-    "--set",
-    "model.ffn_dim=64",
-  ];
+  const corpus = writeCorpus(dir.path, (i) => `Entry ${i}: gout flares are treated with colchicine.`);
+  const args = microRun(dir.path, corpus, [
+    ...["--eval-every", "0", "--save-every", "2", "--set", "train.warmup_steps=1"],
+  ]);
   assert.equal((await run([...args, "--steps", "4"])).code, 0);
   const shard = join(dir.path, "t", "checkpoints", "iter_0000004", "model-tp00-pp00.safetensors");
   const bytes = Deno.readFileSync(shard);

@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "../data/tokenizer.ts";
+import { conditionsOfSystems } from "../data/embedded/knowledge.ts";
 import { parseRepoRef, snapshotDownload, snapshotFiles } from "../data/hub.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
 import type { Device } from "../runtime/mod.ts";
@@ -77,6 +78,8 @@ Options:
   --format F            meditron (default) | harness (lm-evaluation-harness prompts: "Question: …\\nA. …\\nAnswer:")
                         | continuation (the harness's "Question: …\\nAnswer:" without options; --mode cloze)
   --limit N             only the first N test questions
+  --systems LIST        demo set only: questions (and distractors) about these organ systems, e.g.
+                        cardiovascular,respiratory, for a model pretrained with --systems (default all)
   --out DIR             output directory (default: <run>/eval)
   --no-verify           skip sha256 verification of checkpoint shards
   --device cpu|cuda     where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
@@ -87,6 +90,7 @@ Hub: HF_ENDPOINT, HF_TOKEN (gated repositories), HF_HOME / HF_HUB_CACHE (cache),
 
 Examples:
   deno task eval demo
+  deno task eval demo --model runs/focus --systems cardiovascular,respiratory --mode cloze --format continuation
   deno task eval medqa --model epfl-llm/meditron-7b
   deno task eval medmcqa --data openlifescienceai/medmcqa --shots 3
   deno task eval all --data hub --model epfl-llm/meditron-7b
@@ -114,6 +118,7 @@ function parse(args: string[]) {
       chat: { type: "boolean" },
       format: { type: "string", default: "meditron" },
       limit: { type: "string" },
+      systems: { type: "string" },
       out: { type: "string" },
       "no-verify": { type: "boolean" },
       device: { type: "string", default: "cpu" },
@@ -222,8 +227,9 @@ async function load(
   data: string | undefined,
   log: Progress,
   hub: boolean,
+  systems?: string,
 ): Promise<Benchmark> {
-  if (name === "demo" || data === undefined) return await loadBenchmark(name, data);
+  if (name === "demo" || data === undefined) return await loadBenchmark(name, data, { systems });
   const select = (files: string[]) => hubBenchmarkFiles(name, files);
   const dir = hub
     ? await snapshotDownload(parseRepoRef(data, "dataset")!, { select, ...hubProgress(log) })
@@ -261,10 +267,19 @@ async function main(args: string[]): Promise<void> {
     throw new UsageError(`unknown benchmark '${target}'; known: ${[...BENCHMARK_NAMES, "all"].join(", ")}`);
   }
   const options = evalOptions(values);
+  const systems = values.systems;
+  if (systems !== undefined) {
+    if (target !== "demo") throw new UsageError(`--systems applies to the demo set only, not to ${target}`);
+    try {
+      conditionsOfSystems(systems);
+    } catch (e) {
+      throw new UsageError(`--systems: ${(e as Error).message}`);
+    }
+  }
   const log = new Progress();
   const todo = await plan(target, values.data, (s) => log.line(s));
   const benches: Benchmark[] = [];
-  for (const t of todo) benches.push(await load(t.name, t.data, log, "hub" in t));
+  for (const t of todo) benches.push(await load(t.name, t.data, log, "hub" in t, systems));
 
   const model = await openEvalModel(values.model, !values["no-verify"], deviceFlag(values.device), log);
   const opened = model.opened;
@@ -279,6 +294,13 @@ async function main(args: string[]): Promise<void> {
   }
   const outDir = values.out ?? model.outDir ?? join(runDirOf(values.model, ckpt), "eval");
   log.line(`model: ${ckpt} (iteration ${meta.iteration}, context ${native.dims.maxSeq} tokens) -> ${outDir}`);
+  const trainedOn = meta.config.data?.systems ?? "all"; // absent in older checkpoints
+  if (trainedOn !== "all" && systems === undefined && benches.some((b) => b.name === "demo")) {
+    log.line(
+      `note: this model was pretrained on the embedded corpus of ${trainedOn} only; ` +
+        `--systems ${trainedOn} asks the demo set about those organ systems alone`,
+    );
+  }
 
   const results: EvalResult[] = [];
   for (const bench of benches) {

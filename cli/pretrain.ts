@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
+  ConfigError,
   loadConfig,
   modelDims,
   optimSettings,
@@ -26,7 +27,7 @@ import { InMemoryDocuments } from "../data/gpt_dataset.ts";
 import { type CorpusDocument, readCorpusJsonl, tokenizeCorpus } from "../data/corpus.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { BlendedSamples, isIndexedSpec, splitFromValidFraction, SplitSamples } from "../data/blend.ts";
-import { DISCLAIMER, renderCorpus } from "../data/embedded/mod.ts";
+import { conditionsOfSystems, DISCLAIMER, renderCorpus } from "../data/embedded/mod.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { runMain, UsageError } from "./common.ts";
 import { plotRun } from "./plot.ts";
@@ -40,6 +41,9 @@ Options:
   --preset NAME         start from a preset instead: tiny, llama2-7b, llama2-13b, llama2-70b
   --data SOURCE         'embedded', a JSONL file of {"text": …} documents, an indexed dataset prefix from
                         'deno task data tokenize|prepare', or a blend "0.3 PREFIX_A 0.7 PREFIX_B" (data.source)
+  --systems LIST        organ systems of the embedded corpus, e.g. cardiovascular,respiratory (data.systems;
+                        default all): a focused corpus a tiny model learns in minutes (deno task eval demo
+                        --systems LIST then asks only about those)
   --steps N             optimizer steps (train.steps)
   --seq N               tokens per sequence (train.seq)
   --micro-batch N       sequences per micro-batch (train.micro_batch)
@@ -78,6 +82,7 @@ Examples:
 
 const FLAG_KEYS: Record<string, string> = {
   data: "data.source",
+  systems: "data.systems",
   steps: "train.steps",
   seq: "train.seq",
   "micro-batch": "train.micro_batch",
@@ -150,12 +155,19 @@ async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): P
   if (v.name) overrideConfig(cfg, "name", v.name);
   if (v["distributed-optimizer"]) overrideConfig(cfg, "parallel.distributed_optimizer", "true");
   validateConfig(cfg, "command line");
+  try {
+    conditionsOfSystems(cfg.data.systems ?? "all");
+  } catch (e) {
+    throw new ConfigError(`command line: data.systems: ${(e as Error).message}`);
+  }
   return cfg;
 }
 
-async function loadDocuments(source: string): Promise<CorpusDocument[]> {
-  if (source === "embedded") return renderCorpus();
-  return await readCorpusJsonl(source);
+async function loadDocuments(data: RunConfig["data"]): Promise<CorpusDocument[]> {
+  if (data.source === "embedded") {
+    return renderCorpus({ conditions: conditionsOfSystems(data.systems ?? "all") });
+  }
+  return await readCorpusJsonl(data.source);
 }
 
 /** Training and validation samples of a config, before they become batches. */
@@ -185,10 +197,13 @@ async function indexedSamples(cfg: RunConfig): Promise<SampleSources> {
 // first and validation last, so each split is a contiguous range of the same sample index as indexed data.
 async function tokenizedSamples(cfg: RunConfig, log: (s: string) => void): Promise<SampleSources> {
   const t0 = performance.now();
-  const docs = await loadDocuments(cfg.data.source);
+  const docs = await loadDocuments(cfg.data);
   const corpus = tokenizeCorpus(docs, Tokenizer.llama2(), cfg.data.valid_fraction, cfg.train.seed);
+  const systems = cfg.data.systems ?? "all";
   log(
-    `data: ${cfg.data.source}: ${docs.length} documents, ${corpus.tokens} tokens ` +
+    `data: ${cfg.data.source}${
+      systems === "all" ? "" : ` (${systems})`
+    }: ${docs.length} documents, ${corpus.tokens} tokens ` +
       `(${corpus.train.length} train / ${corpus.valid.length} validation documents), tokenized in ` +
       `${((performance.now() - t0) / 1000).toFixed(1)}s`,
   );
@@ -204,7 +219,13 @@ async function tokenizedSamples(cfg: RunConfig, log: (s: string) => void): Promi
   return {
     train: part(0, nTrain, t.seed),
     valid: corpus.valid.length ? part(nTrain, ordered.length, t.seed + 1) : undefined,
-    state: { source: cfg.data.source, seed: t.seed, seq: t.seq, valid_fraction: cfg.data.valid_fraction },
+    state: {
+      source: cfg.data.source,
+      ...(systems === "all" ? {} : { systems }),
+      seed: t.seed,
+      seq: t.seq,
+      valid_fraction: cfg.data.valid_fraction,
+    },
   };
 }
 

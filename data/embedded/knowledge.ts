@@ -2964,6 +2964,27 @@ export function conditionsBySystem(system: OrganSystem): Condition[] {
 }
 
 /**
+ * The conditions of a list of organ systems, in source order: `all` (every condition) or a comma-separated list
+ * of {@link SYSTEMS} slugs. An unknown slug is an error naming it and the known ones.
+ *
+ * @example
+ * ```ts
+ * import { conditionsOfSystems } from "./knowledge.ts";
+ * console.log(conditionsOfSystems("cardiovascular,respiratory").every((c) => c.system !== "renal")); // true
+ * ```
+ */
+export function conditionsOfSystems(systems: string): readonly Condition[] {
+  if (systems === "all") return CONDITIONS;
+  const wanted = systems.split(",").map((s) => s.trim());
+  for (const s of wanted) {
+    if (!(SYSTEMS as readonly string[]).includes(s)) {
+      throw new Error(`unknown organ system '${s}' (known: all, ${SYSTEMS.join(", ")})`);
+    }
+  }
+  return CONDITIONS.filter((c) => wanted.includes(c.system));
+}
+
+/**
  * Look a condition up by its slug.
  *
  * @example

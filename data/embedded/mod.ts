@@ -21,6 +21,7 @@ export {
   type Condition,
   CONDITIONS,
   conditionsBySystem,
+  conditionsOfSystems,
   DISCLAIMER,
   getCondition,
   type OrganSystem,

@@ -183,7 +183,12 @@ function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
   return a;
 }
 
-function distractors(c: Condition, type: DemoQuestionType, rand: () => number): string[] | null {
+function distractors(
+  c: Condition,
+  type: DemoQuestionType,
+  rand: () => number,
+  pool: readonly Condition[],
+): string[] | null {
   const gold = answerOf(c, type);
   const picked: string[] = [];
   const consider = (pool: readonly Condition[]) => {
@@ -195,8 +200,8 @@ function distractors(c: Condition, type: DemoQuestionType, rand: () => number): 
       picked.push(text);
     }
   };
-  consider(CONDITIONS.filter((o) => o.system === c.system));
-  if (picked.length < 3) consider(CONDITIONS.filter((o) => o.system !== c.system));
+  consider(pool.filter((o) => o.system === c.system));
+  if (picked.length < 3) consider(pool.filter((o) => o.system !== c.system));
   return picked.length === 3 ? picked : null;
 }
 
@@ -218,7 +223,9 @@ export interface DemoSplit {
 
 /**
  * Generates the demo questions: four per condition, four options (A–D), gold position and distractors drawn
- * with a seeded PRNG; `subject` is the organ system, `meta` the question type.
+ * with a seeded PRNG; `subject` is the organ system, `meta` the question type. `conditions` (default: the whole
+ * knowledge base) limits both the questions and the distractors to a subset, for a model pretrained on that
+ * subset of the corpus (`renderCorpus({ conditions })`).
  *
  * @example
  * ```ts
@@ -227,13 +234,16 @@ export interface DemoSplit {
  * console.log(test[0].question.endsWith("?"), test[0].options.length); // true 4
  * ```
  */
-export function demoQuestions(seed: number = DEMO_SEED): DemoSplit {
+export function demoQuestions(
+  seed: number = DEMO_SEED,
+  conditions: readonly Condition[] = CONDITIONS,
+): DemoSplit {
   const rand = mulberry32(seed);
   const split: DemoSplit = { test: [], train: [] };
-  for (const c of CONDITIONS) {
+  for (const c of conditions) {
     for (const type of DEMO_QUESTION_TYPES) {
       const question = stem(c, type, rand);
-      const wrong = distractors(c, type, rand);
+      const wrong = distractors(c, type, rand, conditions);
       if (wrong === null) continue;
       const answer = Math.floor(rand() * 4);
       const options = [...wrong];

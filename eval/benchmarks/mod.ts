@@ -12,7 +12,8 @@ import { loadMedQA } from "./medqa.ts";
 import { loadMedMCQA } from "./medmcqa.ts";
 import { loadPubMedQA } from "./pubmedqa.ts";
 import { loadMmlu, MMLU_MEDICAL_SUBJECTS } from "./mmlu.ts";
-import { demoQuestions } from "./demo.ts";
+import { DEMO_SEED, demoQuestions } from "./demo.ts";
+import { conditionsOfSystems } from "../../data/embedded/knowledge.ts";
 
 export * from "./medqa.ts";
 export * from "./medmcqa.ts";
@@ -192,6 +193,23 @@ async function loadMmluBench(data: string): Promise<Benchmark> {
 }
 
 /**
+ * Options of {@linkcode loadBenchmark}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadBenchmarkOptions } from "./mod.ts";
+ * const o: LoadBenchmarkOptions = { systems: "cardiovascular,respiratory" };
+ * ```
+ */
+export interface LoadBenchmarkOptions {
+  /**
+   * Demo set only: `all` (default) or a comma-separated list of organ systems; questions and distractors then
+   * come from those systems' conditions (for a model pretrained with `data.systems`).
+   */
+  systems?: string;
+}
+
+/**
  * Loads a benchmark. `data` is a file or directory of the published release (ignored for `demo`, required for
  * the others): MedQA a `.jsonl` or the release directory (4-option file preferred), MedMCQA `dev.json` or its
  * directory, PubMedQA the directory holding `ori_pqal.json` and `test_ground_truth.json` (or `test_set.json`),
@@ -204,18 +222,27 @@ async function loadMmluBench(data: string): Promise<Benchmark> {
  * console.log(demo.test.length > 0); // true
  * ```
  */
-export async function loadBenchmark(name: BenchmarkName, data?: string): Promise<Benchmark> {
+export async function loadBenchmark(
+  name: BenchmarkName,
+  data?: string,
+  options: LoadBenchmarkOptions = {},
+): Promise<Benchmark> {
   if (name === "demo") {
-    const { test, train } = demoQuestions();
+    const systems = options.systems ?? "all";
+    const { test, train } = demoQuestions(DEMO_SEED, conditionsOfSystems(systems));
     return {
       name,
       test,
       train,
       notes: [
-        "DEMO SET generated from the embedded knowledge base: a toolkit check, not a medical benchmark",
+        "DEMO SET generated from the embedded knowledge base: a toolkit check, not a medical benchmark" +
+        (systems === "all" ? "" : ` (organ systems: ${systems})`),
       ],
       demosBySubject: false,
     };
+  }
+  if (options.systems !== undefined) {
+    throw new Error(`--systems applies to the demo set only, not to ${name}`);
   }
   if (data === undefined) throw new Error(`benchmark "${name}" needs --data (a file or directory)`);
   switch (name) {

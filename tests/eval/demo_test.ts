@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { answersOverlap, DEMO_QUESTION_TYPES, demoQuestions, isDemoTrainCondition } from "../../eval/mod.ts";
-import { CONDITIONS, getCondition } from "../../data/embedded/knowledge.ts";
+import { CONDITIONS, conditionsOfSystems, getCondition } from "../../data/embedded/knowledge.ts";
+import { loadBenchmark } from "../../eval/benchmarks/mod.ts";
 import { renderCorpus } from "../../data/embedded/render.ts";
 
 Deno.test("answer overlap: equal, contained, or sharing most content words", () => {
@@ -72,4 +73,30 @@ Deno.test("demo questions are phrased unlike the pretraining corpus", () => {
   for (const phrase of ["Which of the following", "comes to the clinic because of", "at greatest risk of"]) {
     assert.ok(!corpus.includes(phrase), phrase);
   }
+});
+
+Deno.test("demo questions of a subset of organ systems: questions and distractors from those systems only", async () => {
+  const subset = conditionsOfSystems("cardiovascular,respiratory");
+  assert.equal(
+    subset.length,
+    CONDITIONS.filter((c) => /^(cardiovascular|respiratory)$/.test(c.system)).length,
+  );
+  assert.equal(conditionsOfSystems("all"), CONDITIONS);
+  assert.throws(
+    () => conditionsOfSystems("cardiovascular,cardio"),
+    /unknown organ system 'cardio' \(known: all, /,
+  );
+  const bench = await loadBenchmark("demo", undefined, { systems: "cardiovascular,respiratory" });
+  assert.match(bench.notes[0], /organ systems: cardiovascular,respiratory/);
+  const { test, train } = demoQuestions(undefined, subset);
+  assert.deepEqual(bench.test, test);
+  assert.equal(test.length + train.length, subset.length * DEMO_QUESTION_TYPES.length);
+  const facts = new Set(
+    subset.flatMap((c) => [c.name, c.firstLineTest, c.firstLineTreatment, c.complication]),
+  );
+  for (const q of [...test, ...train]) {
+    assert.ok(q.subject === "cardiovascular" || q.subject === "respiratory", q.id);
+    for (const o of q.options) assert.ok(facts.has(o), `${q.id}: "${o}" is not a fact of the subset`);
+  }
+  await assert.rejects(() => loadBenchmark("medqa", "x.jsonl", { systems: "renal" }), /demo set only/);
 });

@@ -63,6 +63,11 @@ Deno.test("invalid values are one-line errors naming the key", () => {
   fails("preset: llama3\n", /unknown preset 'llama3'/);
   fails("train: [1, 2]\n", /'train' must be a mapping/);
   fails("model: {dim: 64\n", /invalid YAML/);
+  fails(
+    "data:\n  source: c.jsonl\n  systems: renal\n",
+    /data.systems \(renal\) selects organ systems of the embedded/,
+  );
+  fails("data:\n  systems: 'renal; cardio'\n", /data.systems must be 'all' or a comma-separated list/);
 });
 
 Deno.test("overrides are typed and re-validated", () => {

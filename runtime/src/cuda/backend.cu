@@ -93,7 +93,20 @@ struct CudaBackend : DeviceBackend {
     const double need = (double)total * (4 + 2 + 4) + (double)M.chunk * (8 + (zero ? 4 : 0)) +
                         (double)M.rope.size() * 4;
     check_fits(need, "parameters (bf16 + fp32 master), fp32 gradients and AdamW state");
-    // Created after the check: a throwing constructor runs no destructor (the Buffers free themselves).
+    // A throwing constructor runs no destructor: the Buffers free themselves, the handles are released here.
+    try {
+      init();
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~CudaBackend() override { release(); }
+
+  // Stream, cuBLAS handle, device buffers and NCCL communicators (the constructor's work after the memory check).
+  void init() {
+    const bool zero = M.topo.zero1 && M.topo.dp > 1;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&blas));
     CUBLAS_CHECK(cublasSetStream(blas, stream));
@@ -114,12 +127,13 @@ struct CudaBackend : DeviceBackend {
     sync();
   }
 
-  ~CudaBackend() override {
+  // Frees what init() made, in reverse; safe on a partly made backend and never throws.
+  void release() noexcept {
     cudaSetDevice(device);
     if (stream) cudaStreamSynchronize(stream);
     tp.reset(), dp.reset(), world.reset(), mp.reset();
-    if (blas) cublasDestroy(blas);
-    if (stream) cudaStreamDestroy(stream);
+    if (blas) cublasDestroy(blas), blas = nullptr;
+    if (stream) cudaStreamDestroy(stream), stream = nullptr;
   }
 
   // Every entry point: nonblocking FFI calls arrive on pool threads, whose current device is their own.

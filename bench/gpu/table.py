@@ -35,6 +35,14 @@ def main():
         rows.append(("vs transformers LlamaForCausalLM", hf.get("skipped") or
                      f"{'pass' if hf['ok'] else 'FAIL'}: logits rel L2 {hf['logits_rel_l2']:.2e}, "
                      f"loss {hf['loss_cuda']:.4f} vs {hf['loss_hf']:.4f}"))
+    layouts = load(out, "layouts.json")
+    if layouts:
+        bad = [r["layout"] for r in layouts["rows"] if not r["pass"]]
+        worst = max((r.get("params", 0) for r in layouts["rows"]), default=0)
+        rows.append(("parallel layouts vs 1 rank (one GPU)", f"{len(layouts['rows']) - len(bad)}/{len(layouts['rows'])}"
+                     f" pass, worst params rel L2 {worst:.1e}" + (f" (FAIL: {'; '.join(bad)})" if bad else "")))
+    else:
+        rows.append(("parallel layouts vs 1 rank (one GPU)", "not run / crashed (see run.log)"))
     name = (gemm or {}).get("device", "?")
     peak = next((p for k, p in PEAKS if k in name), None)
     gemm_rate = gemm["gemm_tflops"] * 1e12 if gemm else None

@@ -54,11 +54,9 @@ void check_config(const mt_model_config& c) {
   MT_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta must be > 0 (got %g)", c.rope_theta);
   MT_CHECK(std::isfinite(c.init_std) && c.init_std >= 0, "init_std must be >= 0 (got %g)", c.init_std);
 }
-
-// Message tags of micro-batch i: activations forward, their gradients backward.
-int fwd_tag(int i) { return 2 * i; }
-int bwd_tag(int i) { return 2 * i + 1; }
 }  // namespace
+
+int pipeline_slots(int M, int P, int s) { return std::max(1, std::min(P - s, M)); }
 
 Model::Model(const mt_model_config& c, const mt_optim_config& o, const mt_topology* t) : cfg(c), opt(o) {
   check_config(c);
@@ -383,9 +381,13 @@ void Model::eval_loss(const int32_t* tokens, const int32_t* targets, const float
   stage_forward(a, tokens, 0, seg);
   const double local = stage_loss_backward(a, tokens, targets, mask, 1.0f, false, 1);
   if (a.fwd_send) a.fwd_send->wait();
+  finish_eval(local, mask, (size_t)B * T, loss_sum, count);
+}
+
+void Model::finish_eval(double local, const float* mask, size_t n, double* loss_sum, double* count) {
   double sums[2] = {last && topo.tp_rank == 0 ? local : 0.0, 0.0};
   world->all_reduce_sum(sums, 1);  // Σ over DP slices of the last stage's loss
-  for (size_t i = 0; i < (size_t)B * T; i++) sums[1] += mask[i];
+  for (size_t i = 0; i < n; i++) sums[1] += mask[i];
   dp_comm->all_reduce_sum(sums + 1, 1);
   *loss_sum = sums[0];
   *count = sums[1];
@@ -395,33 +397,32 @@ void Model::train_step(const int32_t* tokens, const int32_t* targets, const floa
                        mt_step_result* out, const int32_t* seg) {
   if (dev) return dev->train_step(tokens, targets, mask, n_micro, B, T, out);
   const size_t per = (size_t)B * T;
-  double count = 0;
-  for (size_t i = 0; i < per * n_micro; i++) count += mask[i];
-  dp_comm->all_reduce_sum(&count, 1);  // the global batch's token count: the loss is its token-level mean
-  MT_CHECK(count > 0, "the loss mask of the whole batch is zero: nothing to train on");
+  const double count = batch_token_count(mask, per * n_micro);
   std::fill(g.begin(), g.end(), 0.0f);
-  // Non-interleaved 1F1B: warm-up forwards, then one forward + one backward, then cool-down backwards.
-  const int M = n_micro, P = topo.pp, s = topo.pp_rank;
-  const int warm = std::min(P - s - 1, M), n_slots = std::max(1, std::min(P - s, M));
   double loss_sum = 0;
-  auto fwd = [&](int i) {
-    Activations& a = slot(i % n_slots, B, T);
-    stage_forward(a, tokens + i * per, fwd_tag(i), seg ? seg + i * per : nullptr);
-  };
-  auto bwd = [&](int i) {
-    loss_sum += stage_loss_backward(slots[i % n_slots], tokens + i * per, targets + i * per, mask + i * per,
-                                    (float)count, true, bwd_tag(i));
-  };
-  for (int i = 0; i < warm; i++) fwd(i);
-  for (int i = warm; i < M; i++) {
-    fwd(i);
-    bwd(i - warm);
-  }
-  for (int i = M - warm; i < M; i++) bwd(i);
+  run_1f1b(
+      n_micro, topo.pp, topo.pp_rank,
+      [&](int i, int k) { stage_forward(slot(k, B, T), tokens + i * per, fwd_tag(i), seg ? seg + i * per : nullptr); },
+      [&](int i, int k) {
+        loss_sum += stage_loss_backward(slots[k], tokens + i * per, targets + i * per, mask + i * per, (float)count,
+                                        true, bwd_tag(i));
+      });
   for (auto& a : slots) {
     if (a.fwd_send) a.fwd_send->wait();
     if (a.bwd_send) a.bwd_send->wait();
   }
+  finish_step(loss_sum, count, out);
+}
+
+double Model::batch_token_count(const float* mask, size_t n) {
+  double count = 0;
+  for (size_t i = 0; i < n; i++) count += mask[i];
+  dp_comm->all_reduce_sum(&count, 1);  // the loss is the global batch's token-level mean
+  MT_CHECK(count > 0, "the loss mask of the whole batch is zero: nothing to train on");
+  return count;
+}
+
+void Model::finish_step(double loss_sum, double count, mt_step_result* out) {
   double total = last && topo.tp_rank == 0 ? loss_sum : 0.0;
   world->all_reduce_sum(&total, 1);
   out->loss = (float)(total / count);

@@ -57,6 +57,24 @@ struct Activations {
 
 struct Model;
 
+// The pipeline schedule of a training step, shared by the CPU model and the device backends: non-interleaved
+// 1F1B over M micro-batches on stage s of P (warm-up forwards, then one forward + one backward, then cool-down
+// backwards). fwd(i, k) and bwd(i, k) run micro-batch i with activation slot k = i mod pipeline_slots(M, P, s).
+int pipeline_slots(int M, int P, int s);
+template <class Fwd, class Bwd>
+void run_1f1b(int M, int P, int s, Fwd&& fwd, Bwd&& bwd) {
+  const int warm = P - s - 1 < M ? P - s - 1 : M, slots = pipeline_slots(M, P, s);
+  for (int i = 0; i < warm; i++) fwd(i, i % slots);
+  for (int i = warm; i < M; i++) {
+    fwd(i, i % slots);
+    bwd(i - warm, (i - warm) % slots);
+  }
+  for (int i = M - warm; i < M; i++) bwd(i, i % slots);
+}
+// Message tags of micro-batch i between pipeline stages: activations forward, their gradients backward.
+inline int fwd_tag(int i) { return 2 * i; }
+inline int bwd_tag(int i) { return 2 * i + 1; }
+
 // Segment ids of packed rows, n = rows·T: non-decreasing along each row; throws mt::Error naming the index.
 void check_segment_ids(const int32_t* seg, size_t n, int T);
 
@@ -125,6 +143,14 @@ struct Model {
   // Synchronise gradients over DP, clip by the global norm, AdamW; returns {grad_norm, lr}. A non-finite norm
   // skips the update (returns false).
   bool optimizer_step(float* grad_norm, float* lr);
+  // Σ of the loss mask over this rank's n tokens and all DP ranks: the global batch's token count (> 0).
+  double batch_token_count(const float* mask, size_t n);
+  // The end of train_step on every backend: `loss_sum` (this rank's Σ mask·CE; counted on the last stage's TP
+  // rank 0 only) summed over the world, the result filled in and the optimizer step taken.
+  void finish_step(double loss_sum, double count, mt_step_result* out);
+  // The end of eval_loss on every backend: `local` (this rank's Σ mask·CE, counted as in finish_step) and the
+  // mask's token count of n tokens, each summed over the ranks that hold distinct parts.
+  void finish_eval(double local, const float* mask, size_t n, double* loss_sum, double* count);
 
  private:
   void setup_topology(const mt_topology* t);

@@ -55,37 +55,41 @@ struct CudaBackend : DeviceBackend {
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
-  std::unique_ptr<Comm> tp, dp, world, mp;  // NCCL over the model's groups
+  std::unique_ptr<Comm> tp, dp;  // the TP and DP groups on the device (make_device_comm: NCCL or staged)
+  std::unique_ptr<Comm> pp;      // pipeline messages, staged through host memory and M.pp_comm (send_stage)
   size_t total = 0;                          // floats of the flat buffers (ZeRO-1: dp·chunk)
   Buffer<float> master, grad, gown, adam_m, adam_v, rope;
   Buffer<bf16> param;
   Buffer<double> sums;  // [0] loss Σ mask·CE, [1] Σ g²
 
-  // Activations of one micro-batch (pp = 1: one in flight).
+  // Activations of one in-flight micro-batch: one slot with pp = 1, pipeline_slots() of them under 1F1B.
   struct Layer {
     Buffer<float> x_in, rstd1, lse, x_mid, rstd2;
     Buffer<bf16> h1, qkv, att, h2, gu, s;  // h1, att, h2, s empty under recompute (shared scratch instead)
   };
+  struct Slot {
+    std::vector<Layer> layers;
+    Buffer<float> x_fin, rstd_f, mask_d;
+    Buffer<bf16> h_f;
+    Buffer<int32_t> tok, tgt;
+    // Pipeline messages of this micro-batch, staged through host memory (kept until their sends complete).
+    std::unique_ptr<SendHandle> fwd_send, bwd_send;
+  };
   int B = 0, T = 0;
-  std::vector<Layer> layers;
-  Buffer<float> x_fin, rstd_f;
-  Buffer<bf16> h_f;
+  std::vector<Slot> slots;
+  Slot* a = nullptr;  // the slot forward() and loss_backward() work on (use())
   // Backward and recompute scratch, reused across layers and micro-batches.
   Buffer<float> dx, dh, tmp, dqkv32, D;
   Buffer<bf16> dxb, dqkv, datt, dgu, ds, r_h1, r_att, r_h2, r_s;
   Buffer<float> logits32, rowmax, stats;
   Buffer<bf16> dlogits;
   int CH = 0;  // rows per logits chunk
-  Buffer<int32_t> tok, tgt, seq_d, pos_d, idx_d;
-  Buffer<float> mask_d;
+  Buffer<int32_t> dec_tok, seq_d, pos_d, idx_d;
   // Decoding scratch (grown on demand).
   Buffer<float> dec_x, dec_tmp, dec_rstd;
   Buffer<bf16> dec_h, dec_qkv, dec_att, dec_gu, dec_s;
 
   explicit CudaBackend(Model& m) : M(m) {
-    MT_CHECK(M.topo.pp == 1,
-             "pipeline parallelism is not implemented on the CUDA backend yet (pp %d): use tp and dp with --device cuda",
-             M.topo.pp);
     device = local_device();
     CUDA_CHECK(cudaSetDevice(device));
     total = M.p.size();
@@ -120,10 +124,9 @@ struct CudaBackend : DeviceBackend {
     CUDA_CHECK(cudaMemsetAsync(grad.data(), 0, grad.bytes(), stream));
     CUDA_CHECK(cudaMemsetAsync(adam_m.data(), 0, adam_m.bytes(), stream));
     CUDA_CHECK(cudaMemsetAsync(adam_v.data(), 0, adam_v.bytes(), stream));
-    tp = cuda::make_nccl_comm(*M.tp_comm, stream);
-    dp = cuda::make_nccl_comm(*M.dp_comm, stream);
-    world = cuda::make_nccl_comm(*M.world, stream);
-    mp = cuda::make_nccl_comm(*M.mp_comm, stream);
+    tp = cuda::make_device_comm(*M.tp_comm, stream, device);
+    dp = cuda::make_device_comm(*M.dp_comm, stream, device);
+    pp = cuda::make_staged_comm(*M.pp_comm, stream);
     sync();
   }
 
@@ -131,7 +134,8 @@ struct CudaBackend : DeviceBackend {
   void release() noexcept {
     cudaSetDevice(device);
     if (stream) cudaStreamSynchronize(stream);
-    tp.reset(), dp.reset(), world.reset(), mp.reset();
+    for (Slot& sl : slots) sl.fwd_send.reset(), sl.bwd_send.reset();
+    tp.reset(), dp.reset(), pp.reset();
     if (blas) cublasDestroy(blas), blas = nullptr;
     if (stream) cudaStreamDestroy(stream), stream = nullptr;
   }
@@ -161,44 +165,69 @@ struct CudaBackend : DeviceBackend {
   int kvd() const { return M.KVHl * M.hd; }
   int qkvd() const { return qd() + 2 * kvd(); }
 
-  // Allocates the activations of one [B, T] micro-batch, after checking that they fit.
-  void ensure_acts(int b, int t) {
-    if (b == B && t == T) return;
-    // Free the previous shape's buffers first, so the check sees what a fresh allocation would.
-    layers.clear();
-    for (Buffer<float>* f : {&x_fin, &rstd_f, &dx, &dh, &tmp, &dqkv32, &D, &logits32, &rowmax, &stats, &mask_d})
-      f->resize(0);
-    for (Buffer<bf16>* h : {&h_f, &dxb, &dqkv, &datt, &dgu, &ds, &r_h1, &r_att, &r_h2, &r_s, &dlogits}) h->resize(0);
+  // Allocates the activations of `n` in-flight [B, T] micro-batches and the shared scratch, after checking that
+  // they fit.
+  void ensure_acts(int b, int t, int n) {
+    if (b == B && t == T && n <= (int)slots.size()) return;
+    wait_sends();
+    // Free the previous buffers first, so the check sees what a fresh allocation would.
+    slots.clear();
+    for (Buffer<float>* f : {&dx, &dh, &tmp, &dqkv32, &D, &logits32, &rowmax, &stats}) f->resize(0);
+    for (Buffer<bf16>* h : {&dxb, &dqkv, &datt, &dgu, &ds, &r_h1, &r_att, &r_h2, &r_s, &dlogits}) h->resize(0);
     B = T = 0;
     const size_t N = (size_t)b * t, d = M.cfg.dim, F = M.Fl, Hl = M.Hl;
     const bool rc = M.topo.recompute;
     const size_t per_row_layer = 4 * d + 4 + 4 * Hl + 4 * d + 4 + 2 * (size_t)qkvd() + 2 * 2 * F +
                                  (rc ? 0 : 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F);
+    const size_t per_row_slot = 4 * d + 4 + 4 + 2 * d + 4 + 4;  // x_fin, rstd_f, mask, h_f, tok, tgt
     const size_t per_row_scratch = 4 * d * 3 + 4 * (size_t)qkvd() + 4 * Hl + 2 * d + 2 * (size_t)qkvd() +
                                    2 * (size_t)qd() + 2 * 2 * F + 2 * F +
-                                   (rc ? 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F : 0) + 4 * d + 4 + 2 * d + 16;
+                                   (rc ? 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F : 0);
     const size_t Vl = M.Vl;
     CH = (int)std::max<size_t>(1, std::min<size_t>(N, ((size_t)256 << 20) / (6 * Vl)));
-    const double act = (double)N * per_row_layer * M.n_layers;
+    const double act = (double)n * N * (per_row_layer * M.n_layers + per_row_slot);
     const double scratch = (double)N * per_row_scratch + (double)CH * Vl * 6 + (double)CH * 12;
     check_fits(act + scratch,
-               format("activations of batch %d x seq %d (%.2f GiB over %d layers) and scratch (%.2f GiB)", b, t,
-                      act / GiB, M.n_layers, scratch / GiB)
+               format("activations of %d micro-batch%s of batch %d x seq %d (%.2f GiB over %d layers) and scratch "
+                      "(%.2f GiB)",
+                      n, n == 1 ? "" : "es in flight", b, t, act / GiB, M.n_layers, scratch / GiB)
                    .c_str());
-    layers.resize(M.n_layers);
-    for (Layer& L : layers) {
-      L.x_in.resize(N * d), L.rstd1.resize(N), L.lse.resize(N * Hl), L.x_mid.resize(N * d), L.rstd2.resize(N);
-      L.qkv.resize(N * qkvd()), L.gu.resize(N * 2 * F);
-      if (!rc) L.h1.resize(N * d), L.att.resize(N * qd()), L.h2.resize(N * d), L.s.resize(N * F);
+    slots.resize(n);
+    for (Slot& sl : slots) {
+      sl.layers.resize(M.n_layers);
+      for (Layer& L : sl.layers) {
+        L.x_in.resize(N * d), L.rstd1.resize(N), L.lse.resize(N * Hl), L.x_mid.resize(N * d), L.rstd2.resize(N);
+        L.qkv.resize(N * qkvd()), L.gu.resize(N * 2 * F);
+        if (!rc) L.h1.resize(N * d), L.att.resize(N * qd()), L.h2.resize(N * d), L.s.resize(N * F);
+      }
+      sl.x_fin.resize(N * d), sl.rstd_f.resize(N), sl.h_f.resize(N * d);
+      sl.tok.resize(N), sl.tgt.resize(N), sl.mask_d.resize(N);
     }
     if (rc) r_h1.resize(N * d), r_att.resize(N * qd()), r_h2.resize(N * d), r_s.resize(N * F);
-    x_fin.resize(N * d), rstd_f.resize(N), h_f.resize(N * d);
     dx.resize(N * d), dh.resize(N * d), tmp.resize(N * d), dxb.resize(N * d);
     dqkv32.resize(N * qkvd()), dqkv.resize(N * qkvd()), D.resize(N * Hl), datt.resize(N * qd());
     dgu.resize(N * 2 * F), ds.resize(N * F);
     logits32.resize((size_t)CH * Vl), dlogits.resize((size_t)CH * Vl), rowmax.resize(CH), stats.resize(2 * CH);
-    tok.resize(N), tgt.resize(N), mask_d.resize(N);
     B = b, T = t;
+    a = &slots[0];
+  }
+
+  void use(int k) { a = &slots[k]; }
+
+  // Pipeline messages: device → host → MPI isend (the host copy is kept until the send completes, which is
+  // awaited before the slot's next send in that direction), and MPI recv → host → device. Staging through the
+  // host keeps the 1F1B exchange free of the send/send deadlock of blocking device sends (NCCL p2p would need
+  // grouped send/recv pairs) and lets stages share a GPU.
+  void send_stage(std::unique_ptr<SendHandle>& pending, const float* src, size_t n, int peer, int tag) {
+    if (pending) pending->wait();
+    pending = pp->isend(src, n, peer, tag);
+  }
+  void recv_stage(float* dst, size_t n, int peer, int tag) { pp->recv(dst, n, peer, tag); }
+  void wait_sends() {
+    for (Slot& sl : slots) {
+      if (sl.fwd_send) sl.fwd_send->wait();
+      if (sl.bwd_send) sl.bwd_send->wait();
+    }
   }
 
   bf16* h1_of(Layer& L) { return M.topo.recompute ? r_h1.data() : L.h1.data(); }
@@ -206,12 +235,15 @@ struct CudaBackend : DeviceBackend {
   bf16* h2_of(Layer& L) { return M.topo.recompute ? r_h2.data() : L.h2.data(); }
   bf16* s_of(Layer& L) { return M.topo.recompute ? r_s.data() : L.s.data(); }
 
+  // Copies one micro-batch into the current slot (a stage uses the tokens, targets and mask it needs).
   void upload_batch(const int32_t* tokens, const int32_t* targets, const float* mask) {
     const size_t N = (size_t)B * T;
-    CUDA_CHECK(cudaMemcpyAsync(tok.data(), tokens, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-    if (targets)
-      CUDA_CHECK(cudaMemcpyAsync(tgt.data(), targets, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-    if (mask) CUDA_CHECK(cudaMemcpyAsync(mask_d.data(), mask, N * sizeof(float), cudaMemcpyHostToDevice, stream));
+    if (M.first)
+      CUDA_CHECK(cudaMemcpyAsync(a->tok.data(), tokens, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    if (targets && M.last)
+      CUDA_CHECK(cudaMemcpyAsync(a->tgt.data(), targets, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    if (mask && M.last)
+      CUDA_CHECK(cudaMemcpyAsync(a->mask_d.data(), mask, N * sizeof(float), cudaMemcpyHostToDevice, stream));
   }
 
   // The parts of a layer's forward that selective recomputation rebuilds: h1, attention, h2 and SwiGLU.
@@ -221,13 +253,19 @@ struct CudaBackend : DeviceBackend {
                             qkvd(), qkvd(), qd(), stream);
   }
 
-  // Forward of the uploaded micro-batch through every layer and the final norm (h_f).
-  void forward() {
+  // Forward of the current slot's micro-batch through this stage: the embedding (first stage) or the previous
+  // stage's activations, every layer, then the final norm (h_f, last stage) or a send to the next stage.
+  void forward(int tag) {
     const int N = B * T, d = M.cfg.dim, F = M.Fl;
     const size_t Nd = (size_t)N * d;
+    std::vector<Layer>& layers = a->layers;
     float* x0 = layers[0].x_in.data();
-    cuda::embedding_forward(x0, tok.data(), W(M.embed_idx), N, d, M.v0, M.Vl, stream);
-    tp->all_reduce_sum(x0, Nd);  // g: the vocab-parallel lookup's partial rows
+    if (M.first) {
+      cuda::embedding_forward(x0, a->tok.data(), W(M.embed_idx), N, d, M.v0, M.Vl, stream);
+      tp->all_reduce_sum(x0, Nd);  // g: the vocab-parallel lookup's partial rows
+    } else {
+      recv_stage(x0, Nd, M.topo.pp_rank - 1, tag);
+    }
     for (int l = 0; l < M.n_layers; l++) {
       Layer& L = layers[l];
       cuda::rmsnorm_forward(h1_of(L), L.rstd1.data(), L.x_in.data(), W(lidx(l, LN1)), N, d, M.cfg.norm_eps, stream);
@@ -243,36 +281,55 @@ struct CudaBackend : DeviceBackend {
       cuda::swiglu_forward(s_of(L), L.gu.data(), N, F, stream);
       cuda::matmul_forward(blas, tmp.data(), CUDA_R_32F, s_of(L), W(lidx(l, DOWN)), N, F, d, 0.0f);
       tp->all_reduce_sum(tmp.data(), Nd);  // g
-      float* x_out = l + 1 < M.n_layers ? layers[l + 1].x_in.data() : x_fin.data();
+      float* x_out = l + 1 < M.n_layers ? layers[l + 1].x_in.data() : a->x_fin.data();
       cuda::residual_add(x_out, L.x_mid.data(), tmp.data(), Nd, stream);
     }
-    cuda::rmsnorm_forward(h_f.data(), rstd_f.data(), x_fin.data(), W(M.norm_idx), N, d, M.cfg.norm_eps, stream);
+    if (M.last)
+      cuda::rmsnorm_forward(a->h_f.data(), a->rstd_f.data(), a->x_fin.data(), W(M.norm_idx), N, d, M.cfg.norm_eps,
+                            stream);
+    else
+      send_stage(a->fwd_send, a->x_fin.data(), Nd, M.topo.pp_rank + 1, tag);
   }
 
-  // Head + vocab-parallel cross-entropy in row chunks; Σ mask·CE added to sums[0]. With backward, the whole
-  // backward pass follows, accumulating parameter gradients (fp32) scaled by 1/denom.
-  void loss_backward(float denom, bool backward) {
-    const int N = B * T, d = M.cfg.dim, F = M.Fl, Vl = M.Vl, V = M.cfg.vocab_size, v0 = M.v0;
-    const size_t Nd = (size_t)N * d;
+  // Head + vocab-parallel cross-entropy of the current slot in row chunks: Σ mask·CE added to sums[0]; with
+  // backward, the head's weight gradient and dh, the gradient of h_f (before the TP reduction).
+  void head_loss(float denom, bool backward) {
+    const int N = B * T, d = M.cfg.dim, Vl = M.Vl, V = M.cfg.vocab_size, v0 = M.v0;
     for (int r0 = 0; r0 < N; r0 += CH) {
       const int rows = std::min(CH, N - r0);
-      cuda::matmul_forward(blas, logits32.data(), CUDA_R_32F, h_f.data() + (size_t)r0 * d, W(M.head_idx), rows, d, Vl,
+      cuda::matmul_forward(blas, logits32.data(), CUDA_R_32F, a->h_f.data() + (size_t)r0 * d, W(M.head_idx), rows, d, Vl,
                            0.0f);
       cuda::ce_rowmax(rowmax.data(), logits32.data(), rows, Vl, v0, V, stream);
       tp->all_reduce_max(rowmax.data(), rows);
-      cuda::ce_sums(stats.data(), logits32.data(), rowmax.data(), tgt.data() + r0, rows, Vl, v0, V, stream);
+      cuda::ce_sums(stats.data(), logits32.data(), rowmax.data(), a->tgt.data() + r0, rows, Vl, v0, V, stream);
       tp->all_reduce_sum(stats.data(), 2 * (size_t)rows);
       cuda::ce_finish(backward ? dlogits.data() : nullptr, sums.data(), logits32.data(), rowmax.data(), stats.data(),
-                      tgt.data() + r0, mask_d.data() + r0, denom, rows, Vl, v0, V, stream);
+                      a->tgt.data() + r0, a->mask_d.data() + r0, denom, rows, Vl, v0, V, stream);
       if (!backward) continue;
-      cuda::matmul_backward_weight(blas, G(M.head_idx), dlogits.data(), h_f.data() + (size_t)r0 * d, rows, d, Vl);
+      cuda::matmul_backward_weight(blas, G(M.head_idx), dlogits.data(), a->h_f.data() + (size_t)r0 * d, rows, d, Vl);
       cuda::matmul_backward_input(blas, dh.data() + (size_t)r0 * d, CUDA_R_32F, dlogits.data(), W(M.head_idx), rows,
                                   d, Vl, 0.0f);
     }
-    if (!backward) return;
-    tp->all_reduce_sum(dh.data(), Nd);  // f backward: the head is vocab (column) parallel
-    cuda::rmsnorm_backward(dx.data(), G(M.norm_idx), dh.data(), x_fin.data(), W(M.norm_idx), rstd_f.data(), N, d,
-                           false, stream);
+  }
+
+  // Last stage: head + vocab-parallel cross-entropy in row chunks, Σ mask·CE added to sums[0]; other stages
+  // receive the gradient of their output from the next stage. With backward, this stage's backward pass follows,
+  // accumulating parameter gradients (fp32) scaled by 1/denom, and ends in the embedding (first stage) or a send
+  // of the input's gradient to the previous stage.
+  void loss_backward(float denom, bool backward, int tag) {
+    const int N = B * T, d = M.cfg.dim, F = M.Fl;
+    const size_t Nd = (size_t)N * d;
+    if (M.last) {
+      head_loss(denom, backward);
+      if (!backward) return;
+      tp->all_reduce_sum(dh.data(), Nd);  // f backward: the head is vocab (column) parallel
+      cuda::rmsnorm_backward(dx.data(), G(M.norm_idx), dh.data(), a->x_fin.data(), W(M.norm_idx), a->rstd_f.data(),
+                             N, d, false, stream);
+    } else {
+      if (!backward) return;
+      recv_stage(dx.data(), Nd, M.topo.pp_rank + 1, tag);
+    }
+    std::vector<Layer>& layers = a->layers;
     for (int l = M.n_layers - 1; l >= 0; l--) {
       Layer& L = layers[l];
       bf16* q = L.qkv.data();
@@ -311,7 +368,10 @@ struct CudaBackend : DeviceBackend {
       cuda::rmsnorm_backward(dx.data(), G(lidx(l, LN1)), dh.data(), L.x_in.data(), W(lidx(l, LN1)), L.rstd1.data(), N,
                              d, true, stream);
     }
-    cuda::embedding_backward(G(M.embed_idx), dx.data(), tok.data(), N, d, M.v0, M.Vl, stream);
+    if (M.first)
+      cuda::embedding_backward(G(M.embed_idx), dx.data(), a->tok.data(), N, d, M.v0, M.Vl, stream);
+    else
+      send_stage(a->bwd_send, dx.data(), Nd, M.topo.pp_rank - 1, tag);
   }
 
   double read_loss() {
@@ -327,36 +387,38 @@ struct CudaBackend : DeviceBackend {
   double forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int b, int t,
                           float denom) override {
     enter();
-    ensure_acts(b, t);
+    MT_CHECK(M.topo.pp == 1, "forward_backward runs one stage; with pp %d use train_step", M.topo.pp);
+    ensure_acts(b, t, 1);
+    use(0);
     upload_batch(tokens, targets, mask);
     zero_loss();
-    forward();
-    loss_backward(denom, true);
+    forward(fwd_tag(0));
+    loss_backward(denom, true, bwd_tag(0));
     return read_loss();
   }
 
+  // The same schedule as the CPU model's train_step (run_1f1b); the loss stays on the device until the end.
   void train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int b, int t,
                   mt_step_result* out) override {
     enter();
     const size_t per = (size_t)b * t;
-    double count = 0;
-    for (size_t i = 0; i < per * n_micro; i++) count += mask[i];
-    M.dp_comm->all_reduce_sum(&count, 1);  // host: the global batch's token count
-    MT_CHECK(count > 0, "the loss mask of the whole batch is zero: nothing to train on");
-    ensure_acts(b, t);
+    const double count = M.batch_token_count(mask, per * n_micro);
+    ensure_acts(b, t, pipeline_slots(n_micro, M.topo.pp, M.topo.pp_rank));
     CUDA_CHECK(cudaMemsetAsync(grad.data(), 0, grad.bytes(), stream));
     zero_loss();
-    for (int i = 0; i < n_micro; i++) {
-      upload_batch(tokens + i * per, targets + i * per, mask + i * per);
-      forward();
-      loss_backward((float)count, true);
-    }
-    const double local = read_loss();  // the same on every TP rank: counted once
-    double total_loss = M.topo.tp_rank == 0 ? local : 0.0;
-    M.world->all_reduce_sum(&total_loss, 1);
-    out->loss = (float)(total_loss / count);
-    out->n_tokens = (float)count;
-    out->skipped = optimizer_step(&out->grad_norm, &out->lr) ? 0.0f : 1.0f;
+    run_1f1b(
+        n_micro, M.topo.pp, M.topo.pp_rank,
+        [&](int i, int k) {
+          use(k);
+          upload_batch(tokens + i * per, targets + i * per, mask + i * per);
+          forward(fwd_tag(i));
+        },
+        [&](int i, int k) {
+          use(k);
+          loss_backward((float)count, true, bwd_tag(i));
+        });
+    wait_sends();
+    M.finish_step(read_loss(), count, out);
   }
 
   bool optimizer_step(float* grad_norm, float* lr_out) override {
@@ -413,17 +475,14 @@ struct CudaBackend : DeviceBackend {
   void eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int b, int t, double* loss_sum,
                  double* count) override {
     enter();
-    ensure_acts(b, t);
+    ensure_acts(b, t, 1);
+    use(0);
     upload_batch(tokens, targets, mask);
     zero_loss();
-    forward();
-    loss_backward(1.0f, false);
-    const double local = read_loss();
-    double s[2] = {M.topo.tp_rank == 0 ? local : 0.0, 0.0};
-    M.world->all_reduce_sum(s, 1);
-    for (size_t i = 0; i < (size_t)b * t; i++) s[1] += mask[i];
-    M.dp_comm->all_reduce_sum(s + 1, 1);
-    *loss_sum = s[0], *count = s[1];
+    forward(fwd_tag(0));
+    loss_backward(1.0f, false, bwd_tag(0));
+    wait_sends();
+    M.finish_eval(read_loss(), mask, (size_t)b * t, loss_sum, count);
   }
 
   // Logits of hidden rows h[rows, d] (bf16) into host out[rows, V], chunked.
@@ -444,10 +503,11 @@ struct CudaBackend : DeviceBackend {
     enter();
     MT_CHECK(M.topo.tp == 1 && M.topo.pp == 1, "logits need the whole model on one rank (tp %d, pp %d)", M.topo.tp,
              M.topo.pp);
-    ensure_acts(b, t);
+    ensure_acts(b, t, 1);
+    use(0);
     upload_batch(tokens, nullptr, nullptr);
-    forward();
-    head_to_host(h_f.data(), b * t, out);
+    forward(fwd_tag(0));
+    head_to_host(a->h_f.data(), b * t, out);
   }
 
   void zero_grad() override {
@@ -482,6 +542,11 @@ struct CudaBackend : DeviceBackend {
     CUDA_CHECK(cudaMemcpyAsync(at, src, n * sizeof(float), cudaMemcpyHostToDevice, stream));
     if (kind == MT_TENSOR_PARAM) cuda::cast_to_bf16(param.data() + offset, at, n, stream);
     sync();
+  }
+
+  void comm_bytes(double* tp_bytes, double* dp_bytes, bool reset) override {
+    *tp_bytes = tp->bytes_sent, *dp_bytes = dp->bytes_sent;
+    if (reset) tp->bytes_sent = dp->bytes_sent = 0;
   }
 
   std::unique_ptr<DeviceKv> kv_create(int max_seqs, int max_len) override {
@@ -534,7 +599,7 @@ struct CudaBackend : DeviceBackend {
     bf16* att = grow(dec_att, (size_t)rows * qd());
     bf16* gu = grow(dec_gu, (size_t)rows * 2 * F);
     bf16* sw = grow(dec_s, (size_t)rows * F);
-    int32_t* tk = grow(tok, (size_t)rows);
+    int32_t* tk = grow(dec_tok, (size_t)rows);
     int32_t* sq = grow(seq_d, (size_t)rows);
     int32_t* ps = grow(pos_d, (size_t)rows);
     CUDA_CHECK(cudaMemcpyAsync(tk, tokens, rows * sizeof(int32_t), cudaMemcpyHostToDevice, stream));

@@ -1,5 +1,9 @@
 // nccl_comm.cu — see nccl_comm.cuh.
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cuda/nccl_comm.cuh"
 
@@ -80,10 +84,112 @@ struct NcclComm : Comm {
   }
 };
 
+// A send staged through host memory: the host copy is the send buffer, kept until the send completes.
+struct StagedSend : SendHandle {
+  std::vector<float> data;
+  std::unique_ptr<SendHandle> inner;
+  void wait() override {
+    if (inner) inner->wait(), inner.reset();
+  }
+};
+
+struct StagedComm : Comm {
+  Comm& host;
+  cudaStream_t stream;
+  std::vector<float> a, b;
+  std::vector<double> d;
+
+  StagedComm(Comm& h, cudaStream_t s) : host(h), stream(s) {}
+  int rank() const override { return host.rank(); }
+  int size() const override { return host.size(); }
+
+  template <class T>
+  void down(std::vector<T>& h, const T* dev, size_t n) {
+    h.resize(n);
+    CUDA_CHECK(cudaMemcpyAsync(h.data(), dev, n * sizeof(T), cudaMemcpyDeviceToHost, stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  template <class T>
+  void up(T* dev, const std::vector<T>& h, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(dev, h.data(), n * sizeof(T), cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+
+  void all_reduce_sum(float* buf, size_t n) override {
+    if (size() == 1 || n == 0) return;
+    down(a, buf, n), host.all_reduce_sum(a.data(), n), up(buf, a, n);
+  }
+  void all_reduce_sum(double* buf, size_t n) override {
+    if (size() == 1 || n == 0) return;
+    down(d, buf, n), host.all_reduce_sum(d.data(), n), up(buf, d, n);
+  }
+  void all_reduce_max(float* buf, size_t n) override {
+    if (size() == 1 || n == 0) return;
+    down(a, buf, n), host.all_reduce_max(a.data(), n), up(buf, a, n);
+  }
+  void reduce_scatter_sum(const float* in, float* out, size_t n) override {
+    down(a, in, (size_t)size() * n);
+    b.resize(n);
+    host.reduce_scatter_sum(a.data(), b.data(), n);
+    up(out, b, n);
+  }
+  void all_gather(const float* in, float* out, size_t n) override {
+    down(a, in, n);
+    b.resize((size_t)size() * n);
+    host.all_gather(a.data(), b.data(), n);
+    up(out, b, b.size());
+  }
+  std::unique_ptr<SendHandle> isend(const float* buf, size_t n, int peer, int tag) override {
+    auto h = std::make_unique<StagedSend>();
+    down(h->data, buf, n);
+    h->inner = host.isend(h->data.data(), n, peer, tag);
+    return h;
+  }
+  void recv(float* buf, size_t n, int peer, int tag) override {
+    a.resize(n);
+    host.recv(a.data(), n, peer, tag);
+    up(buf, a, n);
+  }
+  void broadcast(float* buf, size_t n, int root) override {
+    if (size() == 1) return;
+    down(a, buf, n), host.broadcast(a.data(), n, root), up(buf, a, n);
+  }
+  void barrier() override {
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    host.barrier();
+  }
+};
+
+// 24 bits of FNV-1a of this machine's name (exact in a float).
+float host_key() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  uint32_t h = 0x811c9dc5u;
+  for (const char* c = name; *c; c++) h = (h ^ (uint8_t)*c) * 0x01000193u;
+  return (float)(h & 0xffffffu);
+}
+
 }  // namespace
 
 std::unique_ptr<Comm> make_nccl_comm(Comm& host, cudaStream_t stream) {
   return std::make_unique<NcclComm>(host, stream);
+}
+
+std::unique_ptr<Comm> make_staged_comm(Comm& host, cudaStream_t stream) {
+  return std::make_unique<StagedComm>(host, stream);
+}
+
+std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, int device) {
+  if (host.size() > 1) {
+    // (machine, GPU) of every rank: the same answer on all of them, so all take the same kind of communicator.
+    const float mine[2] = {host_key(), (float)device};
+    std::vector<float> all(2 * (size_t)host.size());
+    host.all_gather(mine, all.data(), 2);
+    for (int i = 0; i < host.size(); i++)
+      for (int j = i + 1; j < host.size(); j++)
+        if (all[2 * i] == all[2 * j] && all[2 * i + 1] == all[2 * j + 1]) return make_staged_comm(host, stream);
+  }
+  return make_nccl_comm(host, stream);
 }
 
 }  // namespace mt::cuda

@@ -1,7 +1,8 @@
 // nccl_comm.cuh — Comm over NCCL on device buffers (DESIGN.md §5): every collective is enqueued on the
 // backend's stream (stream-ordered: no host synchronisation; a buffer is reusable by later work on the same
 // stream). One communicator per TP/DP/PP/world group, bootstrapped by broadcasting rank 0's ncclUniqueId over
-// the group's host (MPI) communicator. A group of one needs no NCCL: copies only.
+// the group's host (MPI) communicator. A group of one needs no NCCL: copies only. Where ranks share a GPU, a
+// staged communicator over the host one takes NCCL's place.
 #pragma once
 
 #include <memory>
@@ -13,5 +14,15 @@ namespace mt::cuda {
 
 // The NCCL communicator of the ranks of `host` (collective over them), enqueuing on `stream`.
 std::unique_ptr<Comm> make_nccl_comm(Comm& host, cudaStream_t stream);
+
+// A Comm on device buffers that stages every operation through host memory and `host` (MPI): each call copies
+// its device buffer down, runs the host operation and copies the result up, synchronising `stream`. Slower than
+// NCCL, but it works where NCCL cannot: several ranks of one group on the same GPU (a one-GPU check of a
+// parallel layout). Its traffic is counted by `host`.
+std::unique_ptr<Comm> make_staged_comm(Comm& host, cudaStream_t stream);
+
+// The device communicator of a group (collective over `host`'s ranks): NCCL when every rank has a GPU of its
+// own, the staged communicator when two ranks share one (NCCL refuses that). `device` is this rank's GPU.
+std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, int device);
 
 }  // namespace mt::cuda

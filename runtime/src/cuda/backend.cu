@@ -118,14 +118,18 @@ struct CudaBackend : DeviceBackend {
     if (zero) gown.resize(M.chunk);
     rope.resize(M.rope.size());
     sums.resize(2);
-    CUDA_CHECK(cudaMemcpy(master.data(), M.p.data(), total * sizeof(float), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(rope.data(), M.rope.data(), M.rope.size() * sizeof(float), cudaMemcpyHostToDevice));
+    // On the backend's stream: a pageable cudaMemcpy may return before its data lands, and the legacy default
+    // stream does not order a non-blocking stream's kernels after it.
+    CUDA_CHECK(cudaMemcpyAsync(master.data(), M.p.data(), total * sizeof(float), cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(
+        cudaMemcpyAsync(rope.data(), M.rope.data(), M.rope.size() * sizeof(float), cudaMemcpyHostToDevice, stream));
     cuda::cast_to_bf16(param.data(), master.data(), total, stream);
     CUDA_CHECK(cudaMemsetAsync(grad.data(), 0, grad.bytes(), stream));
     CUDA_CHECK(cudaMemsetAsync(adam_m.data(), 0, adam_m.bytes(), stream));
     CUDA_CHECK(cudaMemsetAsync(adam_v.data(), 0, adam_v.bytes(), stream));
-    tp = cuda::make_device_comm(*M.tp_comm, stream, device);
-    dp = cuda::make_device_comm(*M.dp_comm, stream, device);
+    const bool shared = cuda::gpus_shared(*M.world, device);  // one choice for every group of this job
+    tp = cuda::make_device_comm(*M.tp_comm, stream, shared);
+    dp = cuda::make_device_comm(*M.dp_comm, stream, shared);
     pp = cuda::make_staged_comm(*M.pp_comm, stream);
     sync();
   }
@@ -424,6 +428,11 @@ struct CudaBackend : DeviceBackend {
   bool optimizer_step(float* grad_norm, float* lr_out) override {
     enter();
     const bool zero = M.topo.zero1 && M.topo.dp > 1;
+    // Tensors replicated over TP (the norm weights) get their gradients from atomics, whose order differs
+    // between ranks: take TP rank 0's, so the replicas stay identical.
+    if (M.topo.tp > 1)
+      for (const ParamInfo& p : M.params)
+        if (p.split_dim < 0) tp->broadcast(grad.data() + p.offset, p.size, 0);
     float* grads = grad.data();
     if (zero) {
       dp->reduce_scatter_sum(grad.data(), gown.data(), M.chunk);

@@ -160,12 +160,10 @@ struct StagedComm : Comm {
   }
 };
 
-// 24 bits of FNV-1a of this machine's name (exact in a float).
-float host_key() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
+// 24 bits of FNV-1a of n bytes (a whole number, exact in a float).
+float key24(const char* bytes, size_t n) {
   uint32_t h = 0x811c9dc5u;
-  for (const char* c = name; *c; c++) h = (h ^ (uint8_t)*c) * 0x01000193u;
+  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)bytes[i]) * 0x01000193u;
   return (float)(h & 0xffffffu);
 }
 
@@ -179,17 +177,25 @@ std::unique_ptr<Comm> make_staged_comm(Comm& host, cudaStream_t stream) {
   return std::make_unique<StagedComm>(host, stream);
 }
 
-std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, int device) {
-  if (host.size() > 1) {
-    // (machine, GPU) of every rank: the same answer on all of them, so all take the same kind of communicator.
-    const float mine[2] = {host_key(), (float)device};
-    std::vector<float> all(2 * (size_t)host.size());
-    host.all_gather(mine, all.data(), 2);
-    for (int i = 0; i < host.size(); i++)
-      for (int j = i + 1; j < host.size(); j++)
-        if (all[2 * i] == all[2 * j] && all[2 * i + 1] == all[2 * j + 1]) return make_staged_comm(host, stream);
-  }
-  return make_nccl_comm(host, stream);
+bool gpus_shared(Comm& world, int device) {
+  if (world.size() == 1) return false;
+  // (machine, GPU UUID) of every rank: indices alone mislead under per-rank CUDA_VISIBLE_DEVICES. A hash
+  // collision only picks the slower staged path.
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  const float mine[2] = {key24(name, std::strlen(name)), key24(prop.uuid.bytes, sizeof prop.uuid.bytes)};
+  std::vector<float> all(2 * (size_t)world.size());
+  world.all_gather(mine, all.data(), 2);
+  for (int i = 0; i < world.size(); i++)
+    for (int j = i + 1; j < world.size(); j++)
+      if (all[2 * i] == all[2 * j] && all[2 * i + 1] == all[2 * j + 1]) return true;
+  return false;
+}
+
+std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, bool shared) {
+  return shared ? make_staged_comm(host, stream) : make_nccl_comm(host, stream);
 }
 
 }  // namespace mt::cuda

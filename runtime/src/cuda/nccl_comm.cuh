@@ -21,8 +21,13 @@ std::unique_ptr<Comm> make_nccl_comm(Comm& host, cudaStream_t stream);
 // parallel layout). Its traffic is counted by `host`.
 std::unique_ptr<Comm> make_staged_comm(Comm& host, cudaStream_t stream);
 
-// The device communicator of a group (collective over `host`'s ranks): NCCL when every rank has a GPU of its
-// own, the staged communicator when two ranks share one (NCCL refuses that). `device` is this rank's GPU.
-std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, int device);
+// Whether two ranks of `world` share a GPU (collective over it; the same answer on every rank): the machine's
+// name and the GPU's UUID of each rank, compared. `device` is this rank's GPU.
+bool gpus_shared(Comm& world, int device);
+
+// The device communicator of a group (collective over `host`'s ranks): NCCL, or the staged communicator when
+// `shared` (gpus_shared: NCCL refuses two ranks on one GPU, and mixing NCCL and staged groups on one GPU would
+// let two processes' NCCL kernels wait on each other).
+std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, bool shared);
 
 }  // namespace mt::cuda

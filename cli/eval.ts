@@ -294,6 +294,12 @@ async function main(args: string[]): Promise<void> {
   }
   const outDir = values.out ?? model.outDir ?? join(runDirOf(values.model, ckpt), "eval");
   log.line(`model: ${ckpt} (iteration ${meta.iteration}, context ${native.dims.maxSeq} tokens) -> ${outDir}`);
+  if (options.mode === "loglik" && lm.vocabSize < 32002 && benches.some((b) => b.name === "demo")) {
+    log.line(
+      "note: a model without chat tokens is likely pretrained only: scoring the option letters (loglik) needs " +
+        "one that learned the answer format; --mode cloze --format continuation scores each option's text",
+    );
+  }
   const trainedOn = meta.config.data?.systems ?? "all"; // absent in older checkpoints
   if (trainedOn !== "all" && systems === undefined && benches.some((b) => b.name === "demo")) {
     log.line(

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { fileURLToPath } from "node:url";
 import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
+import { checkDevice } from "../runtime/library.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
   modelDims,
@@ -334,11 +335,7 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   run.name = v.name ?? run.name;
   validateConfig(run, "command line");
-  if (sft.pack && run.parallel.device === "cuda") {
-    throw new UsageError(
-      "sft.pack (--pack) needs segment ids in attention, which the CUDA backend lacks yet",
-    );
-  }
+  await checkDevice(run.parallel.device ?? "cpu"); // before the init checkpoint is converted or anything written
   const steps = v.steps === undefined ? undefined : Number(v.steps);
   if (steps !== undefined && !(Number.isInteger(steps) && steps >= 1)) {
     throw new UsageError(`--steps must be a positive integer, got '${v.steps}'`);

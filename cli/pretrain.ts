@@ -8,7 +8,15 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { fileURLToPath } from "node:url";
-import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
+import {
+  checkDevice,
+  distAbort,
+  distAllOk,
+  distFinalize,
+  distInit,
+  NativeModel,
+  setNumThreads,
+} from "../runtime/mod.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
   ConfigError,
@@ -315,6 +323,7 @@ export async function main(rawArgs: string[]): Promise<void> {
       : await resolveCheckpoint(from);
   }
   const cfg = await resolveConfig(v, resumeDir); // validates the layout too: bad layouts never launch
+  await checkDevice(cfg.parallel.device ?? "cpu"); // before anything is written or launched
   const runDir = join(v.out!, cfg.name);
   const par = cfg.parallel, ranks = par.tp * par.pp * par.dp;
   const launched = insideLaunch();

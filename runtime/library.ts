@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ABI_VERSION, SYMBOLS, type Symbols } from "./ffi.ts";
+import { ABI_VERSION, type Device, SYMBOLS, type Symbols } from "./ffi.ts";
 import { buildNative, LIB_NAME } from "./build.ts";
 
 /** Package version; the cache directory of a first-import build is keyed by it. */
@@ -100,6 +100,30 @@ export function checkModel(status: number, handle: Deno.PointerValue): void {
 /** The library's build description (backend, BLAS, threads, flags). */
 export async function buildInfo(): Promise<string> {
   return cString((await native()).mt_build_info());
+}
+
+/**
+ * Throws an `Error` saying why `device` cannot run here (a library built without CUDA, or no GPU visible), so
+ * that a command can refuse before it writes anything; "cpu" always passes.
+ *
+ * @example
+ * ```ts
+ * import { checkDevice } from "./library.ts";
+ * await checkDevice("cpu");
+ * ```
+ */
+export async function checkDevice(device: Device): Promise<void> {
+  if (device === "cpu") return;
+  const info = await buildInfo();
+  if (/\bcuda=off\b/.test(info)) {
+    throw new Error(
+      "libmeditron was built without CUDA (rebuild with deno task build --cuda) and load that build with " +
+        "MEDITRON_LIB=runtime/build-cuda/libmeditron.so",
+    );
+  }
+  if (/\bdevices=0\b/.test(info)) {
+    throw new Error(`no usable CUDA device: ${info.match(/cuda=\S+/)?.[0]}, 0 devices`);
+  }
 }
 
 /** This process's place in an MPI launch. */

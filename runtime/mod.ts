@@ -22,6 +22,7 @@ export {
 } from "./ffi.ts";
 export {
   buildInfo,
+  checkDevice,
   distAbort,
   distAllOk,
   distBarrier,

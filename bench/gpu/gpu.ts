@@ -93,7 +93,24 @@ async function create(d: ModelDims, device: Device, recompute = false): Promise<
   });
 }
 
-/** CUDA (or, dry, a second CPU model) against the CPU backend on one configuration. */
+/**
+ * Segment ids of packed rows: row r cut into segments of lengths cycling through `lens` (shifted by r), so
+ * segment starts fall inside, at the edge of and across the kernels' 64-row tiles.
+ */
+function packedIds(B: number, T: number): Int32Array {
+  const lens = [37, 64, 5, 90, 128, 1, 70];
+  const seg = new Int32Array(B * T);
+  for (let r = 0; r < B; r++) {
+    let id = 0, left = lens[r % lens.length];
+    for (let t = 0; t < T; t++) {
+      if (left === 0) id++, left = lens[(r + id) % lens.length];
+      seg[r * T + t] = id, left--;
+    }
+  }
+  return seg;
+}
+
+/** CUDA (or, dry, a second CPU model) against the CPU backend on one configuration; `seg`: packed rows. */
 async function compareBackends(
   label: string,
   d: ModelDims,
@@ -102,6 +119,7 @@ async function compareBackends(
   dev: Device,
   checks: Check[],
   hfOut?: string,
+  seg?: Int32Array,
 ): Promise<void> {
   const n = B * T;
   const tokens = ids(n, d.vocabSize, 1), targets = ids(n, d.vocabSize, 2);
@@ -113,9 +131,9 @@ async function compareBackends(
   // Same seed → the same host initialisation; copy anyway so the check does not depend on it.
   for (const p of cpu.params()) gpu.write(p.name, cpu.read(p.name)), rc.write(p.name, cpu.read(p.name));
   const count = mask.reduce((a, b) => a + b, 0);
-  const lc = await cpu.forwardBackward(tokens, targets, mask, B, T, count);
-  const lg = await gpu.forwardBackward(tokens, targets, mask, B, T, count);
-  const lr = await rc.forwardBackward(tokens, targets, mask, B, T, count);
+  const lc = await cpu.forwardBackward(tokens, targets, mask, B, T, count, seg);
+  const lg = await gpu.forwardBackward(tokens, targets, mask, B, T, count, seg);
+  const lr = await rc.forwardBackward(tokens, targets, mask, B, T, count, seg);
   const rel = Math.abs(lg - lc) / Math.abs(lc);
   checks.push({
     name: `${label}: loss vs CPU`,
@@ -143,7 +161,7 @@ async function compareBackends(
     ok: relRc <= 1e-4 && minCosRc > 0.99999,
     detail: `loss rel ${relRc.toExponential(2)}, grad cosine min ${minCosRc.toFixed(6)}`,
   });
-  const logC = await cpu.logits(tokens, B, T), logG = await gpu.logits(tokens, B, T);
+  const logC = await cpu.logits(tokens, B, T, seg), logG = await gpu.logits(tokens, B, T, seg);
   const rl = relL2(logG, logC);
   checks.push({
     name: `${label}: logits vs CPU`,
@@ -151,7 +169,7 @@ async function compareBackends(
     detail: `relative L2 ${rl.toExponential(2)}`,
   });
   // Three optimizer steps from the same state.
-  const batch = { tokens, targets, lossMask: mask, nMicro: 1, batch: B, seq: T };
+  const batch = { tokens, targets, lossMask: mask, segmentIds: seg, nMicro: 1, batch: B, seq: T };
   cpu.zeroGrad(), gpu.zeroGrad();
   const traj: string[] = [];
   let worstStep = 0;
@@ -285,6 +303,24 @@ async function runCheck(out: string, dry: boolean, smallOnly: boolean): Promise<
       );
     }
   }
+  // Packed rows (segment ids: masks and RoPE positions restart per segment) through both attention paths.
+  for (const mode of modes) {
+    await withAttention(
+      mode,
+      () =>
+        compareBackends(
+          `hd 64 packed, T 200, ${mode} attention`,
+          hd64,
+          2,
+          200,
+          dev,
+          checks,
+          undefined,
+          packedIds(2, 200),
+        ),
+    );
+  }
+  await compareBackends("small packed (hd 32)", small, 2, 128, dev, checks, undefined, packedIds(2, 128));
   if (!dry && !smallOnly) await compareBackends("llama-like (hd 128, V 32000)", llama, 2, 256, dev, checks);
   await checkDecode("small", small, dev, checks);
   await checkDecode("hd 128", hd128, dev, checks);

@@ -15,7 +15,7 @@ const { values } = parseArgs({
   options: { out: { type: "string" }, "dry-run": { type: "boolean" } },
 });
 const dry = values["dry-run"] ?? false;
-const flags: "cuda"[] = dry ? [] : ["cuda"];
+const flags: ("cuda" | "packed")[] = dry ? [] : ["cuda"];
 // bf16 activations: a layout changes GEMM shapes and reduction order, so results move by bf16 rounding.
 const TOL = dry ? { loss: 1e-5, norm: 1e-5, params: 1e-5 } : { loss: 1e-2, norm: 3e-2, params: 3e-2 };
 const STEPS = 4, MICRO_BATCHES = 4;
@@ -40,7 +40,7 @@ function compare(outs: RankOut[], ref: RankOut[]) {
   return { loss, norm, params };
 }
 
-const layouts: { tp: number; pp: number; dp: number; zero1: boolean }[] = [
+const layouts: { tp: number; pp: number; dp: number; zero1: boolean; packed?: boolean }[] = [
   { tp: 2, pp: 1, dp: 1, zero1: false },
   { tp: 1, pp: 2, dp: 1, zero1: false },
   { tp: 1, pp: 1, dp: 2, zero1: false },
@@ -48,16 +48,23 @@ const layouts: { tp: number; pp: number; dp: number; zero1: boolean }[] = [
   { tp: 2, pp: 2, dp: 1, zero1: false },
   { tp: 1, pp: 4, dp: 1, zero1: false },
   { tp: 2, pp: 1, dp: 2, zero1: true },
+  { tp: 2, pp: 2, dp: 1, zero1: false, packed: true }, // packed rows (segment ids), against the packed 1-rank run
 ];
 const t0 = performance.now();
 const ref = await runLayout(1, 1, 1, false, STEPS, MICRO_BATCHES, flags);
+const refPacked = await runLayout(1, 1, 1, false, STEPS, MICRO_BATCHES, [...flags, "packed"]);
 console.log(`1 rank (${dry ? "cpu" : "cuda"}): losses ${ref[0].losses.map((l) => l.toFixed(4)).join(" ")}`);
+console.log(`1 rank, packed: losses ${refPacked[0].losses.map((l) => l.toFixed(4)).join(" ")}`);
 const rows: Record<string, unknown>[] = [];
 let ok = true;
 for (const l of layouts) {
-  const name = `tp${l.tp} pp${l.pp} dp${l.dp}${l.zero1 ? " zero1" : ""}`;
+  const name = `tp${l.tp} pp${l.pp} dp${l.dp}${l.zero1 ? " zero1" : ""}${l.packed ? " packed" : ""}`;
   try {
-    const d = compare(await runLayout(l.tp, l.pp, l.dp, l.zero1, STEPS, MICRO_BATCHES, flags), ref);
+    const run = await runLayout(l.tp, l.pp, l.dp, l.zero1, STEPS, MICRO_BATCHES, [
+      ...flags,
+      ...(l.packed ? ["packed" as const] : []),
+    ]);
+    const d = compare(run, l.packed ? refPacked : ref);
     const pass = d.loss <= TOL.loss && d.norm <= TOL.norm && d.params <= TOL.params;
     ok &&= pass;
     rows.push({ layout: name, ...d, pass });

@@ -419,7 +419,7 @@ int mt_model_logits(mt_model* model, const int32_t* tokens, const int32_t* segme
     MT_CHECK_PTR(out);
     MT_CHECK(out_n == n * (size_t)m.cfg.vocab_size, "logits buffer holds %zu floats, need %zu x %d = %zu", out_n, n,
              m.cfg.vocab_size, n * (size_t)m.cfg.vocab_size);
-    if (m.dev) return m.dev->logits(tokens, batch, seq, out);
+    if (m.dev) return m.dev->logits(tokens, batch, seq, out, segment_ids);
     m.forward_hidden(tokens, batch, seq, segment_ids);
     mt::lm_head_logits(out, m.slots[0].h_f.data(), m.P(m.head_idx), (int)n, m.cfg.dim, m.cfg.vocab_size, m.Vp);
   });

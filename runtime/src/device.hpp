@@ -23,16 +23,17 @@ struct DeviceKv {
 
 struct DeviceBackend {
   virtual ~DeviceBackend() = default;
-  // The same contracts as the Model methods of the same names (model.hpp).
+  // The same contracts as the Model methods of the same names (model.hpp); `seg` (null: one segment per row)
+  // are the segment ids of packed rows, already checked.
   virtual void train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int B,
-                          int T, mt_step_result* out) = 0;
+                          int T, mt_step_result* out, const int32_t* seg) = 0;
   virtual double forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
-                                  float denom) = 0;
+                                  float denom, const int32_t* seg) = 0;
   virtual bool optimizer_step(float* grad_norm, float* lr) = 0;
   virtual void eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
-                         double* loss_sum, double* count) = 0;
+                         double* loss_sum, double* count, const int32_t* seg) = 0;
   // Logits of [B, T] tokens (true vocabulary) into host memory; single rank.
-  virtual void logits(const int32_t* tokens, int B, int T, float* out) = 0;
+  virtual void logits(const int32_t* tokens, int B, int T, float* out, const int32_t* seg) = 0;
   virtual void zero_grad() = 0;
   // n floats at `offset` of a flat buffer (MT_TENSOR_PARAM: the fp32 master weights, GRAD, ADAM_M/V: offsets
   // within this rank's optimizer chunk) to / from host memory. Writing PARAM also refreshes the bf16 copy.

@@ -222,10 +222,7 @@ void Model::check_batch(const int32_t* tokens, const int32_t* targets, const flo
   if (mask)
     for (size_t i = 0; i < n; i++)
       MT_CHECK(std::isfinite(mask[i]) && mask[i] >= 0, "loss_mask[%zu] = %g must be finite and >= 0", i, mask[i]);
-  if (seg) {
-    MT_CHECK(!dev, "segment ids (packed rows) are not supported by the CUDA backend yet");
-    check_segment_ids(seg, n, T);
-  }
+  if (seg) check_segment_ids(seg, n, T);
 }
 
 void check_segment_ids(const int32_t* seg, size_t n, int T) {
@@ -361,7 +358,7 @@ double Model::stage_loss_backward(Activations& a, const int32_t* tokens, const i
 
 double Model::forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
                                float denom, const int32_t* seg) {
-  if (dev) return dev->forward_backward(tokens, targets, mask, B, T, denom);
+  if (dev) return dev->forward_backward(tokens, targets, mask, B, T, denom, seg);
   MT_CHECK(topo.pp == 1, "forward_backward runs one stage; with pp %d use train_step", topo.pp);
   Activations& a = slot(0, B, T);
   stage_forward(a, tokens, 0, seg);
@@ -376,7 +373,7 @@ void Model::forward_hidden(const int32_t* tokens, int B, int T, const int32_t* s
 
 void Model::eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int B, int T,
                       double* loss_sum, double* count, const int32_t* seg) {
-  if (dev) return dev->eval_loss(tokens, targets, mask, B, T, loss_sum, count);
+  if (dev) return dev->eval_loss(tokens, targets, mask, B, T, loss_sum, count, seg);
   Activations& a = slot(0, B, T);
   stage_forward(a, tokens, 0, seg);
   const double local = stage_loss_backward(a, tokens, targets, mask, 1.0f, false, 1);
@@ -395,7 +392,7 @@ void Model::finish_eval(double local, const float* mask, size_t n, double* loss_
 
 void Model::train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int B, int T,
                        mt_step_result* out, const int32_t* seg) {
-  if (dev) return dev->train_step(tokens, targets, mask, n_micro, B, T, out);
+  if (dev) return dev->train_step(tokens, targets, mask, n_micro, B, T, out, seg);
   const size_t per = (size_t)B * T;
   const double count = batch_token_count(mask, per * n_micro);
   std::fill(g.begin(), g.end(), 0.0f);

@@ -4,7 +4,7 @@
 // is exercised in a child process, since this process has the default library loaded.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { buildInfo, MeditronError, NativeModel } from "../../runtime/mod.ts";
+import { buildInfo, checkDevice, MeditronError, NativeModel } from "../../runtime/mod.ts";
 import type { ModelDims } from "../../runtime/ffi.ts";
 import { TEST_OPTIM } from "../helpers.ts";
 
@@ -26,6 +26,9 @@ Deno.test("device cuda on a library built without CUDA is a MeditronError naming
   if (!(await buildInfo()).includes("cuda=off")) {
     return void (await t.step({ name: "skipped: the loaded library has CUDA", ignore: true, fn: () => {} }));
   }
+  // checkDevice says the same before any work (commands call it before they write anything).
+  await checkDevice("cpu");
+  await assert.rejects(checkDevice("cuda"), /built without CUDA \(rebuild with deno task build --cuda\)/);
   await assert.rejects(
     NativeModel.create(dims, TEST_OPTIM, { seed: 1, initStd: 0.02 }, { tp: 1, pp: 1, dp: 1, device: "cuda" }),
     (e: unknown) =>
@@ -47,7 +50,9 @@ Deno.test("device cuda on a library built without CUDA is a MeditronError naming
 // Child: create a CUDA model; print {ok, gpu} or {error}. On a GPU, one training step must give a finite loss
 // near ln(vocab) (random init) that matches the CPU backend of the same library within bf16 tolerance.
 const CHILD = `
-import { NativeModel, buildInfo } from "${new URL("../../runtime/mod.ts", import.meta.url).href}";
+import { NativeModel, buildInfo, checkDevice } from "${
+  new URL("../../runtime/mod.ts", import.meta.url).href
+}";
 const dims = ${JSON.stringify(dims)};
 const optim = ${JSON.stringify(TEST_OPTIM)};
 const B = 2, T = 32, n = B * T;
@@ -55,13 +60,14 @@ const tokens = Int32Array.from({ length: n }, (_, i) => (i * 37 + 11) % dims.voc
 const targets = Int32Array.from({ length: n }, (_, i) => (i * 53 + 5) % dims.vocabSize);
 const batch = { tokens, targets, lossMask: new Float32Array(n).fill(1), nMicro: 1, batch: B, seq: T };
 const info = await buildInfo();
+const check = await checkDevice("cuda").then(() => "ok", (e) => e.message);
 try {
   const gpu = await NativeModel.create(dims, optim, { seed: 3, initStd: 0.02 }, { tp: 1, pp: 1, dp: 1, device: "cuda" });
   const cpu = await NativeModel.create(dims, optim, { seed: 3, initStd: 0.02 }, { tp: 1, pp: 1, dp: 1, device: "cpu" });
   const g = await gpu.trainStep(batch), c = await cpu.trainStep(batch);
-  console.log(JSON.stringify({ ok: true, info, gpu: g.loss, cpu: c.loss }));
+  console.log(JSON.stringify({ ok: true, info, check, gpu: g.loss, cpu: c.loss }));
 } catch (e) {
-  console.log(JSON.stringify({ error: String(e?.message ?? e), info }));
+  console.log(JSON.stringify({ error: String(e?.message ?? e), info, check }));
 }
 `;
 
@@ -78,11 +84,20 @@ Deno.test({
     }).output();
     const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
     assert.ok(out.success, `child failed: ${new TextDecoder().decode(out.stderr)}`);
-    const r = JSON.parse(text) as { ok?: boolean; error?: string; info: string; gpu?: number; cpu?: number };
+    const r = JSON.parse(text) as {
+      ok?: boolean;
+      error?: string;
+      info: string;
+      check: string;
+      gpu?: number;
+      cpu?: number;
+    };
     assert.match(r.info, /cuda=runtime-/, "the CUDA build reports its runtime");
     if (/devices=0/.test(r.info)) {
       assert.match(r.error ?? "", /no usable CUDA device: cudaGetDeviceCount (failed: |found 0)/);
+      assert.match(r.check, /^no usable CUDA device: cuda=runtime-\S+, 0 devices$/);
     } else {
+      assert.equal(r.check, "ok");
       assert.equal(r.error, undefined, r.error);
       assert.ok(Number.isFinite(r.gpu) && Math.abs(Math.log(dims.vocabSize) - r.gpu!) < 0.5, `loss ${r.gpu}`);
       assert.ok(Math.abs(r.gpu! - r.cpu!) <= 1e-2 * r.cpu!, `cuda loss ${r.gpu} vs cpu ${r.cpu}`);

@@ -10,6 +10,8 @@
 // for each query row exactly like forward (dS_tj = P_tj (dout_t·v_j − D_t), dq_t = Σ_j dS_tj k_j /√hd), the
 // dk/dv pass walks query tiles for each key (dv_j = Σ_t P_tj dout_t, dk_j = Σ_t dS_tj q_t /√hd), summing over
 // the H/KVH query heads that share the kv head.
+// Packed rows: with `start` ([B, T], each token's segment start, non-decreasing along a row) query t sees keys
+// start_t ≤ j ≤ t; key tiles wholly before a query's start are skipped.
 // These CUDA-core kernels are the fallback: bf16 attention with head_dim 64 or 128 goes to the tensor-core kernels
 // of attention_mma.cu unless MEDITRON_CUDA_ATTENTION=simple (read on every call).
 #include <cfloat>
@@ -49,7 +51,8 @@ __device__ void load_rows(float* dst, int ld, const bf16* src, size_t stride, in
 }
 
 __global__ void attention_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
-                                         int T, int H, int KVH, int hd, size_t qs, size_t ks, size_t os) {
+                                         int T, int H, int KVH, int hd, size_t qs, size_t ks, size_t os,
+                                         const int32_t* start) {
   extern __shared__ float smem[];
   float* q_s = smem;                   // [QB][hd]
   float* k_s = q_s + QB * hd;          // [KB][hd + 1]
@@ -61,15 +64,18 @@ __global__ void attention_forward_kernel(bf16* out, float* lse, const bf16* q, c
   const bf16* kb = k + (size_t)b * T * ks + (size_t)g * hd;
   const bf16* vb = v + (size_t)b * T * ks + (size_t)g * hd;
   load_rows(q_s, hd, qb, qs, q0, QB, T, hd, scale);
+  const int32_t* sb = start ? start + (size_t)b * T : nullptr;
   float m[RQ], l[RQ], acc[RQ][MAXC];
+  int st[RQ];
 #pragma unroll
   for (int i = 0; i < RQ; i++) {
     m[i] = -FLT_MAX, l[i] = 0;
+    st[i] = sb ? sb[min(q0 + warp * RQ + i, T - 1)] : 0;
 #pragma unroll
     for (int c = 0; c < MAXC; c++) acc[i][c] = 0;
   }
   const int last = min(T - 1, q0 + QB - 1);
-  for (int k0 = 0; k0 <= last; k0 += KB) {
+  for (int k0 = sb ? sb[q0] / KB * KB : 0; k0 <= last; k0 += KB) {
     __syncthreads();
     load_rows(k_s, hd + 1, kb, ks, k0, KB, T, hd, 1.0f);
     load_rows(v_s, hd, vb, ks, k0, KB, T, hd, 1.0f);
@@ -86,8 +92,8 @@ __global__ void attention_forward_kernel(bf16* out, float* lse, const bf16* q, c
 #pragma unroll
     for (int i = 0; i < RQ; i++) {
       const int t = q0 + warp * RQ + i;
-      if (t >= T || k0 > t) continue;  // uniform over the warp
-      const bool valid = j <= t;
+      if (t >= T || k0 > t || k0 + KB <= st[i]) continue;  // uniform over the warp
+      const bool valid = j <= t && j >= st[i];
       const float mx = warp_max(valid ? s[i] : -FLT_MAX);
       const float m_new = fmaxf(m[i], mx);
       const float p = valid ? __expf(s[i] - m_new) : 0.0f;
@@ -136,7 +142,7 @@ __global__ void attention_d_kernel(float* D, const bf16* dout, const bf16* out, 
 
 __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const bf16* dout, const bf16* q,
                                     const bf16* k, const bf16* v, const float* lse, int T, int H, int KVH, int hd,
-                                    size_t qs, size_t ks, size_t os) {
+                                    size_t qs, size_t ks, size_t os, const int32_t* start) {
   extern __shared__ float smem[];
   float* q_s = smem;                  // [QB][hd], scaled by 1/√hd
   float* do_s = q_s + QB * hd;        // [QB][hd]
@@ -149,17 +155,20 @@ __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const 
   const bf16* vb = v + (size_t)b * T * ks + (size_t)g * hd;
   load_rows(q_s, hd, q + (size_t)b * T * qs + (size_t)h * hd, qs, q0, QB, T, hd, scale);
   load_rows(do_s, hd, dout + (size_t)b * T * os + (size_t)h * hd, os, q0, QB, T, hd, 1.0f);
+  const int32_t* sb = start ? start + (size_t)b * T : nullptr;
   float lse_r[RQ], D_r[RQ], acc[RQ][MAXC];
+  int st[RQ];
 #pragma unroll
   for (int i = 0; i < RQ; i++) {
     const int t = q0 + warp * RQ + i;
     const size_t at = ((size_t)b * H + h) * T + (t < T ? t : 0);
     lse_r[i] = lse[at], D_r[i] = D[at];
+    st[i] = sb ? sb[min(t, T - 1)] : 0;
 #pragma unroll
     for (int c = 0; c < MAXC; c++) acc[i][c] = 0;
   }
   const int last = min(T - 1, q0 + QB - 1);
-  for (int k0 = 0; k0 <= last; k0 += KB) {
+  for (int k0 = sb ? sb[q0] / KB * KB : 0; k0 <= last; k0 += KB) {
     __syncthreads();
     load_rows(k_s, hd + 1, kb, ks, k0, KB, T, hd, 1.0f);
     load_rows(v_s, hd + 1, vb, ks, k0, KB, T, hd, 1.0f);
@@ -179,8 +188,8 @@ __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const 
 #pragma unroll
     for (int i = 0; i < RQ; i++) {
       const int t = q0 + warp * RQ + i;
-      if (t >= T || k0 > t) continue;
-      const float p = j <= t ? __expf(s[i] - lse_r[i]) : 0.0f;
+      if (t >= T || k0 > t || k0 + KB <= st[i]) continue;
+      const float p = j <= t && j >= st[i] ? __expf(s[i] - lse_r[i]) : 0.0f;
       const float ds = p * (dp[i] - D_r[i]);
       for (int jj = 0; jj < KB; jj++) {
         const float dsj = __shfl_sync(0xffffffffu, ds, jj);
@@ -204,13 +213,16 @@ __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const 
 // One block per (KBB keys, kv head g, batch b); warp w owns keys k0 + w·KW + {0..KW−1}, lanes own features.
 __global__ void attention_dkdv_kernel(float* dk, float* dv, size_t gs, const float* D, const bf16* dout,
                                       const bf16* q, const bf16* k, const bf16* v, const float* lse, int T, int H,
-                                      int KVH, int hd, size_t qs, size_t ks, size_t os) {
+                                      int KVH, int hd, size_t qs, size_t ks, size_t os, const int32_t* start) {
   extern __shared__ float smem[];
   float* q_s = smem;              // [QT][hd], scaled by 1/√hd
   float* do_s = q_s + QT * hd;    // [QT][hd]
   float* lse_s = do_s + QT * hd;  // [QT]
   float* D_s = lse_s + QT;        // [QT]
+  int32_t* st_s = reinterpret_cast<int32_t*>(D_s + QT);  // [QT] segment starts
   const int b = blockIdx.z, g = blockIdx.y, k0 = blockIdx.x * KBB;
+  const int32_t* sb = start ? start + (size_t)b * T : nullptr;
+  const int kmax = min(k0 + KBB, T) - 1;  // this block's last key
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rep = H / KVH;
   const float scale = rsqrtf((float)hd);
   float kr[KW][MAXC], vr[KW][MAXC], dkr[KW][MAXC], dvr[KW][MAXC];
@@ -230,12 +242,14 @@ __global__ void attention_dkdv_kernel(float* dk, float* dv, size_t gs, const flo
   for (int hh = 0; hh < rep; hh++) {
     const int h = g * rep + hh;
     for (int t0 = k0 - k0 % QT; t0 < T; t0 += QT) {
+      if (sb && sb[t0] > kmax) break;  // starts ascend: no later query sees a key of this block
       __syncthreads();
       load_rows(q_s, hd, q + (size_t)b * T * qs + (size_t)h * hd, qs, t0, QT, T, hd, scale);
       load_rows(do_s, hd, dout + (size_t)b * T * os + (size_t)h * hd, os, t0, QT, T, hd, 1.0f);
       for (int r = threadIdx.x; r < QT; r += blockDim.x) {
         const size_t at = ((size_t)b * H + h) * T + min(t0 + r, T - 1);
         lse_s[r] = lse[at], D_s[r] = D[at];
+        st_s[r] = sb ? sb[min(t0 + r, T - 1)] : 0;
       }
       __syncthreads();
       for (int r = 0; r < QT; r++) {
@@ -243,7 +257,7 @@ __global__ void attention_dkdv_kernel(float* dk, float* dv, size_t gs, const flo
         if (t >= T) break;
 #pragma unroll
         for (int w = 0; w < KW; w++) {
-          if (jk[w] >= T || jk[w] > t) continue;  // uniform over the warp
+          if (jk[w] >= T || jk[w] > t || jk[w] < st_s[r]) continue;  // uniform over the warp
           float s = 0, dp = 0;
 #pragma unroll
           for (int c = 0; c < MAXC; c++) {
@@ -343,34 +357,34 @@ void check_hd(int hd) {
 }  // namespace
 
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
-                       int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s) {
+                       int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
   if (attention_mma_supported(hd, q, k, v, out, qs, ks, os))
-    return attention_forward_mma(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, os, s);
+    return attention_forward_mma(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, os, s, start);
   check_hd(hd);
   const size_t smem = (size_t)(QB * hd + KB * (hd + 1) + KB * hd) * sizeof(float);
   allow_smem(attention_forward_kernel, smem);
   const dim3 grid(ceil_div(T, QB), H, B);
-  attention_forward_kernel<<<grid, WARPS * 32, smem, s>>>(out, lse, q, k, v, T, H, KVH, hd, qs, ks, os);
+  attention_forward_kernel<<<grid, WARPS * 32, smem, s>>>(out, lse, q, k, v, T, H, KVH, hd, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 
 void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, const bf16* dout, const bf16* q,
                         const bf16* k, const bf16* v, const bf16* out, const float* lse, int B, int T, int H,
-                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s) {
+                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
   check_hd(hd);
   attention_d_kernel<<<ceil_div((size_t)B * T * H, WARPS), WARPS * 32, 0, s>>>(D, dout, out, B, T, H, hd, os);
   CUDA_LAUNCH_CHECK();
   if (attention_mma_supported(hd, q, k, v, dout, qs, ks, os))
-    return attention_backward_mma(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, hd, qs, ks, os, s);
+    return attention_backward_mma(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, hd, qs, ks, os, s, start);
   const size_t smem_q = (size_t)(2 * QB * hd + 2 * KB * (hd + 1)) * sizeof(float);
   allow_smem(attention_dq_kernel, smem_q);
   attention_dq_kernel<<<dim3(ceil_div(T, QB), H, B), WARPS * 32, smem_q, s>>>(dq, gs, D, dout, q, k, v, lse, T, H,
-                                                                               KVH, hd, qs, ks, os);
+                                                                               KVH, hd, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
-  const size_t smem_k = (size_t)(2 * QT * hd + 2 * QT) * sizeof(float);
+  const size_t smem_k = (size_t)(2 * QT * hd + 2 * QT) * sizeof(float) + QT * sizeof(int32_t);
   allow_smem(attention_dkdv_kernel, smem_k);
   attention_dkdv_kernel<<<dim3(ceil_div(T, KBB), KVH, B), WARPS * 32, smem_k, s>>>(dk, dv, gs, D, dout, q, k, v, lse,
-                                                                                   T, H, KVH, hd, qs, ks, os);
+                                                                                   T, H, KVH, hd, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 

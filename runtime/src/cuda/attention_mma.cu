@@ -25,6 +25,10 @@
 //   dV += Pᵀ·dO;  dK += dSᵀ·Q  (registers, 16 keys × hd per warp; dK scaled by 1/√hd at the end)
 //   dQ += dS·K/√hd  (dS through shared memory; warp (w%2, w/2) owns 16 queries × hd/2; fp32 atomicAdd into dq,
 //   which the launcher zeroes first — the sum over key blocks is in an unspecified order)
+// Packed rows: with `start` ([B, T], the first position of each token's segment, non-decreasing along a row),
+// query t attends to keys start_t ≤ j ≤ t. Forward skips the key tiles before its first row's start; backward
+// stops at the first query tile whose queries all start after the block's last key. A row with no valid key in
+// a tile keeps m = −∞ and adds nothing (the max is taken as 0 for the exponentials).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -90,7 +94,8 @@ __device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size
 template <int HD>
 __global__ void __launch_bounds__(THREADS) attention_forward_mma_kernel(bf16* out, float* lse, const bf16* q,
                                                                         const bf16* k, const bf16* v, int T, int H,
-                                                                        int KVH, size_t qs, size_t ks, size_t os) {
+                                                                        int KVH, size_t qs, size_t ks, size_t os,
+                                                                        const int32_t* start) {
   constexpr int BQ = 64, BK = 64, LD = HD + 8;
   __shared__ __align__(16) bf16 k_s[BK * LD];  // [BK keys][HD], rows padded
   __shared__ __align__(16) bf16 v_s[BK * LD];
@@ -102,9 +107,13 @@ __global__ void __launch_bounds__(THREADS) attention_forward_mma_kernel(bf16* ou
   const bf16* vb = v + (size_t)b * T * ks + (size_t)g * HD;
   const int r0 = q0 + warp * 16 + gid, r1 = r0 + 8;  // this lane's two query rows (may be ≥ T: not written)
   const int last = min(T - 1, q0 + BQ - 1), ntiles = last / BK + 1;
-  load_tile_async<HD, BK>(k_s, kb, ks, 0, T);
+  // Segment starts of this lane's rows, and the first key tile any row of the block needs (starts ascend).
+  const int32_t* sb = start ? start + (size_t)b * T : nullptr;
+  const int st0 = sb ? sb[min(r0, T - 1)] : 0, st1 = sb ? sb[min(r1, T - 1)] : 0;
+  const int j0 = sb ? sb[q0] / BK : 0;
+  load_tile_async<HD, BK>(k_s, kb, ks, j0 * BK, T);
   cp_async_commit();
-  load_tile_async<HD, BK>(v_s, vb, ks, 0, T);
+  load_tile_async<HD, BK>(v_s, vb, ks, j0 * BK, T);
   cp_async_commit();
   // Q as A fragments, [16 rows × HD] per warp, for the whole loop.
   uint32_t qf[HD / 16][4];
@@ -122,7 +131,7 @@ __global__ void __launch_bounds__(THREADS) attention_forward_mma_kernel(bf16* ou
   float o[HD / 8][4];
 #pragma unroll
   for (int nt = 0; nt < HD / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0;
-  for (int j = 0; j < ntiles; j++) {
+  for (int j = j0; j < ntiles; j++) {
     const int k0 = j * BK;
     cp_async_wait<1>();  // K(j) landed (V(j) may be in flight)
     __syncthreads();
@@ -141,16 +150,16 @@ __global__ void __launch_bounds__(THREADS) attention_forward_mma_kernel(bf16* ou
     __syncthreads();  // every warp is done with k_s
     if (j + 1 < ntiles) load_tile_async<HD, BK>(k_s, kb, ks, k0 + BK, T);
     cp_async_commit();  // (possibly empty: keeps the group count)
-    // Causal mask and the online softmax in the log2 domain. Key 0 is valid for every row, so m is finite from
-    // the first tile on and no row ever computes −∞ − (−∞).
+    // Causal (and segment) mask and the online softmax in the log2 domain. A row whose keys so far are all
+    // masked keeps m = −∞; its exponentials use 0 as the max, so −∞ − (−∞) never occurs.
     float mx0 = m0, mx1 = m1;
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++) {
 #pragma unroll
       for (int e = 0; e < 2; e++) {
         const int key = k0 + nt * 8 + 2 * tig + e;
-        s[nt][e] = key <= r0 ? s[nt][e] * sl2 : -INFINITY;
-        s[nt][2 + e] = key <= r1 ? s[nt][2 + e] * sl2 : -INFINITY;
+        s[nt][e] = key <= r0 && key >= st0 ? s[nt][e] * sl2 : -INFINITY;
+        s[nt][2 + e] = key <= r1 && key >= st1 ? s[nt][2 + e] * sl2 : -INFINITY;
         mx0 = fmaxf(mx0, s[nt][e]), mx1 = fmaxf(mx1, s[nt][2 + e]);
       }
     }
@@ -159,15 +168,16 @@ __global__ void __launch_bounds__(THREADS) attention_forward_mma_kernel(bf16* ou
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float c0 = exp2f(m0 - mx0), c1 = exp2f(m1 - mx1);  // 0 on the first tile (m = −∞)
+    const float ms0 = mx0 == -INFINITY ? 0.0f : mx0, ms1 = mx1 == -INFINITY ? 0.0f : mx1;
+    const float c0 = exp2f(m0 - ms0), c1 = exp2f(m1 - ms1);  // 0 while m = −∞
     m0 = mx0, m1 = mx1, l0 *= c0, l1 *= c1;
 #pragma unroll
     for (int nt = 0; nt < HD / 8; nt++) o[nt][0] *= c0, o[nt][1] *= c0, o[nt][2] *= c1, o[nt][3] *= c1;
     uint32_t pf[BK / 16][4];  // P as A fragments (k = key)
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++) {
-      const float p00 = exp2f(s[nt][0] - m0), p01 = exp2f(s[nt][1] - m0);
-      const float p10 = exp2f(s[nt][2] - m1), p11 = exp2f(s[nt][3] - m1);
+      const float p00 = exp2f(s[nt][0] - ms0), p01 = exp2f(s[nt][1] - ms0);
+      const float p10 = exp2f(s[nt][2] - ms1), p11 = exp2f(s[nt][3] - ms1);
       l0 += p00 + p01, l1 += p10 + p11;
       pf[nt / 2][(nt % 2) * 2] = pack_bf16(p00, p01);
       pf[nt / 2][(nt % 2) * 2 + 1] = pack_bf16(p10, p11);
@@ -215,7 +225,8 @@ constexpr int BKB = 64, BQB = 32, LDS = BKB + 8;
 
 template <int HD>
 constexpr size_t backward_smem_bytes() {
-  return (size_t)(2 * BKB * (HD + 8) + 4 * BQB * (HD + 8) + BQB * LDS) * sizeof(bf16) + 4 * BQB * sizeof(float);
+  return (size_t)(2 * BKB * (HD + 8) + 4 * BQB * (HD + 8) + BQB * LDS) * sizeof(bf16) + 4 * BQB * sizeof(float) +
+         2 * BQB * sizeof(int32_t);
 }
 
 template <int HD>
@@ -224,7 +235,8 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
                                                                          const bf16* dout, const bf16* q,
                                                                          const bf16* k, const bf16* v,
                                                                          const float* lse, int T, int H, int KVH,
-                                                                         size_t qs, size_t ks, size_t os) {
+                                                                         size_t qs, size_t ks, size_t os,
+                                                                         const int32_t* start) {
   constexpr int LD = HD + 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* k_s = reinterpret_cast<bf16*>(smem_raw);  // [BKB][LD]
@@ -234,14 +246,28 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
   bf16* ds_s = do_s + 2 * BQB * LD;               // [BQB queries][LDS]: dS (not transposed), bf16
   float* lse_s = reinterpret_cast<float*>(ds_s + BQB * LDS);  // [2][BQB]
   float* D_s = lse_s + 2 * BQB;                               // [2][BQB]
+  int32_t* st_s = reinterpret_cast<int32_t*>(D_s + 2 * BQB);  // [2][BQB] segment starts
   const int b = blockIdx.z, g = blockIdx.y, k0 = blockIdx.x * BKB, rep = H / KVH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane >> 2, tig = lane & 3;
   const float scale = rsqrtf((float)HD), sl2 = scale * LOG2E;
   load_tile_async<HD, BKB>(k_s, k + (size_t)b * T * ks + (size_t)g * HD, ks, k0, T);
   load_tile_async<HD, BKB>(v_s, v + (size_t)b * T * ks + (size_t)g * HD, ks, k0, T);
   cp_async_commit();
-  // Iterations i = (head of the group) × (query tile from the one holding key k0 to the last).
-  const int tq0 = k0 / BQB, nqt = (T + BQB - 1) / BQB - tq0, iters = rep * nqt;
+  // Iterations i = (head of the group) × (query tile from the one holding key k0 to the last one that can see a
+  // key of this block: with segments, the queries before the first one whose segment starts after the last key).
+  const int32_t* sb = start ? start + (size_t)b * T : nullptr;
+  int t_end = T;
+  if (sb) {
+    const int kmax = min(k0 + BKB, T) - 1;
+    int lo = k0, hi = T;  // first t in [k0, T) with sb[t] > kmax (starts ascend), else T
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      if (sb[mid] > kmax) hi = mid;
+      else lo = mid + 1;
+    }
+    t_end = lo;
+  }
+  const int tq0 = k0 / BQB, nqt = (t_end + BQB - 1) / BQB - tq0, iters = rep * nqt;
   auto issue = [&](int i) {  // starts loading iteration i's tiles into buffer i % 2
     if (i < iters) {
       const int h = g * rep + i / nqt, t0 = (tq0 + i % nqt) * BQB, buf = i & 1;
@@ -252,6 +278,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
         const size_t at = ((size_t)b * H + h) * T + (t < T ? t : 0);
         lse_s[buf * BQB + r] = t < T ? lse[at] * LOG2E : 0.0f;
         D_s[buf * BQB + r] = t < T ? D[at] : 0.0f;
+        st_s[buf * BQB + r] = sb && t < T ? sb[t] : 0;
       }
     }
     cp_async_commit();
@@ -272,6 +299,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
     const bf16* dot = do_s + buf * BQB * LD;
     const float* ls = lse_s + buf * BQB;
     const float* Ds = D_s + buf * BQB;
+    const int32_t* sts = st_s + buf * BQB;
     // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, [16 keys × BQB queries] per warp; B[k][n] = Q[n][k] (dO[n][k]).
     float st[BQB / 8][4], dpt[BQB / 8][4];
 #pragma unroll
@@ -292,15 +320,15 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
         mma_bf16(dpt[nt], va, ld32(dp), ld32(dp + 8));
       }
     }
-    // Pᵀ = exp(Sᵀ/√hd − lse) where key ≤ query < T, else 0;  dSᵀ = Pᵀ∘(dPᵀ − D).
+    // Pᵀ = exp(Sᵀ/√hd − lse) where start_query ≤ key ≤ query < T, else 0;  dSᵀ = Pᵀ∘(dPᵀ − D).
     uint32_t pa[BQB / 16][4], dsa[BQB / 16][4];  // as A fragments (k = query)
 #pragma unroll
     for (int nt = 0; nt < BQB / 8; nt++) {
 #pragma unroll
       for (int e = 0; e < 2; e++) {
         const int qi = nt * 8 + 2 * tig + e, t = t0 + qi;
-        const float p0 = t < T && key0 <= t ? exp2f(st[nt][e] * sl2 - ls[qi]) : 0.0f;
-        const float p1 = t < T && key1 <= t ? exp2f(st[nt][2 + e] * sl2 - ls[qi]) : 0.0f;
+        const float p0 = t < T && key0 <= t && key0 >= sts[qi] ? exp2f(st[nt][e] * sl2 - ls[qi]) : 0.0f;
+        const float p1 = t < T && key1 <= t && key1 >= sts[qi] ? exp2f(st[nt][2 + e] * sl2 - ls[qi]) : 0.0f;
         const float ds0 = p0 * (dpt[nt][e] - Ds[qi]), ds1 = p1 * (dpt[nt][2 + e] - Ds[qi]);
         st[nt][e] = p0, st[nt][2 + e] = p1, dpt[nt][e] = ds0, dpt[nt][2 + e] = ds1;
         ds_s[qi * LDS + warp * 16 + gid] = __float2bfloat16(ds0);
@@ -383,16 +411,16 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 template <int HD>
 void forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KVH,
-                 size_t qs, size_t ks, size_t os, cudaStream_t s) {
+                 size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
   const dim3 grid(ceil_div(T, 64), H, B);
-  attention_forward_mma_kernel<HD><<<grid, THREADS, 0, s>>>(out, lse, q, k, v, T, H, KVH, qs, ks, os);
+  attention_forward_mma_kernel<HD><<<grid, THREADS, 0, s>>>(out, lse, q, k, v, T, H, KVH, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 
 template <int HD>
 void backward_mma(float* dq, float* dk, float* dv, size_t gs, const float* D, const bf16* dout, const bf16* q,
                   const bf16* k, const bf16* v, const float* lse, int B, int T, int H, int KVH, size_t qs, size_t ks,
-                  size_t os, cudaStream_t s) {
+                  size_t os, cudaStream_t s, const int32_t* start) {
   const size_t rows = (size_t)B * T;
   zero_rows_kernel<<<std::min<size_t>(ceil_div(rows * H * HD, 256), 65535), 256, 0, s>>>(dq, gs, rows, H * HD);
   CUDA_LAUNCH_CHECK();
@@ -402,7 +430,7 @@ void backward_mma(float* dq, float* dk, float* dv, size_t gs, const float* D, co
                                     (int)smem));
   const dim3 grid(ceil_div(T, BKB), KVH, B);
   attention_backward_mma_kernel<HD><<<grid, THREADS, smem, s>>>(dq, dk, dv, gs, D, dout, q, k, v, lse, T, H, KVH,
-                                                                 qs, ks, os);
+                                                                 qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -417,16 +445,17 @@ bool attention_mma_supported(int hd, const void* q, const void* k, const void* v
 }
 
 void attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
-                           int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s) {
-  if (hd == 64) forward_mma<64>(out, lse, q, k, v, B, T, H, KVH, qs, ks, os, s);
-  else forward_mma<128>(out, lse, q, k, v, B, T, H, KVH, qs, ks, os, s);
+                           int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
+  if (hd == 64) forward_mma<64>(out, lse, q, k, v, B, T, H, KVH, qs, ks, os, s, start);
+  else forward_mma<128>(out, lse, q, k, v, B, T, H, KVH, qs, ks, os, s, start);
 }
 
 void attention_backward_mma(float* dq, float* dk, float* dv, size_t gs, const float* D, const bf16* dout,
                             const bf16* q, const bf16* k, const bf16* v, const float* lse, int B, int T, int H,
-                            int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s) {
-  if (hd == 64) backward_mma<64>(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, qs, ks, os, s);
-  else backward_mma<128>(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, qs, ks, os, s);
+                            int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s,
+                            const int32_t* start) {
+  if (hd == 64) backward_mma<64>(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, qs, ks, os, s, start);
+  else backward_mma<128>(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, qs, ks, os, s, start);
 }
 
 }  // namespace mt::cuda

@@ -72,12 +72,16 @@ struct CudaBackend : DeviceBackend {
     Buffer<float> x_fin, rstd_f, mask_d;
     Buffer<bf16> h_f;
     Buffer<int32_t> tok, tgt;
+    // Packed rows: each token's segment start and its RoPE position within the segment (when `packed`).
+    Buffer<int32_t> start, pos;
+    bool packed = false;
     // Pipeline messages of this micro-batch, staged through host memory (kept until their sends complete).
     std::unique_ptr<SendHandle> fwd_send, bwd_send;
   };
   int B = 0, T = 0;
   std::vector<Slot> slots;
   Slot* a = nullptr;  // the slot forward() and loss_backward() work on (use())
+  std::vector<int32_t> seg_host;  // segment starts and positions of one micro-batch, before their upload
   // Backward and recompute scratch, reused across layers and micro-batches.
   Buffer<float> dx, dh, tmp, dqkv32, D;
   Buffer<bf16> dxb, dqkv, datt, dgu, ds, r_h1, r_att, r_h2, r_s;
@@ -183,7 +187,7 @@ struct CudaBackend : DeviceBackend {
     const bool rc = M.topo.recompute;
     const size_t per_row_layer = 4 * d + 4 + 4 * Hl + 4 * d + 4 + 2 * (size_t)qkvd() + 2 * 2 * F +
                                  (rc ? 0 : 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F);
-    const size_t per_row_slot = 4 * d + 4 + 4 + 2 * d + 4 + 4;  // x_fin, rstd_f, mask, h_f, tok, tgt
+    const size_t per_row_slot = 4 * d + 4 + 4 + 2 * d + 4 + 4 + 8;  // x_fin, rstd_f, mask, h_f, tok, tgt, start|pos
     const size_t per_row_scratch = 4 * d * 3 + 4 * (size_t)qkvd() + 4 * Hl + 2 * d + 2 * (size_t)qkvd() +
                                    2 * (size_t)qd() + 2 * 2 * F + 2 * F +
                                    (rc ? 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F : 0);
@@ -205,7 +209,7 @@ struct CudaBackend : DeviceBackend {
         if (!rc) L.h1.resize(N * d), L.att.resize(N * qd()), L.h2.resize(N * d), L.s.resize(N * F);
       }
       sl.x_fin.resize(N * d), sl.rstd_f.resize(N), sl.h_f.resize(N * d);
-      sl.tok.resize(N), sl.tgt.resize(N), sl.mask_d.resize(N);
+      sl.tok.resize(N), sl.tgt.resize(N), sl.mask_d.resize(N), sl.start.resize(N), sl.pos.resize(N);
     }
     if (rc) r_h1.resize(N * d), r_att.resize(N * qd()), r_h2.resize(N * d), r_s.resize(N * F);
     dx.resize(N * d), dh.resize(N * d), tmp.resize(N * d), dxb.resize(N * d);
@@ -239,9 +243,23 @@ struct CudaBackend : DeviceBackend {
   bf16* h2_of(Layer& L) { return M.topo.recompute ? r_h2.data() : L.h2.data(); }
   bf16* s_of(Layer& L) { return M.topo.recompute ? r_s.data() : L.s.data(); }
 
-  // Copies one micro-batch into the current slot (a stage uses the tokens, targets and mask it needs).
-  void upload_batch(const int32_t* tokens, const int32_t* targets, const float* mask) {
+  // Copies one micro-batch into the current slot (a stage uses the tokens, targets and mask it needs); with
+  // segment ids, their starts and in-segment positions (as segment_positions on the CPU).
+  void upload_batch(const int32_t* tokens, const int32_t* targets, const float* mask, const int32_t* seg) {
     const size_t N = (size_t)B * T;
+    a->packed = seg != nullptr;
+    if (seg) {
+      seg_host.resize(2 * N);
+      int32_t *st = seg_host.data(), *ps = st + N;
+      for (size_t i = 0; i < N; i++) {
+        const size_t t = i % T;
+        st[i] = t == 0 || seg[i] != seg[i - 1] ? (int32_t)t : st[i - 1];
+        ps[i] = (int32_t)t - st[i];
+      }
+      // Pageable source: the call returns once the data is staged, so seg_host may be refilled right after.
+      CUDA_CHECK(cudaMemcpyAsync(a->start.data(), st, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+      CUDA_CHECK(cudaMemcpyAsync(a->pos.data(), ps, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    }
     if (M.first)
       CUDA_CHECK(cudaMemcpyAsync(a->tok.data(), tokens, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
     if (targets && M.last)
@@ -250,11 +268,14 @@ struct CudaBackend : DeviceBackend {
       CUDA_CHECK(cudaMemcpyAsync(a->mask_d.data(), mask, N * sizeof(float), cudaMemcpyHostToDevice, stream));
   }
 
+  const int32_t* seg_start() const { return a->packed ? a->start.data() : nullptr; }
+  const int32_t* seg_pos() const { return a->packed ? a->pos.data() : nullptr; }
+
   // The parts of a layer's forward that selective recomputation rebuilds: h1, attention, h2 and SwiGLU.
   void attn_core(Layer& L) {
     bf16* q = L.qkv.data();
     cuda::attention_forward(att_of(L), L.lse.data(), q, q + qd(), q + qd() + kvd(), B, T, M.Hl, M.KVHl, M.hd,
-                            qkvd(), qkvd(), qd(), stream);
+                            qkvd(), qkvd(), qd(), stream, seg_start());
   }
 
   // Forward of the current slot's micro-batch through this stage: the embedding (first stage) or the previous
@@ -274,8 +295,8 @@ struct CudaBackend : DeviceBackend {
       Layer& L = layers[l];
       cuda::rmsnorm_forward(h1_of(L), L.rstd1.data(), L.x_in.data(), W(lidx(l, LN1)), N, d, M.cfg.norm_eps, stream);
       cuda::matmul_forward(blas, L.qkv.data(), CUDA_R_16BF, h1_of(L), W(lidx(l, Q)), N, d, qkvd(), 0.0f);
-      cuda::rope_forward(L.qkv.data(), rope.data(), nullptr, N, T, M.Hl, M.hd, qkvd(), stream);
-      cuda::rope_forward(L.qkv.data() + qd(), rope.data(), nullptr, N, T, M.KVHl, M.hd, qkvd(), stream);
+      cuda::rope_forward(L.qkv.data(), rope.data(), seg_pos(), N, T, M.Hl, M.hd, qkvd(), stream);
+      cuda::rope_forward(L.qkv.data() + qd(), rope.data(), seg_pos(), N, T, M.KVHl, M.hd, qkvd(), stream);
       attn_core(L);
       cuda::matmul_forward(blas, tmp.data(), CUDA_R_32F, att_of(L), W(lidx(l, O)), N, qd(), d, 0.0f);
       tp->all_reduce_sum(tmp.data(), Nd);  // g
@@ -362,9 +383,10 @@ struct CudaBackend : DeviceBackend {
       float* dq = dqkv32.data();
       cuda::attention_backward(dq, dq + qd(), dq + qd() + kvd(), qkvd(), D.data(), datt.data(), q, q + qd(),
                                q + qd() + kvd(), att_of(L), L.lse.data(), B, T, M.Hl, M.KVHl, M.hd, qkvd(), qkvd(),
-                               qd(), stream);
-      cuda::rope_backward(dqkv.data(), qkvd(), dq, qkvd(), rope.data(), N, T, M.Hl, M.hd, stream);
-      cuda::rope_backward(dqkv.data() + qd(), qkvd(), dq + qd(), qkvd(), rope.data(), N, T, M.KVHl, M.hd, stream);
+                               qd(), stream, seg_start());
+      cuda::rope_backward(dqkv.data(), qkvd(), dq, qkvd(), rope.data(), N, T, M.Hl, M.hd, stream, seg_pos());
+      cuda::rope_backward(dqkv.data() + qd(), qkvd(), dq + qd(), qkvd(), rope.data(), N, T, M.KVHl, M.hd, stream,
+                          seg_pos());
       cuda::cast_rows_to_bf16(dqkv.data() + qd() + kvd(), qkvd(), dq + qd() + kvd(), qkvd(), N, kvd(), stream);
       cuda::matmul_backward_weight(blas, G(lidx(l, Q)), dqkv.data(), h1_of(L), N, d, qkvd());
       cuda::matmul_backward_input(blas, dh.data(), CUDA_R_32F, dqkv.data(), W(lidx(l, Q)), N, d, qkvd(), 0.0f);
@@ -389,12 +411,12 @@ struct CudaBackend : DeviceBackend {
 
   // ---- DeviceBackend -----------------------------------------------------------------------------------------
   double forward_backward(const int32_t* tokens, const int32_t* targets, const float* mask, int b, int t,
-                          float denom) override {
+                          float denom, const int32_t* seg) override {
     enter();
     MT_CHECK(M.topo.pp == 1, "forward_backward runs one stage; with pp %d use train_step", M.topo.pp);
     ensure_acts(b, t, 1);
     use(0);
-    upload_batch(tokens, targets, mask);
+    upload_batch(tokens, targets, mask, seg);
     zero_loss();
     forward(fwd_tag(0));
     loss_backward(denom, true, bwd_tag(0));
@@ -403,7 +425,7 @@ struct CudaBackend : DeviceBackend {
 
   // The same schedule as the CPU model's train_step (run_1f1b); the loss stays on the device until the end.
   void train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int n_micro, int b, int t,
-                  mt_step_result* out) override {
+                  mt_step_result* out, const int32_t* seg) override {
     enter();
     const size_t per = (size_t)b * t;
     const double count = M.batch_token_count(mask, per * n_micro);
@@ -414,7 +436,7 @@ struct CudaBackend : DeviceBackend {
         n_micro, M.topo.pp, M.topo.pp_rank,
         [&](int i, int k) {
           use(k);
-          upload_batch(tokens + i * per, targets + i * per, mask + i * per);
+          upload_batch(tokens + i * per, targets + i * per, mask + i * per, seg ? seg + i * per : nullptr);
           forward(fwd_tag(i));
         },
         [&](int i, int k) {
@@ -482,11 +504,11 @@ struct CudaBackend : DeviceBackend {
   }
 
   void eval_loss(const int32_t* tokens, const int32_t* targets, const float* mask, int b, int t, double* loss_sum,
-                 double* count) override {
+                 double* count, const int32_t* seg) override {
     enter();
     ensure_acts(b, t, 1);
     use(0);
-    upload_batch(tokens, targets, mask);
+    upload_batch(tokens, targets, mask, seg);
     zero_loss();
     forward(fwd_tag(0));
     loss_backward(1.0f, false, bwd_tag(0));
@@ -508,13 +530,13 @@ struct CudaBackend : DeviceBackend {
     }
   }
 
-  void logits(const int32_t* tokens, int b, int t, float* out) override {
+  void logits(const int32_t* tokens, int b, int t, float* out, const int32_t* seg) override {
     enter();
     MT_CHECK(M.topo.tp == 1 && M.topo.pp == 1, "logits need the whole model on one rank (tp %d, pp %d)", M.topo.tp,
              M.topo.pp);
     ensure_acts(b, t, 1);
     use(0);
-    upload_batch(tokens, nullptr, nullptr);
+    upload_batch(tokens, nullptr, nullptr, seg);
     forward(fwd_tag(0));
     head_to_host(a->h_f.data(), b * t, out);
   }

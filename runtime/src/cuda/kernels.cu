@@ -130,13 +130,13 @@ __global__ void rope_forward_kernel(bf16* x, const float* cs, const int32_t* pos
 }
 
 __global__ void rope_backward_kernel(bf16* dx, size_t os, const float* dxr, size_t is, const float* cs, int N,
-                                     int T, int nh, int hd) {
+                                     int T, int nh, int hd, const int32_t* pos) {
   const int half = hd / 2;
   const size_t total = (size_t)N * nh * half;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
     const size_t n = e / ((size_t)nh * half);
     const int h = (int)(e / half % nh), i = (int)(e % half);
-    const int t = (int)(n % T);
+    const int t = pos ? pos[n] : (int)(n % T);
     const float c = cs[((size_t)t * half + i) * 2], s = cs[((size_t)t * half + i) * 2 + 1];
     const float* g = dxr + n * is + (size_t)h * hd;
     bf16* o = dx + n * os + (size_t)h * hd;
@@ -323,8 +323,9 @@ void rope_forward(bf16* x, const float* cos_sin, const int32_t* pos, int N, int 
 }
 
 void rope_backward(bf16* dx, size_t os, const float* dxr, size_t is, const float* cos_sin, int N, int T, int nh,
-                   int hd, cudaStream_t s) {
-  rope_backward_kernel<<<grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s>>>(dx, os, dxr, is, cos_sin, N, T, nh, hd);
+                   int hd, cudaStream_t s, const int32_t* pos) {
+  rope_backward_kernel<<<grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s>>>(dx, os, dxr, is, cos_sin, N, T, nh, hd,
+                                                                          pos);
   CUDA_LAUNCH_CHECK();
 }
 

@@ -49,7 +49,7 @@ void rope_forward(bf16* x, const float* cos_sin, const int32_t* pos, int N, int 
 // The transpose rotation from fp32 gradients into bf16: dx[i] = dx'[i]·c + dx'[i+hd/2]·s,
 // dx[i+hd/2] = dx'[i+hd/2]·c − dx'[i]·s.
 void rope_backward(bf16* dx, size_t os, const float* dxr, size_t is, const float* cos_sin, int N, int T, int nh,
-                   int hd, cudaStream_t s);
+                   int hd, cudaStream_t s, const int32_t* pos = nullptr);
 
 // ---- SwiGLU on gu[N, 2F] (g | u): out = silu(g) ∘ u --------------------------------------------------------------
 void swiglu_forward(bf16* out, const bf16* gu, int N, int F, cudaStream_t s);
@@ -80,25 +80,31 @@ void adamw(float* master, bf16* param, const float* grad, float* m, float* v, si
 // ---- attention (attention.cu): causal GQA, flash-style (K/V tiles in shared memory, online softmax) -------------
 // q [B,T,H,hd] rows `qs` apart, k/v [B,T,KVH,hd] rows `ks` apart, out [B,T,H,hd] rows `os` apart (bf16);
 // lse [B,H,T] fp32.  out_t = Σ_{j≤t} softmax_j(q_t·k_j/√hd) v_j;  lse_t = log Σ_{j≤t} exp(q_t·k_j/√hd).
+// Packed rows: `start` [B,T] (int32, device; null: one segment per row) is each token's segment start, non-
+// decreasing along a row; the sums then run over start_t ≤ j ≤ t.
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
-                       int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
+                       int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s,
+                       const int32_t* start = nullptr);
 // With P = exp(S − lse), D_t = dout_t·out_t (scratch `D`, [B,H,T]):
 //   dv_j = Σ_t P_tj dout_t;  dS_tj = P_tj (dout_t·v_j − D_t);  dq_t = Σ_j dS_tj k_j/√hd;  dk_j = Σ_t dS_tj q_t/√hd
 // dq, dk, dv (fp32, rows `gs` apart) are overwritten. dq in one pass over query rows, dk/dv in one over key rows:
 // no atomics, no T×T buffer.
 void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, const bf16* dout, const bf16* q,
                         const bf16* k, const bf16* v, const bf16* out, const float* lse, int B, int T, int H,
-                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
+                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s,
+                        const int32_t* start = nullptr);
 // The tensor-core versions (attention_mma.cu, FlashAttention-2 with mma.sync bf16): same arguments and results;
 // attention_forward/backward use them when attention_mma_supported (head_dim 64 or 128, rows and pointers 16-byte
 // aligned, MEDITRON_CUDA_ATTENTION not "simple"). The backward's dq is a sum of fp32 atomics (order unspecified).
 bool attention_mma_supported(int hd, const void* q, const void* k, const void* v, const void* o, size_t qs, size_t ks,
                              size_t os);
 void attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
-                           int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
+                           int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s,
+                           const int32_t* start = nullptr);
 void attention_backward_mma(float* dq, float* dk, float* dv, size_t gs, const float* D, const bf16* dout,
                             const bf16* q, const bf16* k, const bf16* v, const float* lse, int B, int T, int H,
-                            int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s);
+                            int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s,
+                            const int32_t* start = nullptr);
 // Decoding against a KV cache kc/vc [max_seqs, max_len, KVH, hd] (bf16): row r (sequence seq[r], position
 // pos[r]) attends to positions 0..pos[r] of its sequence. q rows `qs` apart; out [rows, H·hd].
 void attention_cached(bf16* out, const bf16* q, size_t qs, const bf16* kc, const bf16* vc, const int32_t* seq,

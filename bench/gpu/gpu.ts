@@ -304,21 +304,14 @@ async function runCheck(out: string, dry: boolean, smallOnly: boolean): Promise<
     }
   }
   // Packed rows (segment ids: masks and RoPE positions restart per segment) through both attention paths.
-  for (const mode of modes) {
-    await withAttention(
-      mode,
-      () =>
-        compareBackends(
-          `hd 64 packed, T 200, ${mode} attention`,
-          hd64,
-          2,
-          200,
-          dev,
-          checks,
-          undefined,
-          packedIds(2, 200),
-        ),
-    );
+  for (const [name, d] of [["hd 64", hd64], ["hd 128", hd128]] as const) {
+    for (const mode of modes) {
+      const label = `${name} packed, T 200, ${mode} attention`;
+      await withAttention(
+        mode,
+        () => compareBackends(label, d, 2, 200, dev, checks, undefined, packedIds(2, 200)),
+      );
+    }
   }
   await compareBackends("small packed (hd 32)", small, 2, 128, dev, checks, undefined, packedIds(2, 128));
   if (!dry && !smallOnly) await compareBackends("llama-like (hd 128, V 32000)", llama, 2, 256, dev, checks);

@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
   int t_end = T;
   if (sb) {
     const int kmax = min(k0 + BKB, T) - 1;
-    int lo = k0, hi = T;  // first t in [k0, T) with sb[t] > kmax (starts ascend), else T
+    int lo = min(kmax + 1, T), hi = T;  // first t with sb[t] > kmax (starts ascend; sb[t] ≤ t), else T
     while (lo < hi) {
       const int mid = (lo + hi) / 2;
       if (sb[mid] > kmax) hi = mid;
@@ -293,7 +293,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
   for (int i = 0; i < iters; i++) {
     issue(i + 1);
     cp_async_wait<1>();  // K, V and iteration i's tiles landed
-    __syncthreads();     // … for every thread's copies, and lse_s/D_s stores are visible
+    __syncthreads();     // … for every thread's copies, and lse_s/D_s/st_s stores are visible
     const int h = g * rep + i / nqt, t0 = (tq0 + i % nqt) * BQB, buf = i & 1;
     const bf16* qt = q_s + buf * BQB * LD;
     const bf16* dot = do_s + buf * BQB * LD;

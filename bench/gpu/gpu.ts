@@ -337,28 +337,33 @@ const isOom = (e: unknown) => e instanceof MeditronError && /does not fit|out of
 async function runTrain(out: string, dry: boolean, opts: { layers: number; micro: number; steps: number }) {
   const dev: Device = dry ? "cpu" : "cuda";
   const T = dry ? 64 : 2048;
-  // Start from the requested size and shrink until a step fits: micro-batch first, then layers.
+  // Start from the requested size and shrink until a step fits: stored activations (as PyTorch keeps them),
+  // then selective recompute, then a smaller micro-batch, then fewer layers.
   let L = opts.layers, B = opts.micro, result: Record<string, unknown> | null = null;
   const tried: string[] = [];
   while (!result && L >= 1) {
-    let m: NativeModel | null = null;
-    try {
-      m = await create(llama7b(L, T, dry), dev, true);
-      for (; B >= 1 && !result; B = Math.floor(B / 2)) {
-        try {
-          result = await timeTrain(m, L, B, T, opts.steps, dry);
-        } catch (e) {
-          if (!isOom(e)) throw e;
-          tried.push(`L ${L} B ${B}: ${(e as Error).message.slice(0, 160)}`);
+    for (const recompute of [false, true]) {
+      let m: NativeModel | null = null;
+      try {
+        m = await create(llama7b(L, T, dry), dev, recompute);
+        for (B = opts.micro; B >= 1 && !result; B = Math.floor(B / 2)) {
+          try {
+            result = { ...(await timeTrain(m, L, B, T, opts.steps, dry)), recompute };
+          } catch (e) {
+            if (!isOom(e)) throw e;
+            tried.push(`L ${L} B ${B} recompute ${recompute}: ${(e as Error).message.slice(0, 160)}`);
+          }
+          if (!result && !recompute) break; // without recompute, only the requested micro-batch
         }
+      } catch (e) {
+        if (!isOom(e)) throw e;
+        tried.push(`L ${L}: ${(e as Error).message.slice(0, 160)}`);
+      } finally {
+        m?.dispose();
       }
-    } catch (e) {
-      if (!isOom(e)) throw e;
-      tried.push(`L ${L}: ${(e as Error).message.slice(0, 160)}`);
-    } finally {
-      m?.dispose();
+      if (result) break;
     }
-    if (!result) L = Math.floor(L * 3 / 4), B = opts.micro;
+    if (!result) L = Math.floor(L * 3 / 4);
   }
   if (!result) throw new Error(`no configuration fits: ${tried.join("; ")}`);
   result.tried = tried;

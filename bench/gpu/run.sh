@@ -167,6 +167,11 @@ fits 60 decode && LD_LIBRARY_PATH=$DENO_LD timeout 60 "$DENO" run -A --no-config
 [ -n "$PY" ] && fits 60 torch-decode && timeout 60 "$PY" bench/gpu/torch_peer.py decode $DRYFLAG --layers "$DECODE_LAYERS" \
   --out "$OUT/torch_decode.json" 2>&1 | tail -5
 
+say "profile: where a train step's GPU time goes (MEDITRON_CUDA_PROFILE=1, CUDA events per kind of work)"
+fits 120 profile && MEDITRON_CUDA_PROFILE=1 LD_LIBRARY_PATH=$DENO_LD timeout 120 "$DENO" run -A --no-config \
+  bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" --steps 4 --out "$OUT/train_profiled.json" \
+  2>&1 | tee "$OUT/profile.txt" | grep -A12 "cuda profile"
+
 say "done in $((SECONDS - T0)) s; logs and JSON in $OUT"
 "${PY:-python3}" bench/gpu/table.py "$OUT"
 exit $status

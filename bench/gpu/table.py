@@ -54,7 +54,8 @@ def main():
         f = r["model_tflops"] * 1e12
         a = f"{f / peak:.1%} MFU" if peak else "MFU: unknown peak"
         b = f", {f / gemm_rate:.1%} of measured GEMM" if gemm_rate else ""
-        return (f"{r['tokens_per_s']:.0f} tok/s, L {r['layers']} B {r['micro_batch']} T {r['seq']}: "
+        rc = " recompute" if r.get("recompute") else ""
+        return (f"{r['tokens_per_s']:.0f} tok/s, L {r['layers']} B {r['micro_batch']} T {r['seq']}{rc}: "
                 f"{r['model_tflops']:.0f} TFLOP/s, {a}{b}")
 
     if ours:

@@ -358,6 +358,7 @@ void check_hd(int hd) {
 
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
+  profile_mark(Work::Attention, s);
   if (attention_mma_supported(hd, q, k, v, out, qs, ks, os))
     return attention_forward_mma(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, os, s, start);
   check_hd(hd);
@@ -371,6 +372,7 @@ void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, cons
 void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, const bf16* dout, const bf16* q,
                         const bf16* k, const bf16* v, const bf16* out, const float* lse, int B, int T, int H,
                         int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
+  profile_mark(Work::Attention, s);
   check_hd(hd);
   attention_d_kernel<<<ceil_div((size_t)B * T * H, WARPS), WARPS * 32, 0, s>>>(D, dout, out, B, T, H, hd, os);
   CUDA_LAUNCH_CHECK();

@@ -81,6 +81,7 @@ struct CudaBackend : DeviceBackend {
   int B = 0, T = 0;
   std::vector<Slot> slots;
   Slot* a = nullptr;  // the slot forward() and loss_backward() work on (use())
+  int profiled_steps = 0;  // train steps seen by MEDITRON_CUDA_PROFILE
   std::vector<int32_t> seg_host;  // segment starts and positions of one micro-batch, before their upload
   // Backward and recompute scratch, reused across layers and micro-batches.
   Buffer<float> dx, dh, tmp, dqkv32, D;
@@ -141,6 +142,11 @@ struct CudaBackend : DeviceBackend {
   // Frees what init() made, in reverse; safe on a partly made backend and never throws.
   void release() noexcept {
     cudaSetDevice(device);
+    try {  // MEDITRON_CUDA_PROFILE's totals (process-wide) for the steps this model took
+      if (stream) cudaStreamSynchronize(stream), cuda::profile_flush();
+      cuda::profile_report(M.world->rank(), profiled_steps);
+    } catch (...) {
+    }
     if (stream) cudaStreamSynchronize(stream);
     for (Slot& sl : slots) sl.fwd_send.reset(), sl.bwd_send.reset();
     tp.reset(), dp.reset(), pp.reset();
@@ -150,7 +156,11 @@ struct CudaBackend : DeviceBackend {
 
   // Every entry point: nonblocking FFI calls arrive on pool threads, whose current device is their own.
   void enter() { CUDA_CHECK(cudaSetDevice(device)); }
-  void sync() { CUDA_CHECK(cudaStreamSynchronize(stream)); }
+  void sync() {
+    cuda::profile_mark(cuda::Work::Idle, stream);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    cuda::profile_flush();
+  }
 
   void check_fits(double need, const char* what) {
     size_t free_b = 0, total_b = 0;
@@ -445,6 +455,7 @@ struct CudaBackend : DeviceBackend {
         });
     wait_sends();
     M.finish_step(read_loss(), count, out);
+    profiled_steps++;
   }
 
   bool optimizer_step(float* grad_norm, float* lr_out) override {

@@ -1,6 +1,10 @@
 // kernels.cu — see kernels.cuh for the math of each launcher. Row kernels use one warp per row (llm.c style);
 // elementwise kernels use one thread per element with a grid-stride loop.
 #include <cfloat>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include "cuda/kernels.cuh"
 
@@ -243,12 +247,75 @@ __global__ void adamw_kernel(float* master, bf16* param, const float* grad, floa
   }
 }
 
+struct Profile {
+  bool on = std::getenv("MEDITRON_CUDA_PROFILE") != nullptr && std::strcmp(std::getenv("MEDITRON_CUDA_PROFILE"), "0");
+  std::vector<cudaEvent_t> events;  // a pool: [0, used) recorded since the last flush
+  std::vector<Work> kinds;
+  size_t used = 0;
+  double ms[(int)Work::Kinds] = {};
+  ~Profile() {
+    for (cudaEvent_t e : events) cudaEventDestroy(e);
+  }
+};
+Profile& profile() {
+  static Profile p;
+  return p;
+}
+
+cudaStream_t stream_of(cublasHandle_t h) {
+  cudaStream_t s = nullptr;
+  CUBLAS_CHECK(cublasGetStream(h, &s));
+  return s;
+}
+
 }  // namespace
+
+void profile_mark(Work w, cudaStream_t s) {
+  Profile& p = profile();
+  if (!p.on) return;
+  if (p.used == p.events.size()) {
+    cudaEvent_t e;
+    CUDA_CHECK(cudaEventCreate(&e));
+    p.events.push_back(e), p.kinds.push_back(w);
+  }
+  CUDA_CHECK(cudaEventRecord(p.events[p.used], s));
+  p.kinds[p.used++] = w;
+}
+
+void profile_flush() {
+  Profile& p = profile();
+  if (!p.on || p.used == 0) return;
+  for (size_t i = 0; i + 1 < p.used; i++) {
+    float t = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&t, p.events[i], p.events[i + 1]));
+    p.ms[(int)p.kinds[i]] += t;
+  }
+  // The last mark opens the next window.
+  std::swap(p.events[0], p.events[p.used - 1]);
+  p.kinds[0] = p.kinds[p.used - 1];
+  p.used = 1;
+}
+
+void profile_report(int rank, int steps) {
+  Profile& p = profile();
+  if (!p.on || steps == 0) return;
+  static const char* names[] = {"GEMM (cuBLAS)", "attention", "RMSNorm", "RoPE/SwiGLU/residual/casts",
+                                "head cross-entropy", "embedding", "optimizer (AdamW, norms)", "communication",
+                                "GPU idle (host sync, launch gaps)"};
+  double total = 0;
+  for (double v : p.ms) total += v;
+  std::fprintf(stderr, "cuda profile, rank %d, %d steps: %.1f ms/step\n", rank, steps, total / steps);
+  for (int k = 0; k < (int)Work::Kinds; k++)
+    if (p.ms[k] > 0)
+      std::fprintf(stderr, "  %-34s %9.2f ms/step  %5.1f%%\n", names[k], p.ms[k] / steps, 100 * p.ms[k] / total);
+  for (double& v : p.ms) v = 0;
+}
 
 // ---- GEMMs: row-major X[r, c] is column-major Xᵀ with leading dimension c ---------------------------------------
 // y = x·Wᵀ:  column-major yᵀ[out, N] = W(ᶜ: in×out, op T)·xᵀ(in×N)
 void matmul_forward(cublasHandle_t h, void* y, cudaDataType yt, const bf16* x, const bf16* w, int N, int in,
                     int out, float beta) {
+  profile_mark(Work::Gemm, stream_of(h));
   const float alpha = 1.0f;
   CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, &alpha, w, CUDA_R_16BF, in, x, CUDA_R_16BF, in,
                             &beta, y, yt, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -257,6 +324,7 @@ void matmul_forward(cublasHandle_t h, void* y, cudaDataType yt, const bf16* x, c
 // dx = dy·W:  column-major dxᵀ[in, N] = Wᶜ(in×out)·dyᵀ(out×N)
 void matmul_backward_input(cublasHandle_t h, void* dx, cudaDataType dxt, const bf16* dy, const bf16* w, int N,
                            int in, int out, float beta) {
+  profile_mark(Work::Gemm, stream_of(h));
   const float alpha = 1.0f;
   CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, in, N, out, &alpha, w, CUDA_R_16BF, in, dy, CUDA_R_16BF,
                             out, &beta, dx, dxt, in, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -264,23 +332,27 @@ void matmul_backward_input(cublasHandle_t h, void* dx, cudaDataType dxt, const b
 
 // dW += dyᵀ·x:  column-major dWᵀ[in, out] += xᵀ(in×N)·dy(N×out, i.e. dyᵀ op T)
 void matmul_backward_weight(cublasHandle_t h, float* dw, const bf16* dy, const bf16* x, int N, int in, int out) {
+  profile_mark(Work::Gemm, stream_of(h));
   const float alpha = 1.0f, beta = 1.0f;
   CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, N, &alpha, x, CUDA_R_16BF, in, dy, CUDA_R_16BF, out,
                             &beta, dw, CUDA_R_32F, in, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void cast_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s) {
+  profile_mark(Work::Elementwise, s);
   if (!n) return;
   cast_kernel<<<grid_for(n), BLOCK, 0, s>>>(out, in, n);
   CUDA_LAUNCH_CHECK();
 }
 
 void cast_rows_to_bf16(bf16* out, size_t os, const float* in, size_t is, int N, int width, cudaStream_t s) {
+  profile_mark(Work::Elementwise, s);
   cast_rows_kernel<<<grid_for((size_t)N * width), BLOCK, 0, s>>>(out, os, in, is, N, width);
   CUDA_LAUNCH_CHECK();
 }
 
 void residual_add(float* out, const float* a, const float* b, size_t n, cudaStream_t s) {
+  profile_mark(Work::Elementwise, s);
   residual_kernel<<<grid_for(n), BLOCK, 0, s>>>(out, a, b, n);
   CUDA_LAUNCH_CHECK();
 }
@@ -292,23 +364,27 @@ void gather_rows(float* out, const float* in, const int32_t* idx, int rows, int 
 
 void embedding_forward(float* out, const int32_t* tokens, const bf16* wte, int N, int d, int v0, int rows,
                        cudaStream_t s) {
+  profile_mark(Work::Embedding, s);
   embedding_forward_kernel<<<grid_for((size_t)N * d), BLOCK, 0, s>>>(out, tokens, wte, N, d, v0, rows);
   CUDA_LAUNCH_CHECK();
 }
 
 void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d, int v0, int rows,
                         cudaStream_t s) {
+  profile_mark(Work::Embedding, s);
   embedding_backward_kernel<<<grid_for((size_t)N * d), BLOCK, 0, s>>>(dwte, dout, tokens, N, d, v0, rows);
   CUDA_LAUNCH_CHECK();
 }
 
 void rmsnorm_forward(bf16* out, float* rstd, const float* x, const bf16* w, int N, int d, float eps, cudaStream_t s) {
+  profile_mark(Work::Norm, s);
   rmsnorm_forward_kernel<<<row_grid(N), BLOCK, 0, s>>>(out, rstd, x, w, N, d, eps);
   CUDA_LAUNCH_CHECK();
 }
 
 void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const bf16* w, const float* rstd,
                       int N, int d, bool accumulate_dx, cudaStream_t s) {
+  profile_mark(Work::Norm, s);
   // A bounded grid: each block reduces its rows' dw in shared memory first (d floats).
   const unsigned blocks = std::min(row_grid(N), 1024u);
   rmsnorm_backward_kernel<<<blocks, BLOCK, (size_t)d * sizeof(float), s>>>(dx, dw, dout, x, w, rstd, N, d,
@@ -318,34 +394,40 @@ void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, c
 
 void rope_forward(bf16* x, const float* cos_sin, const int32_t* pos, int N, int T, int nh, int hd, size_t stride,
                   cudaStream_t s) {
+  profile_mark(Work::Elementwise, s);
   rope_forward_kernel<<<grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s>>>(x, cos_sin, pos, N, T, nh, hd, stride);
   CUDA_LAUNCH_CHECK();
 }
 
 void rope_backward(bf16* dx, size_t os, const float* dxr, size_t is, const float* cos_sin, int N, int T, int nh,
                    int hd, cudaStream_t s, const int32_t* pos) {
+  profile_mark(Work::Elementwise, s);
   rope_backward_kernel<<<grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s>>>(dx, os, dxr, is, cos_sin, N, T, nh, hd,
                                                                           pos);
   CUDA_LAUNCH_CHECK();
 }
 
 void swiglu_forward(bf16* out, const bf16* gu, int N, int F, cudaStream_t s) {
+  profile_mark(Work::Elementwise, s);
   swiglu_forward_kernel<<<grid_for((size_t)N * F), BLOCK, 0, s>>>(out, gu, N, F);
   CUDA_LAUNCH_CHECK();
 }
 
 void swiglu_backward(bf16* dgu, const bf16* dout, const bf16* gu, int N, int F, cudaStream_t s) {
+  profile_mark(Work::Elementwise, s);
   swiglu_backward_kernel<<<grid_for((size_t)N * F), BLOCK, 0, s>>>(dgu, dout, gu, N, F);
   CUDA_LAUNCH_CHECK();
 }
 
 void ce_rowmax(float* rowmax, const float* logits, int rows, int Vl, int v0, int V, cudaStream_t s) {
+  profile_mark(Work::CrossEntropy, s);
   ce_rowmax_kernel<<<row_grid(rows), BLOCK, 0, s>>>(rowmax, logits, rows, Vl, v0, V);
   CUDA_LAUNCH_CHECK();
 }
 
 void ce_sums(float* stats, const float* logits, const float* rowmax, const int32_t* targets, int rows, int Vl,
              int v0, int V, cudaStream_t s) {
+  profile_mark(Work::CrossEntropy, s);
   ce_sums_kernel<<<row_grid(rows), BLOCK, 0, s>>>(stats, logits, rowmax, targets, rows, Vl, v0, V);
   CUDA_LAUNCH_CHECK();
 }
@@ -353,12 +435,14 @@ void ce_sums(float* stats, const float* logits, const float* rowmax, const int32
 void ce_finish(bf16* dlogits, double* loss_sum, const float* logits, const float* rowmax, const float* stats,
                const int32_t* targets, const float* mask, float denom, int rows, int Vl, int v0, int V,
                cudaStream_t s) {
+  profile_mark(Work::CrossEntropy, s);
   ce_finish_kernel<<<row_grid(rows), BLOCK, 0, s>>>(dlogits, loss_sum, logits, rowmax, stats, targets, mask, denom,
                                                     rows, Vl, v0, V);
   CUDA_LAUNCH_CHECK();
 }
 
 void sum_squares(double* out, const float* g, size_t n, cudaStream_t s) {
+  profile_mark(Work::Optimizer, s);
   if (!n) return;
   sum_squares_kernel<<<std::min(grid_for(n), 2048u), BLOCK, 0, s>>>(out, g, n);
   CUDA_LAUNCH_CHECK();
@@ -366,6 +450,7 @@ void sum_squares(double* out, const float* g, size_t n, cudaStream_t s) {
 
 void adamw(float* master, bf16* param, const float* grad, float* m, float* v, size_t n, float grad_scale,
            float lr, float beta1, float beta2, float bc1, float bc2, float eps, float wd, cudaStream_t s) {
+  profile_mark(Work::Optimizer, s);
   if (!n) return;
   adamw_kernel<<<grid_for(n), BLOCK, 0, s>>>(master, param, grad, m, v, n, grad_scale, lr, beta1, beta2, bc1, bc2,
                                              eps, wd);

@@ -9,6 +9,17 @@
 
 namespace mt::cuda {
 
+// ---- MEDITRON_CUDA_PROFILE=1: where the GPU time of training goes -----------------------------------------------
+// Every launcher below (and every device communicator call) first records a CUDA event tagged with its kind of
+// work on its stream; the time between two consecutive events belongs to the first one's kind. Idle marks the
+// host synchronising (the interval after it is the GPU waiting for the host). profile_flush() adds the intervals
+// up once the stream has synchronised; profile_report() prints ms per step and shares to stderr. Without the
+// variable (read once) nothing is recorded.
+enum class Work { Gemm, Attention, Norm, Elementwise, CrossEntropy, Embedding, Optimizer, Comm, Idle, Kinds };
+void profile_mark(Work w, cudaStream_t s);
+void profile_flush();
+void profile_report(int rank, int steps);
+
 // ---- GEMMs (cuBLAS, bf16 inputs, fp32 accumulation), HF layout W[out, in] ------------------------------------
 // y[N, out] = x[N, in]·Wᵀ + beta·y   (y is bf16 or fp32: yt = CUDA_R_16BF | CUDA_R_32F)
 void matmul_forward(cublasHandle_t h, void* y, cudaDataType yt, const bf16* x, const bf16* w, int N, int in,

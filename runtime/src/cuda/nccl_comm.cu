@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cuda/kernels.cuh"
 #include "cuda/nccl_comm.cuh"
 
 namespace mt::cuda {
@@ -42,6 +43,7 @@ struct NcclComm : Comm {
 
   void all_reduce(void* buf, size_t n, ncclDataType_t t, ncclRedOp_t op, size_t elem) {
     if (size_ == 1 || n == 0) return;
+    profile_mark(Work::Comm, stream);
     NCCL_CHECK(ncclAllReduce(buf, buf, n, t, op, comm, stream));
     bytes_sent += 2.0 * (size_ - 1) / size_ * n * elem;  // ring volume
   }
@@ -53,6 +55,7 @@ struct NcclComm : Comm {
       if (in != out) CUDA_CHECK(cudaMemcpyAsync(out, in, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
       return;
     }
+    profile_mark(Work::Comm, stream);
     NCCL_CHECK(ncclReduceScatter(in, out, n, ncclFloat32, ncclSum, comm, stream));
     bytes_sent += (double)(size_ - 1) * n * sizeof(float);
   }
@@ -61,6 +64,7 @@ struct NcclComm : Comm {
       if (in != out) CUDA_CHECK(cudaMemcpyAsync(out, in, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
       return;
     }
+    profile_mark(Work::Comm, stream);
     NCCL_CHECK(ncclAllGather(in, out, n, ncclFloat32, comm, stream));  // in == out + rank·n is in place
     bytes_sent += (double)(size_ - 1) * n * sizeof(float);
   }
@@ -105,6 +109,7 @@ struct StagedComm : Comm {
 
   template <class T>
   void down(std::vector<T>& h, const T* dev, size_t n) {
+    profile_mark(Work::Comm, stream);
     h.resize(n);
     CUDA_CHECK(cudaMemcpyAsync(h.data(), dev, n * sizeof(T), cudaMemcpyDeviceToHost, stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -146,6 +151,7 @@ struct StagedComm : Comm {
     return h;
   }
   void recv(float* buf, size_t n, int peer, int tag) override {
+    profile_mark(Work::Comm, stream);
     a.resize(n);
     host.recv(a.data(), n, peer, tag);
     up(buf, a, n);

@@ -1,7 +1,7 @@
 /**
- * The demo benchmark: MedQA-format questions generated from the embedded knowledge base
- * ({@linkcode CONDITIONS}). Four question types per condition (most likely diagnosis, initial test, first-line
- * treatment, complication), written as short clinical vignettes — a phrasing the pretraining corpus never uses —
+ * The demo benchmark: MedQA-format questions generated from the embedded knowledge base (`CONDITIONS` of
+ * data/embedded/knowledge.ts). Four question types per condition (most likely diagnosis, initial test,
+ * first-line treatment, complication), written as short clinical vignettes — a phrasing the pretraining corpus never uses —
  * with three distractors from the same organ system. A distractor whose text equals or overlaps the gold (or
  * another distractor) is dropped: several conditions share a test (e.g. hemoglobin electrophoresis), so a
  * naive generator would ask questions with two right answers. The conditions are split by a hash of their id:
@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type Condition, CONDITIONS } from "../../data/embedded/knowledge.ts";
+import { type Condition, conditionsOfSystems } from "../../data/embedded/knowledge.ts";
 import { mulberry32 } from "../../data/embedded/render.ts";
 import type { MCQuestion } from "../question.ts";
 
@@ -223,9 +223,9 @@ export interface DemoSplit {
 
 /**
  * Generates the demo questions: four per condition, four options (A–D), gold position and distractors drawn
- * with a seeded PRNG; `subject` is the organ system, `meta` the question type. `conditions` (default: the whole
- * knowledge base) limits both the questions and the distractors to a subset, for a model pretrained on that
- * subset of the corpus (`renderCorpus({ conditions })`).
+ * with a seeded PRNG; `subject` is the organ system, `meta` the question type. `systems` (`all`, the default,
+ * or a comma-separated list of organ systems) limits both the questions and the distractors to those systems'
+ * conditions, for a model pretrained on that part of the corpus (`pretrain --systems`, `data.systems`).
  *
  * @example
  * ```ts
@@ -234,10 +234,8 @@ export interface DemoSplit {
  * console.log(test[0].question.endsWith("?"), test[0].options.length); // true 4
  * ```
  */
-export function demoQuestions(
-  seed: number = DEMO_SEED,
-  conditions: readonly Condition[] = CONDITIONS,
-): DemoSplit {
+export function demoQuestions(seed: number = DEMO_SEED, systems = "all"): DemoSplit {
+  const conditions = conditionsOfSystems(systems);
   const rand = mulberry32(seed);
   const split: DemoSplit = { test: [], train: [] };
   for (const c of conditions) {

@@ -13,7 +13,6 @@ import { loadMedMCQA } from "./medmcqa.ts";
 import { loadPubMedQA } from "./pubmedqa.ts";
 import { loadMmlu, MMLU_MEDICAL_SUBJECTS } from "./mmlu.ts";
 import { DEMO_SEED, demoQuestions } from "./demo.ts";
-import { conditionsOfSystems } from "../../data/embedded/knowledge.ts";
 
 export * from "./medqa.ts";
 export * from "./medmcqa.ts";
@@ -229,7 +228,7 @@ export async function loadBenchmark(
 ): Promise<Benchmark> {
   if (name === "demo") {
     const systems = options.systems ?? "all";
-    const { test, train } = demoQuestions(DEMO_SEED, conditionsOfSystems(systems));
+    const { test, train } = demoQuestions(DEMO_SEED, systems);
     return {
       name,
       test,

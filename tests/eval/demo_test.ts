@@ -88,7 +88,7 @@ Deno.test("demo questions of a subset of organ systems: questions and distractor
   );
   const bench = await loadBenchmark("demo", undefined, { systems: "cardiovascular,respiratory" });
   assert.match(bench.notes[0], /organ systems: cardiovascular,respiratory/);
-  const { test, train } = demoQuestions(undefined, subset);
+  const { test, train } = demoQuestions(undefined, "cardiovascular,respiratory");
   assert.deepEqual(bench.test, test);
   assert.equal(test.length + train.length, subset.length * DEMO_QUESTION_TYPES.length);
   const facts = new Set(

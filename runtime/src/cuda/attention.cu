@@ -31,14 +31,10 @@ constexpr int KW = 2;        // keys per warp in the dk/dv pass
 constexpr int KBB = WARPS * KW;  // keys per block in the dk/dv pass
 constexpr int QT = 32;       // query rows per tile in the dk/dv pass
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
+// Segment start of query t (0 without packed rows; t past the end clamps to the last row).
+__device__ __forceinline__ int seg_start(const int32_t* sb, int t, int T) { return sb ? sb[min(t, T - 1)] : 0; }
+// The first key tile a block of queries from q0 needs: the one holding q0's segment start (starts ascend).
+__device__ __forceinline__ int first_key_tile(const int32_t* sb, int q0) { return sb ? sb[q0] / KB * KB : 0; }
 
 // Loads rows [r0, r0 + n) (rows beyond T are zero) of a [T, ·] bf16 tensor with row stride `stride` (head
 // offset applied by the caller) into shared memory rows `ld` floats apart, times `scale`.
@@ -70,12 +66,12 @@ __global__ void attention_forward_kernel(bf16* out, float* lse, const bf16* q, c
 #pragma unroll
   for (int i = 0; i < RQ; i++) {
     m[i] = -FLT_MAX, l[i] = 0;
-    st[i] = sb ? sb[min(q0 + warp * RQ + i, T - 1)] : 0;
+    st[i] = seg_start(sb, q0 + warp * RQ + i, T);
 #pragma unroll
     for (int c = 0; c < MAXC; c++) acc[i][c] = 0;
   }
   const int last = min(T - 1, q0 + QB - 1);
-  for (int k0 = sb ? sb[q0] / KB * KB : 0; k0 <= last; k0 += KB) {
+  for (int k0 = first_key_tile(sb, q0); k0 <= last; k0 += KB) {
     __syncthreads();
     load_rows(k_s, hd + 1, kb, ks, k0, KB, T, hd, 1.0f);
     load_rows(v_s, hd, vb, ks, k0, KB, T, hd, 1.0f);
@@ -163,12 +159,12 @@ __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const 
     const int t = q0 + warp * RQ + i;
     const size_t at = ((size_t)b * H + h) * T + (t < T ? t : 0);
     lse_r[i] = lse[at], D_r[i] = D[at];
-    st[i] = sb ? sb[min(t, T - 1)] : 0;
+    st[i] = seg_start(sb, t, T);
 #pragma unroll
     for (int c = 0; c < MAXC; c++) acc[i][c] = 0;
   }
   const int last = min(T - 1, q0 + QB - 1);
-  for (int k0 = sb ? sb[q0] / KB * KB : 0; k0 <= last; k0 += KB) {
+  for (int k0 = first_key_tile(sb, q0); k0 <= last; k0 += KB) {
     __syncthreads();
     load_rows(k_s, hd + 1, kb, ks, k0, KB, T, hd, 1.0f);
     load_rows(v_s, hd + 1, vb, ks, k0, KB, T, hd, 1.0f);
@@ -249,7 +245,7 @@ __global__ void attention_dkdv_kernel(float* dk, float* dv, size_t gs, const flo
       for (int r = threadIdx.x; r < QT; r += blockDim.x) {
         const size_t at = ((size_t)b * H + h) * T + min(t0 + r, T - 1);
         lse_s[r] = lse[at], D_s[r] = D[at];
-        st_s[r] = sb ? sb[min(t0 + r, T - 1)] : 0;
+        st_s[r] = seg_start(sb, t0 + r, T);
       }
       __syncthreads();
       for (int r = 0; r < QT; r++) {

@@ -91,4 +91,16 @@ struct Buffer {
   size_t bytes() const { return n * sizeof(T); }
 };
 
+#ifdef __CUDACC__
+// Sum / max of v over the 32 lanes of a warp (every lane gets the result).
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+#endif
+
 }  // namespace mt::cuda

@@ -14,14 +14,6 @@ namespace {
 
 constexpr int BLOCK = 256;
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 unsigned grid_for(size_t n) {
   const size_t blocks = (n + BLOCK - 1) / BLOCK;
@@ -116,16 +108,26 @@ __global__ void rmsnorm_backward_kernel(float* dx, float* dw, const float* dout,
   for (int i = threadIdx.x; i < d; i += blockDim.x) atomicAdd(dw + i, dw_s[i]);
 }
 
+// The rotation of element pair i of row n: (cos, sin) at the row's position (pos[n], else n mod T).
+struct RopeAt {
+  size_t n;
+  int h, i;
+  float c, s;
+};
+__device__ __forceinline__ RopeAt rope_at(size_t e, const float* cs, const int32_t* pos, int T, int nh, int half) {
+  const size_t n = e / ((size_t)nh * half);
+  const int h = (int)(e / half % nh), i = (int)(e % half);
+  const size_t at = ((size_t)(pos ? pos[n] : (int)(n % T)) * half + i) * 2;
+  return {n, h, i, cs[at], cs[at + 1]};
+}
+
 // One thread per (row, head, i < hd/2).
 __global__ void rope_forward_kernel(bf16* x, const float* cs, const int32_t* pos, int N, int T, int nh, int hd,
                                     size_t stride) {
   const int half = hd / 2;
   const size_t total = (size_t)N * nh * half;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
-    const size_t n = e / ((size_t)nh * half);
-    const int h = (int)(e / half % nh), i = (int)(e % half);
-    const int t = pos ? pos[n] : (int)(n % T);
-    const float c = cs[((size_t)t * half + i) * 2], s = cs[((size_t)t * half + i) * 2 + 1];
+    const auto [n, h, i, c, s] = rope_at(e, cs, pos, T, nh, half);
     bf16* p = x + n * stride + (size_t)h * hd;
     const float a = __bfloat162float(p[i]), b = __bfloat162float(p[i + half]);
     p[i] = __float2bfloat16(a * c - b * s);
@@ -138,10 +140,7 @@ __global__ void rope_backward_kernel(bf16* dx, size_t os, const float* dxr, size
   const int half = hd / 2;
   const size_t total = (size_t)N * nh * half;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
-    const size_t n = e / ((size_t)nh * half);
-    const int h = (int)(e / half % nh), i = (int)(e % half);
-    const int t = pos ? pos[n] : (int)(n % T);
-    const float c = cs[((size_t)t * half + i) * 2], s = cs[((size_t)t * half + i) * 2 + 1];
+    const auto [n, h, i, c, s] = rope_at(e, cs, pos, T, nh, half);
     const float* g = dxr + n * is + (size_t)h * hd;
     bf16* o = dx + n * os + (size_t)h * hd;
     const float a = g[i], b = g[i + half];

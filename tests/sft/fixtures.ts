@@ -10,12 +10,12 @@ import {
 } from "../../models/config.ts";
 
 /**
- * Saves a tiny model (dim 32, 1 layer, 2 heads / 1 KV head, ffn 64, max_seq 128, init std 0.1; `model`
- * overrides any of these) at iteration 0 under `path`; returns its config (train.seq = `seq`, default 64).
+ * Saves a tiny model (dim 32, 1 layer, 2 heads / 1 KV head, ffn 64, max_seq 128, init std 0.1; `model` and
+ * `initStd` override these) at iteration 0 under `path`; returns its config (train.seq = `seq`, default 64).
  */
 export async function saveInitModel(
   path: string,
-  opts: { model?: Partial<ModelConfig>; seq?: number; seed?: number } = {},
+  opts: { model?: Partial<ModelConfig>; seq?: number; seed?: number; initStd?: number } = {},
 ): Promise<RunConfig> {
   const cfg = presetConfig("tiny");
   cfg.model = {
@@ -31,7 +31,7 @@ export async function saveInitModel(
   cfg.train.seq = opts.seq ?? 64;
   using m = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
     seed: opts.seed ?? 3,
-    initStd: 0.1,
+    initStd: opts.initStd ?? 0.1,
   });
   await saveCheckpoint(path, m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
   return cfg;

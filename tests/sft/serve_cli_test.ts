@@ -1,28 +1,16 @@
 // deno task serve as a process: listens on 127.0.0.1, answers, stops on SIGTERM.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { NativeModel } from "../../runtime/mod.ts";
-import { saveCheckpoint } from "../../models/checkpoint.ts";
-import { modelDims, presetConfig } from "../../models/config.ts";
-import { TEST_OPTIM } from "../helpers.ts";
+import { saveInitModel } from "./fixtures.ts";
 
 Deno.test("serve CLI: --port 0 prints the address; /health, auth and a completion over HTTP; SIGTERM exits 0", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const cfg = presetConfig("tiny");
-    cfg.model = {
-      ...cfg.model,
-      dim: 32,
-      n_layers: 1,
-      n_heads: 2,
-      n_kv_heads: 1,
-      ffn_dim: 64,
-      vocab_size: 32002,
-    };
-    {
-      using m = await NativeModel.create(modelDims(cfg.model), TEST_OPTIM, { seed: 1, initStd: 0.3 });
-      await saveCheckpoint(join(dir, "run"), m, cfg, { iteration: 0, consumedSamples: 0, data: {} });
-    }
+    await saveInitModel(join(dir, "run"), {
+      model: { vocab_size: 32002, max_seq: 256 },
+      seed: 1,
+      initStd: 0.3,
+    });
     const p = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

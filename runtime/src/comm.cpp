@@ -2,6 +2,7 @@
 #include "comm.hpp"
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -241,6 +242,14 @@ std::unique_ptr<Comm> world_comm() {
   return std::make_unique<MpiComm>(MPI_COMM_WORLD);
 }
 
+int max_message_tag() {
+  if (!g_mpi_active) return INT_MAX;
+  int* ub = nullptr;
+  int found = 0;
+  check_mpi(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &found), "MPI_Comm_get_attr(MPI_TAG_UB)");
+  return found && ub ? *ub : 32767;
+}
+
 #else  // built without MPI
 
 bool have_mpi() { return false; }
@@ -259,6 +268,7 @@ void dist_finalize() {}
 void dist_abort(int code) { std::_Exit(code); }
 std::unique_ptr<Comm> split_world(int, int) { return make_self_comm(); }
 std::unique_ptr<Comm> world_comm() { return make_self_comm(); }
+int max_message_tag() { return INT_MAX; }
 
 #endif
 

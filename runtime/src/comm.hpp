@@ -53,5 +53,7 @@ bool have_mpi();
 std::unique_ptr<Comm> split_world(int color, int key);
 // The world communicator.
 std::unique_ptr<Comm> world_comm();
+// The largest point-to-point message tag: MPI_TAG_UB (the standard guarantees only 32767), INT_MAX without MPI.
+int max_message_tag();
 
 }  // namespace mt

@@ -269,6 +269,8 @@ void Model::stage_forward(Activations& a, const int32_t* tokens, int tag, const 
   a.seg = seg;  // kept with the activations for this micro-batch's backward
   if (seg) a.pos.resize(N), segment_positions(a.pos.data(), seg, B, T);
   const int32_t* pos = seg ? a.pos.data() : nullptr;
+  // This slot's previous send still reads x_fin until it completes (MPI: a send buffer is untouched meanwhile).
+  if (a.fwd_send) a.fwd_send->wait();
   float* x0 = a.layers[0].x_in.data();
   if (first) {
     embedding_forward(x0, tokens, P(embed_idx), N, d, v0, Vl);
@@ -301,7 +303,6 @@ void Model::stage_forward(Activations& a, const int32_t* tokens, int tag, const 
   if (last) {
     rmsnorm_forward(a.h_f.data(), a.rstd_f.data(), a.x_fin.data(), P(norm_idx), N, d, cfg.norm_eps);
   } else {
-    if (a.fwd_send) a.fwd_send->wait();
     a.fwd_send = pp_comm->isend(a.x_fin.data(), Nd, topo.pp_rank + 1, tag);
   }
 }

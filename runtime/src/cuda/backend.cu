@@ -102,7 +102,7 @@ struct CudaBackend : DeviceBackend {
     const bool zero = M.topo.zero1 && M.topo.dp > 1;
     const double need = (double)total * (4 + 2 + 4) + (double)M.chunk * (8 + (zero ? 4 : 0)) +
                         (double)M.rope.size() * 4;
-    check_fits(need, "parameters (bf16 + fp32 master), fp32 gradients and AdamW state");
+    agree_fits(fit_problem(need, "parameters (bf16 + fp32 master), fp32 gradients and AdamW state"));
     // A throwing constructor runs no destructor: the Buffers free themselves, the handles are released here.
     try {
       init();
@@ -163,16 +163,28 @@ struct CudaBackend : DeviceBackend {
     cuda::profile_flush();
   }
 
-  void check_fits(double need, const char* what) {
+  // This rank's out-of-memory message for `need` bytes of `what`, or "" when they fit.
+  std::string fit_problem(double need, const char* what) {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    if (need > (double)free_b * 0.97)
-      throw Error(MT_ERR_OUT_OF_MEMORY,
-                  format("does not fit on GPU %d: %s need %.2f GiB but %.2f GiB of %.2f GiB are free (model d %d, "
-                         "%d layers on this rank, tp %d, pp %d, dp %d, zero1 %d, recompute %s); use fewer layers or "
-                         "a smaller micro-batch/seq, --recompute selective, tp > 1 or --zero1",
-                         device, what, need / GiB, free_b / GiB, total_b / GiB, M.cfg.dim, M.n_layers, M.topo.tp,
-                         M.topo.pp, M.topo.dp, (int)M.topo.zero1, M.topo.recompute ? "selective" : "none"));
+    if (need <= (double)free_b * 0.97) return "";
+    return format("does not fit on GPU %d: %s need %.2f GiB but %.2f GiB of %.2f GiB are free (model d %d, "
+                  "%d layers on this rank, tp %d, pp %d, dp %d, zero1 %d, recompute %s); use fewer layers or "
+                  "a smaller micro-batch/seq, --recompute selective, tp > 1 or --zero1",
+                  device, what, need / GiB, free_b / GiB, total_b / GiB, M.cfg.dim, M.n_layers, M.topo.tp,
+                  M.topo.pp, M.topo.dp, (int)M.topo.zero1, M.topo.recompute ? "selective" : "none");
+  }
+  // Throws the out-of-memory error on every pipeline stage when any stage has a `problem`. Stages need different
+  // amounts (stage s keeps pp − s micro-batches in flight, layer counts may differ), and a stage that threw alone
+  // would leave its neighbours blocked in a receive. Collective over the stages: every stage must call it.
+  void agree_fits(const std::string& problem) {
+    float bad = problem.empty() ? 0.0f : 1.0f;
+    M.pp_comm->all_reduce_max(&bad, 1);
+    if (!problem.empty()) throw Error(MT_ERR_OUT_OF_MEMORY, problem);
+    if (bad > 0)
+      throw Error(MT_ERR_OUT_OF_MEMORY, "another pipeline stage of this job does not fit in its GPU's memory (its "
+                                        "error gives the numbers); use fewer layers or a smaller micro-batch/seq, "
+                                        "--recompute selective, tp > 1 or --zero1");
   }
 
   const ParamInfo& info(int idx) const { return M.params[idx]; }
@@ -185,9 +197,9 @@ struct CudaBackend : DeviceBackend {
   int qkvd() const { return qd() + 2 * kvd(); }
 
   // Allocates the activations of `n` in-flight [B, T] micro-batches and the shared scratch, after checking that
-  // they fit.
+  // they fit on every pipeline stage (agree_fits: every stage calls this at the same point of a step).
   void ensure_acts(int b, int t, int n) {
-    if (b == B && t == T && n <= (int)slots.size()) return;
+    if (b == B && t == T && n <= (int)slots.size()) return agree_fits("");
     wait_sends();
     // Free the previous buffers first, so the check sees what a fresh allocation would.
     slots.clear();
@@ -206,11 +218,11 @@ struct CudaBackend : DeviceBackend {
     CH = (int)std::max<size_t>(1, std::min<size_t>(N, ((size_t)256 << 20) / (6 * Vl)));
     const double act = (double)n * N * (per_row_layer * M.n_layers + per_row_slot);
     const double scratch = (double)N * per_row_scratch + (double)CH * Vl * 6 + (double)CH * 12;
-    check_fits(act + scratch,
-               format("activations of %d micro-batch%s of batch %d x seq %d (%.2f GiB over %d layers) and scratch "
-                      "(%.2f GiB)",
-                      n, n == 1 ? "" : "es in flight", b, t, act / GiB, M.n_layers, scratch / GiB)
-                   .c_str());
+    agree_fits(fit_problem(act + scratch, format("activations of %d micro-batch%s of batch %d x seq %d (%.2f GiB over "
+                                                 "%d layers) and scratch (%.2f GiB)",
+                                                 n, n == 1 ? "" : "es in flight", b, t, act / GiB, M.n_layers,
+                                                 scratch / GiB)
+                                              .c_str()));
     slots.resize(n);
     for (Slot& sl : slots) {
       sl.layers.resize(M.n_layers);
@@ -459,11 +471,6 @@ struct CudaBackend : DeviceBackend {
   bool optimizer_step(float* grad_norm, float* lr_out) override {
     enter();
     const bool zero = M.topo.zero1 && M.topo.dp > 1;
-    // Tensors replicated over TP (the norm weights) get their gradients from atomics, whose order differs
-    // between ranks: take TP rank 0's, so the replicas stay identical.
-    if (M.topo.tp > 1)
-      for (const ParamInfo& p : M.params)
-        if (p.split_dim < 0) tp->broadcast(grad.data() + p.offset, p.size, 0);
     float* grads = grad.data();
     if (zero) {
       dp->reduce_scatter_sum(grad.data(), gown.data(), M.chunk);
@@ -471,9 +478,17 @@ struct CudaBackend : DeviceBackend {
     } else {
       dp->all_reduce_sum(grad.data(), M.flat);
     }
+    const size_t c0 = M.chunk0, c1 = M.chunk0 + M.chunk;
+    // Tensors replicated over TP (the norm weights) get their gradients from atomics, whose order differs between
+    // ranks, and each TP rank reduces them over its own DP communicator: take TP rank 0's reduced gradients, so
+    // the replicas stay identical. TP peers share the DP rank, so their [c0, c1) ranges line up.
+    if (M.topo.tp > 1)
+      for (const ParamInfo& p : M.params) {
+        const size_t b = std::max(c0, p.offset), e = std::min(c1, p.offset + p.size);
+        if (p.split_dim < 0 && b < e) tp->broadcast(grads + (b - c0), e - b, 0);
+      }
     // Σ g² over this rank's range, each distinct parameter once (TP-replicated tensors on TP rank 0).
     CUDA_CHECK(cudaMemsetAsync(sums.data() + 1, 0, sizeof(double), stream));
-    const size_t c0 = M.chunk0, c1 = M.chunk0 + M.chunk;
     for (const ParamInfo& p : M.params) {
       if (p.split_dim < 0 && M.topo.tp_rank != 0) continue;
       const size_t b = std::max(c0, p.offset), e = std::min(c1, p.offset + p.stored);
@@ -592,8 +607,9 @@ struct CudaBackend : DeviceBackend {
   std::unique_ptr<DeviceKv> kv_create(int max_seqs, int max_len) override {
     enter();
     const size_t n = (size_t)max_seqs * max_len * kvd();
-    check_fits(2.0 * n * sizeof(bf16) * M.n_layers,
-               format("a KV cache of %d sequences x %d tokens", max_seqs, max_len).c_str());
+    const std::string problem = fit_problem(2.0 * n * sizeof(bf16) * M.n_layers,
+                                            format("a KV cache of %d sequences x %d tokens", max_seqs, max_len).c_str());
+    if (!problem.empty()) throw Error(MT_ERR_OUT_OF_MEMORY, problem);
     auto kv = std::make_unique<CudaKv>();
     kv->k.resize(M.n_layers), kv->v.resize(M.n_layers);
     for (int l = 0; l < M.n_layers; l++) kv->k[l].resize(n), kv->v[l].resize(n);

@@ -540,11 +540,12 @@ struct CudaBackend : DeviceBackend {
     M.finish_eval(read_loss(), mask, (size_t)b * t, loss_sum, count);
   }
 
-  // Logits of hidden rows h[rows, d] (bf16) into host out[rows, V], chunked.
+  // Logits of hidden rows h[rows, d] (bf16) into host out[rows, V], CH rows at a time through the loss's fp32
+  // logits chunk (allocated and accounted by ensure_acts).
   void head_to_host(const bf16* h, int rows, float* out) {
     const int d = M.cfg.dim, Vl = M.Vl, V = M.cfg.vocab_size;
-    const int ch = std::max(1, (int)std::min<size_t>((size_t)rows, ((size_t)256 << 20) / (4 * (size_t)Vl)));
-    float* lg = grow(logits32, (size_t)ch * Vl);
+    const int ch = std::min(CH, rows);
+    float* lg = logits32.data();
     for (int r0 = 0; r0 < rows; r0 += ch) {
       const int n = std::min(ch, rows - r0);
       cuda::matmul_forward(blas, lg, CUDA_R_32F, h + (size_t)r0 * d, W(M.head_idx), n, d, Vl, 0.0f);

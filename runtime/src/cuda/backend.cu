@@ -163,16 +163,17 @@ struct CudaBackend : DeviceBackend {
     cuda::profile_flush();
   }
 
+  static constexpr const char* kFitAdvice =
+      "use fewer layers or a smaller micro-batch/seq, --recompute selective, tp > 1 or --zero1";
   // This rank's out-of-memory message for `need` bytes of `what`, or "" when they fit.
   std::string fit_problem(double need, const char* what) {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     if (need <= (double)free_b * 0.97) return "";
     return format("does not fit on GPU %d: %s need %.2f GiB but %.2f GiB of %.2f GiB are free (model d %d, "
-                  "%d layers on this rank, tp %d, pp %d, dp %d, zero1 %d, recompute %s); use fewer layers or "
-                  "a smaller micro-batch/seq, --recompute selective, tp > 1 or --zero1",
+                  "%d layers on this rank, tp %d, pp %d, dp %d, zero1 %d, recompute %s); %s",
                   device, what, need / GiB, free_b / GiB, total_b / GiB, M.cfg.dim, M.n_layers, M.topo.tp,
-                  M.topo.pp, M.topo.dp, (int)M.topo.zero1, M.topo.recompute ? "selective" : "none");
+                  M.topo.pp, M.topo.dp, (int)M.topo.zero1, M.topo.recompute ? "selective" : "none", kFitAdvice);
   }
   // Throws the out-of-memory error on every pipeline stage when any stage has a `problem`. Stages need different
   // amounts (stage s keeps pp − s micro-batches in flight, layer counts may differ), and a stage that threw alone
@@ -182,9 +183,10 @@ struct CudaBackend : DeviceBackend {
     M.pp_comm->all_reduce_max(&bad, 1);
     if (!problem.empty()) throw Error(MT_ERR_OUT_OF_MEMORY, problem);
     if (bad > 0)
-      throw Error(MT_ERR_OUT_OF_MEMORY, "another pipeline stage of this job does not fit in its GPU's memory (its "
-                                        "error gives the numbers); use fewer layers or a smaller micro-batch/seq, "
-                                        "--recompute selective, tp > 1 or --zero1");
+      throw Error(MT_ERR_OUT_OF_MEMORY,
+                  format("another pipeline stage of this job does not fit in its GPU's memory (its error gives the "
+                         "numbers); %s",
+                         kFitAdvice));
   }
 
   const ParamInfo& info(int idx) const { return M.params[idx]; }

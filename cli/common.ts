@@ -61,13 +61,46 @@ export async function runMain(
     await main(Deno.args);
     hooks.onExit?.();
   } catch (e) {
-    const err = e as Error;
-    const debug = Deno.args.includes("--debug");
-    const usage = e instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
-    console.error(`error: ${debug ? err.stack : err.message}`);
-    if (usage) console.error(`\n${help.split("\n")[0]}\nRun with --help for all options.`);
+    printError(e, help);
     hooks.onError?.();
     Deno.exit(1);
+  }
+}
+
+/** Prints `error: <message>` (the stack under `--debug`) and, for a usage error, the usage line of `help`. */
+function printError(e: unknown, help?: string): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const debug = Deno.args.includes("--debug");
+  const usage = e instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+  console.error(`error: ${debug ? err.stack : err.message}`);
+  if (usage && help) console.error(`\n${help.split("\n")[0]}\nRun with --help for all options.`);
+}
+
+/**
+ * Runs the work of one rank of a `ranks`-rank job so that an error takes the whole job down at once: the error
+ * is printed (and handed to `log`, e.g. the rank's log file) and `abort(1)` (MPI_Abort) called right here, before the `using` declarations of the caller's
+ * scope free their native objects. Freeing a model first completes its pending sends and collectives, which the
+ * other ranks may never match: the job would hang instead of failing. With one rank, errors propagate as usual.
+ *
+ * @example
+ * ```ts ignore
+ * using model = await NativeModel.create(dims, optim, init, topology);
+ * await failFast(ranks, () => train({ model, ... }), distAbort);
+ * ```
+ */
+export async function failFast<T>(
+  ranks: number,
+  body: () => Promise<T>,
+  abort: (code: number) => never,
+  log?: (line: string) => void,
+): Promise<T> {
+  if (ranks === 1) return await body();
+  try {
+    return await body();
+  } catch (e) {
+    printError(e);
+    log?.(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return abort(1);
   }
 }
 

@@ -32,7 +32,7 @@ import { Tokenizer } from "../data/tokenizer.ts";
 import { type ChatMessage, parseSftRow, readSftJsonl, SftDataset, tokenizeChat } from "../data/sft.ts";
 import { demoSftRows } from "./data_sft.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { resolveModelArg, runMain, UsageError } from "./common.ts";
+import { failFast, resolveModelArg, runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task finetune --init RUN|HFDIR --data FILE.jsonl|demo [options]
 
@@ -417,58 +417,61 @@ async function finetuneRank(
     seed: t.seed,
     initStd: config.model.init_std,
   }, topologyOf(par));
-  if (!from.resume) {
-    await loadCheckpoint(initCkpt, model);
-    model.step = 0; // a fresh optimizer
-  }
-  if (rank === 0) {
-    await Deno.mkdir(runDir, { recursive: true });
-    await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml({ ...config, sft }));
-  }
-  log?.line(
-    `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${initCkpt} (vocabulary ` +
-      `${config.model.vocab_size}); ${t.steps} steps of ${rows} ${
-        sft.pack ? "packed rows" : "examples"
-      } (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
-      `${t.min_lr}, warmup ${t.warmup_steps}, ${ranks} rank(s) -> ${runDir}`,
-  );
-  // The trainer reads train.seq for each step after asking for the batch: each batch sets its own length
-  // (all ranks of a pipeline / tensor group draw the same samples, hence the same length).
-  const maxSeq = t.seq;
-  const data: BatchSource = {
-    train: (consumed, n) => {
-      const b = dataset.batch(consumed, n);
-      config.train.seq = b.seq;
-      return b;
-    },
-    valid: () => [],
-    state: { source, seed: t.seed, epochs: sft.epochs, examples: dataset.size, pack: sft.pack },
-  };
-  try {
-    const result = await train({
-      model,
-      config,
-      runDir,
-      data,
-      resume: from.resume,
-      sync: { allOk: distAllOk },
-      onNotice: (s) => log?.line(s),
-      onStep: (m, total) => {
-        log?.update(
-          `step ${m.step}/${total} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} gnorm ` +
-            `${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`,
-          m.step === total,
-        );
-      },
-    });
-    log?.done();
-    const h = result.history;
+  // One rank's error takes the job down here, before `model` is freed (see failFast).
+  await failFast(ranks, async () => {
+    if (!from.resume) {
+      await loadCheckpoint(initCkpt, model);
+      model.step = 0; // a fresh optimizer
+    }
+    if (rank === 0) {
+      await Deno.mkdir(runDir, { recursive: true });
+      await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml({ ...config, sft }));
+    }
     log?.line(
-      `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
+      `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${initCkpt} (vocabulary ` +
+        `${config.model.vocab_size}); ${t.steps} steps of ${rows} ${
+          sft.pack ? "packed rows" : "examples"
+        } (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
+        `${t.min_lr}, warmup ${t.warmup_steps}, ${ranks} rank(s) -> ${runDir}`,
     );
-  } finally {
-    config.train.seq = maxSeq;
-  }
+    // The trainer reads train.seq for each step after asking for the batch: each batch sets its own length
+    // (all ranks of a pipeline / tensor group draw the same samples, hence the same length).
+    const maxSeq = t.seq;
+    const data: BatchSource = {
+      train: (consumed, n) => {
+        const b = dataset.batch(consumed, n);
+        config.train.seq = b.seq;
+        return b;
+      },
+      valid: () => [],
+      state: { source, seed: t.seed, epochs: sft.epochs, examples: dataset.size, pack: sft.pack },
+    };
+    try {
+      const result = await train({
+        model,
+        config,
+        runDir,
+        data,
+        resume: from.resume,
+        sync: { allOk: distAllOk },
+        onNotice: (s) => log?.line(s),
+        onStep: (m, total) => {
+          log?.update(
+            `step ${m.step}/${total} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} gnorm ` +
+              `${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`,
+            m.step === total,
+          );
+        },
+      });
+      log?.done();
+      const h = result.history;
+      log?.line(
+        `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
+      );
+    } finally {
+      config.train.seq = maxSeq;
+    }
+  }, distAbort);
 }
 
 if (import.meta.main) {

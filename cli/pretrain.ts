@@ -37,7 +37,7 @@ import { Tokenizer } from "../data/tokenizer.ts";
 import { BlendedSamples, isIndexedSpec, splitFromValidFraction, SplitSamples } from "../data/blend.ts";
 import { conditionsOfSystems, DISCLAIMER, renderCorpus } from "../data/embedded/mod.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { runMain, UsageError } from "./common.ts";
+import { failFast, runMain, UsageError } from "./common.ts";
 import { plotRun } from "./plot.ts";
 
 const HELP = `Usage: deno task pretrain [options]
@@ -397,6 +397,28 @@ async function pretrainRank(
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
   }, topologyOf(par));
+  // One rank's error takes the job down here, before `model` is freed (see failFast).
+  await failFast(
+    ranks,
+    () => trainRank(model, data, cfg, runDir, resumeDir, v, rank, ranks, log),
+    distAbort,
+    (s) => log.line(s),
+  );
+}
+
+/** The training of one rank, with its model. */
+async function trainRank(
+  model: NativeModel,
+  data: BatchSource,
+  cfg: RunConfig,
+  runDir: string,
+  resumeDir: string | undefined,
+  v: ReturnType<typeof parse>,
+  rank: number,
+  ranks: number,
+  log: RankLog,
+): Promise<void> {
+  const par = cfg.parallel;
   const t = cfg.train, r = model.rank;
   log.line(
     `model: ${(model.numParams / 1e6).toFixed(2)}M parameters on rank ${rank} (tp ${r.tpRank}/${r.tp}, ` +

@@ -350,11 +350,19 @@ void check_hd(int hd) {
            hd);
 }
 
+// The attention grids put heads and rows (or batch entries) on gridDim.y and .z, which stop at 65535.
+void check_grid(int rows, int heads) {
+  MT_CHECK(rows <= 65535 && heads <= 65535,
+           "the CUDA attention kernels take at most 65535 rows and 65535 heads per launch (got %d rows, %d heads)",
+           rows, heads);
+}
+
 }  // namespace
 
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
                        int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
   profile_mark(Work::Attention, s);
+  check_grid(B, H);
   if (attention_mma_supported(hd, q, k, v, out, qs, ks, os))
     return attention_forward_mma(out, lse, q, k, v, B, T, H, KVH, hd, qs, ks, os, s, start);
   check_hd(hd);
@@ -370,6 +378,7 @@ void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, co
                         int KVH, int hd, size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
   profile_mark(Work::Attention, s);
   check_hd(hd);
+  check_grid(B, H);
   attention_d_kernel<<<ceil_div((size_t)B * T * H, WARPS), WARPS * 32, 0, s>>>(D, dout, out, B, T, H, hd, os);
   CUDA_LAUNCH_CHECK();
   if (attention_mma_supported(hd, q, k, v, dout, qs, ks, os))
@@ -389,6 +398,7 @@ void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, co
 void attention_cached(bf16* out, const bf16* q, size_t qs, const bf16* kc, const bf16* vc, const int32_t* seq,
                       const int32_t* pos, int rows, int H, int KVH, int hd, int max_len, cudaStream_t s) {
   check_hd(hd);
+  check_grid(rows, H);
   attention_cached_kernel<<<dim3(H, rows), 32, hd * sizeof(float), s>>>(out, q, qs, kc, vc, seq, pos, H, KVH, hd,
                                                                         max_len);
   CUDA_LAUNCH_CHECK();

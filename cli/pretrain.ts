@@ -366,21 +366,25 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   const log = new RankLog(dist.rank, ranks > 1 ? join(runDir, "logs") : undefined);
   try {
-    await pretrainRank(cfg, runDir, resumeDir, v, dist.rank, ranks, log);
+    await pretrainRank({ cfg, runDir, resumeDir, v, rank: dist.rank, ranks, log });
   } finally {
     log.close();
   }
 }
 
-async function pretrainRank(
-  cfg: RunConfig,
-  runDir: string,
-  resumeDir: string | undefined,
-  v: ReturnType<typeof parse>,
-  rank: number,
-  ranks: number,
-  log: RankLog,
-): Promise<void> {
+/** One rank's run: its configuration, run directory, checkpoint to resume, flags, rank, rank count and log. */
+interface RankRun {
+  cfg: RunConfig;
+  runDir: string;
+  resumeDir: string | undefined;
+  v: ReturnType<typeof parse>;
+  rank: number;
+  ranks: number;
+  log: RankLog;
+}
+
+async function pretrainRank(run: RankRun): Promise<void> {
+  const { cfg, runDir, rank, ranks, log } = run;
   if (cfg.data.source === "embedded" && rank === 0) log.line(`note: ${DISCLAIMER}`);
   await setNumThreads(
     ranks > 1 && cfg.train.threads === 0
@@ -400,24 +404,15 @@ async function pretrainRank(
   // One rank's error takes the job down here, before `model` is freed (see failFast).
   await failFast(
     ranks,
-    () => trainRank(model, data, cfg, runDir, resumeDir, v, rank, ranks, log),
+    () => trainRank(model, data, run),
     distAbort,
     (s) => log.line(s),
   );
 }
 
 /** The training of one rank, with its model. */
-async function trainRank(
-  model: NativeModel,
-  data: BatchSource,
-  cfg: RunConfig,
-  runDir: string,
-  resumeDir: string | undefined,
-  v: ReturnType<typeof parse>,
-  rank: number,
-  ranks: number,
-  log: RankLog,
-): Promise<void> {
+async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): Promise<void> {
+  const { cfg, runDir, resumeDir, v, rank, ranks, log } = run;
   const par = cfg.parallel;
   const t = cfg.train, r = model.rank;
   log.line(

@@ -12,6 +12,7 @@ export const SYMBOLS = {
   mt_abi_version: { parameters: [], result: "i32" },
   mt_build_info: { parameters: [], result: "pointer" },
   mt_set_num_threads: { parameters: ["i32"], result: "i32" },
+  mt_device_check: { parameters: ["i32"], result: "i32" },
   mt_lr_at: { parameters: ["buffer", "i64", "buffer"], result: "i32" },
   mt_dist_init: { parameters: ["buffer", "buffer"], result: "i32" },
   mt_dist_have_mpi: { parameters: [], result: "i32" },
@@ -126,7 +127,7 @@ export const SYMBOLS = {
 export type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** ABI version this binding speaks (MT_ABI_VERSION). */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** Tensor kinds of `mt_model_tensor_read/write`. */
 export const TensorKind = { param: 0, grad: 1, adamM: 2, adamV: 3 } as const;
@@ -198,6 +199,10 @@ export interface Topology {
 
 /** A model's device: the CPU backend (fp32) or the CUDA backend (bf16, cuBLAS, NCCL). */
 export type Device = "cpu" | "cuda";
+/** MT_DEVICE_* of a device (MT_DEVICE_CPU = 0, MT_DEVICE_CUDA = 1). */
+export function deviceCode(d: Device = "cpu"): number {
+  return d === "cuda" ? 1 : 0;
+}
 /** Activation recomputation policy. */
 export type Recompute = "none" | "selective";
 
@@ -206,7 +211,7 @@ export const TOPOLOGY_SIZE = 28;
 
 /** Packs `mt_topology`. */
 export function packTopology(t: Topology): Uint8Array<ArrayBuffer> {
-  const device = (t.device ?? "cpu") === "cuda" ? 1 : 0, recompute = t.recompute === "selective" ? 1 : 0;
+  const device = deviceCode(t.device), recompute = t.recompute === "selective" ? 1 : 0;
   return new Uint8Array(
     Int32Array.from([TOPOLOGY_SIZE, t.tp, t.pp, t.dp, t.zero1 ? 1 : 0, device, recompute]).buffer,
   );

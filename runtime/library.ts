@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ABI_VERSION, type Device, SYMBOLS, type Symbols } from "./ffi.ts";
+import { ABI_VERSION, type Device, deviceCode, SYMBOLS, type Symbols } from "./ffi.ts";
 import { buildNative, LIB_NAME } from "./build.ts";
 
 /** Package version; the cache directory of a first-import build is keyed by it. */
@@ -103,8 +103,9 @@ export async function buildInfo(): Promise<string> {
 }
 
 /**
- * Throws an `Error` saying why `device` cannot run here (a library built without CUDA, or no GPU visible), so
- * that a command can refuse before it writes anything; "cpu" always passes.
+ * Throws a {@linkcode MeditronError} saying why `device` cannot run here (a library built without CUDA, or the
+ * CUDA runtime's reason for finding no GPU): the library's own check, the one model creation makes, so that a
+ * command can refuse before it writes anything. "cpu" always passes.
  *
  * @example
  * ```ts
@@ -113,17 +114,7 @@ export async function buildInfo(): Promise<string> {
  * ```
  */
 export async function checkDevice(device: Device): Promise<void> {
-  if (device === "cpu") return;
-  const info = await buildInfo();
-  if (/\bcuda=off\b/.test(info)) {
-    throw new Error(
-      "libmeditron was built without CUDA (rebuild with deno task build --cuda) and load that build with " +
-        "MEDITRON_LIB=runtime/build-cuda/libmeditron.so",
-    );
-  }
-  if (/\bdevices=0\b/.test(info)) {
-    throw new Error(`no usable CUDA device: ${info.match(/cuda=\S+/)?.[0]}, 0 devices`);
-  }
+  check((await native()).mt_device_check(deviceCode(device)));
 }
 
 /** This process's place in an MPI launch. */

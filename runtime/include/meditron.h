@@ -26,7 +26,7 @@ extern "C" {
 #pragma GCC visibility push(default) /* the library hides everything but this header */
 #endif
 
-#define MT_ABI_VERSION 4
+#define MT_ABI_VERSION 5
 
 /* ---- status codes ---------------------------------------------------------------------------------- */
 enum {
@@ -52,6 +52,11 @@ int32_t mt_abi_version(void);
 const char* mt_build_info(void);
 /** Number of OpenMP threads used by kernels (and BLAS); n <= 0 restores the default. */
 int mt_set_num_threads(int32_t n);
+/**
+ * Whether models can run on `device` (MT_DEVICE_*) here: MT_OK, or an error saying why not (a library built
+ * without CUDA, or the CUDA runtime's reason for finding no device), the same that model creation would give.
+ */
+int mt_device_check(int32_t device);
 
 /* ---- configuration --------------------------------------------------------------------------------------- */
 /** Llama-2 architecture. `struct_size` must be sizeof(mt_model_config) (forward compatibility check). */

@@ -175,6 +175,13 @@ const char* mt_build_info(void) {
   return info.c_str();
 }
 
+int mt_device_check(int32_t device) {
+  return guard([&] {
+    MT_CHECK(device == MT_DEVICE_CPU || device == MT_DEVICE_CUDA, "device %d is not 0 (cpu) or 1 (cuda)", device);
+    if (device == MT_DEVICE_CUDA) mt::cuda_check_available();
+  });
+}
+
 int mt_set_num_threads(int32_t n) {
   return guard([&] {
     g_threads = n > 0 ? n : 0;

@@ -71,7 +71,8 @@ export async function runMain(
 function printError(e: unknown, help?: string): void {
   const err = e instanceof Error ? e : new Error(String(e));
   const debug = Deno.args.includes("--debug");
-  const usage = e instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+  const code = (err as { code?: unknown }).code; // node's parseArgs: a string; MeditronError: a number
+  const usage = e instanceof UsageError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"));
   console.error(`error: ${debug ? err.stack : err.message}`);
   if (usage && help) console.error(`\n${help.split("\n")[0]}\nRun with --help for all options.`);
 }

@@ -55,3 +55,20 @@ Deno.test("failFast: success returns the body's value on any number of ranks", a
     assert.deepEqual(events, ["value 42", "dispose"]);
   }
 });
+
+Deno.test("runMain: a native library error (numeric code) is one line, not a crash of the handler", async () => {
+  // eval --device cuda on a library built without CUDA fails in the native library (MeditronError, code 1).
+  const lib = new URL("../../runtime/mod.ts", import.meta.url).href;
+  const common = new URL("../../cli/common.ts", import.meta.url).href;
+  const code = `import { MeditronError } from "${lib}";
+import { runMain } from "${common}";
+await runMain(() => Promise.reject(new MeditronError(1, "device 7 is not 0 (cpu) or 1 (cuda)")), "Usage: x");`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  assert.equal(out.code, 1);
+  assert.equal(new TextDecoder().decode(out.stderr), "error: device 7 is not 0 (cpu) or 1 (cuda)\n");
+});

@@ -121,19 +121,31 @@ function lossChartSpec(runs: RunCurve[], options: LossChartOptions = {}): TopLev
     layer: [
       {
         data: { values: loss },
-        mark: { type: "line", point: false, strokeWidth: 1.5 },
         encoding: {
           x,
           y: { field: "value", type: "quantitative", title: "loss", scale: { zero: false } },
           color,
-          strokeDash: {
-            field: "series",
-            type: "nominal",
-            title: "series",
-            scale: { domain: ["train", "validation"], range: [[1, 0], [6, 3]] },
-          },
-          detail: { field: "series", type: "nominal" },
         },
+        layer: [
+          {
+            mark: { type: "line", point: false, strokeWidth: 1.5 },
+            encoding: {
+              strokeDash: {
+                field: "series",
+                type: "nominal",
+                title: "series",
+                scale: { domain: ["train", "validation"], range: [[1, 0], [6, 3]] },
+              },
+              detail: { field: "series", type: "nominal" },
+            },
+          },
+          // Validation losses are few (one per --eval-every): each is also a dot, so that a run with a
+          // single evaluation still shows it (a one-point line draws nothing).
+          {
+            transform: [{ filter: "datum.series === 'validation'" }],
+            mark: { type: "point", filled: true, size: 24 },
+          },
+        ],
       },
       {
         data: { values: lr },

@@ -90,6 +90,15 @@ Deno.test("a run's loss.svg rasterises, is non-empty and draws the curve", async
   assert.equal(countColour(img, ORANGE, 20), 0, "one run: no second colour");
 });
 
+Deno.test("a single validation loss is drawn (as a dot: a one-point line draws nothing)", async () => {
+  const metrics = fakeMetrics(9, 10); // no validation loss yet
+  metrics.push({ ...fakeMetrics(10, 10)[9], val_loss: 6.15 });
+  const svg = await lossChartSvg([{ name: "one", metrics }]);
+  const dots = svg.match(/aria-roledescription="point"[^>]*/g) ?? [];
+  assert.equal(dots.length, 1, "one validation dot");
+  assert.match(svg, /aria-label="tokens: [^"]*; loss: 6\.15; run: one"/);
+});
+
 Deno.test("an empty run is an error, not an empty chart", async () => {
   await assert.rejects(() => lossChartSvg([{ name: "x", metrics: [] }]), /no metrics to plot/);
 });

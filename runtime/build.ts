@@ -86,6 +86,39 @@ export async function cudaDefines(): Promise<Record<string, string>> {
 }
 
 /**
+ * Removes `buildDir` when its CMake cache belongs to another place (a checkout moved or copied together with its
+ * build directory: CMake refuses such a cache) and says why; `undefined` (nothing removed) otherwise.
+ *
+ * @example
+ * ```ts
+ * import { clearStaleBuild } from "./build.ts";
+ * const why = await clearStaleBuild("/tmp/no-such-build"); // undefined: nothing to clear
+ * ```
+ */
+export async function clearStaleBuild(buildDir: string): Promise<string | undefined> {
+  let cache: string;
+  try {
+    cache = await Deno.readTextFile(join(buildDir, "CMakeCache.txt"));
+  } catch {
+    return undefined;
+  }
+  const entry = (key: string) => cache.match(new RegExp(`^${key}:INTERNAL=(.*)$`, "m"))?.[1];
+  const checks: [string, string | undefined, string][] = [
+    ["build directory", entry("CMAKE_CACHEFILE_DIR"), buildDir],
+    ["source directory", entry("CMAKE_HOME_DIRECTORY"), SOURCE_DIR],
+  ];
+  for (const [what, recorded, actual] of checks) {
+    if (recorded === undefined) continue;
+    const [a, b] = await Promise.all([recorded, actual].map((p) => Deno.realPath(p).catch(() => p)));
+    if (a !== b) {
+      await Deno.remove(buildDir, { recursive: true });
+      return `${join(buildDir, "CMakeCache.txt")} was made for the ${what} ${recorded}, not ${actual}`;
+    }
+  }
+  return undefined;
+}
+
+/**
  * Configures (first time) and builds the library; returns the path of `libmeditron.so`.
  *
  * @example
@@ -97,6 +130,8 @@ export async function cudaDefines(): Promise<Record<string, string>> {
  */
 export async function buildNative(opts: BuildOptions): Promise<string> {
   const verbose = opts.verbose ?? false;
+  const stale = await clearStaleBuild(opts.buildDir);
+  if (stale) console.error(`build: ${stale}: configuring afresh`);
   const defines = Object.entries({ CMAKE_BUILD_TYPE: "Release", ...opts.defines }).map(([k, v]) =>
     `-D${k}=${v}`
   );

@@ -88,7 +88,7 @@ Deno.test("examples/quickstart.ipynb runs headless: live progress, inline loss p
   assert.ok(svg && svg.includes("<svg") && svg.includes("quickstart"), "the loss plot is shown inline");
   const table = outs.map((o) => joined(o.data?.["text/markdown"])).find((s) => s.includes("| benchmark |"));
   assert.ok(table, "the evaluation table is shown");
-  assert.match(table, /\| demo \| loglik \| 0 \| 20 \| \d+\.\d \|/);
+  assert.match(table, /\| demo \(continuation\) \| cloze \| 0 \| 20 \| \d+\.\d \|/);
   const text = outs.map((o) => joined(o.data?.["text/plain"])).join("\n");
   assert.match(text, /loss 10\.\d+ -> \d+\.\d+ after 50 steps/);
   assert.match(

@@ -6,6 +6,7 @@
  * @module
  */
 import { attentionBackward, attentionForward } from "../runtime/mod.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 function peakRssBytes(): number {
   const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
@@ -13,8 +14,8 @@ function peakRssBytes(): number {
 }
 
 /** Runs the benchmark and prints the figures. */
-export async function main(args: string[]): Promise<void> {
-  const T = Number(args[0] ?? 2048), B = 1, H = 32, KVH = 32, hd = 128;
+async function run({ seq: T }: { seq: number }): Promise<void> {
+  const B = 1, H = 32, KVH = 32, hd = 128;
   const s = { B, T, H, KVH, hd };
   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
   const q = fill(B * T * H * hd), k = fill(B * T * KVH * hd), v = fill(B * T * KVH * hd);
@@ -47,4 +48,15 @@ export async function main(args: string[]): Promise<void> {
   console.log(`  time: forward ${fwd.toFixed(0)} ms, backward ${bwd.toFixed(0)} ms`);
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench attention-memory`. */
+export const bench = defineBench({
+  name: "attention-memory",
+  measures:
+    `Peak memory of the attention kernel, forward + backward, on Llama-2-7B heads (32 x 128, batch 1, fp32): the
+growth of the process's peak RSS (VmHWM) during the calls, less the outputs and gradients, and the time of each.`,
+  peer: "theory: the B·H·T² floats of a kernel that materialises the T x T score matrix",
+  options: { seq: { type: "int", default: 2048, min: 1, arg: "T", help: "sequence length T" } },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

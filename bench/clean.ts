@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { cleanFile, type CleanSource } from "../data/clean/clean_file.ts";
 import { mulberry32 } from "../data/gpt_dataset.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 const WORDS = ("patient patients treatment dose daily therapy risk adults children blood pressure diabetes " +
   "insulin metformin aspirin infection antibiotic should be offered to with and the of in for review " +
@@ -117,20 +117,14 @@ export async function generate(path: string, source: keyof typeof MAKERS, mb: nu
 }
 
 /** Runs the benchmark. */
-export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: { mb: { type: "string", default: "20" }, "near-dedup": { type: "string" } },
-  });
-  const mb = Number(values.mb);
+async function run({ mb, "near-dedup": nearDedup }: { mb: number; "near-dedup": number }): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "meditron-bench-clean-" });
   try {
     console.log(`data clean throughput, one core, ~${mb} MB generated input per source`);
     for (const source of Object.keys(MAKERS) as (keyof typeof MAKERS)[]) {
       const input = `${dir}/${source}.jsonl`;
       const size = await generate(input, source, mb);
-      for (const near of [undefined, Number(values["near-dedup"] ?? 0.8)]) {
+      for (const near of [undefined, nearDedup]) {
         const report = await cleanFile({
           source,
           input,
@@ -149,4 +143,24 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench clean`. */
+export const bench = defineBench({
+  name: "clean",
+  measures:
+    `Input MB/s (one core) of \`data clean\` per source, with exact dedup and then with MinHash near-dedup, on
+generated inputs in the real schemas: guideline JSONL, abstracts, S2ORC records with JSON-encoded annotations.`,
+  peer: "none: Meditron's Python cleaning scripts need their data, so no peer runs here",
+  options: {
+    mb: { type: "number", default: 20, min: 0.01, help: "MB of generated input per source" },
+    "near-dedup": {
+      type: "number",
+      default: 0.8,
+      min: 0,
+      max: 1,
+      help: "Jaccard threshold of the MinHash near-dedup pass",
+    },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

@@ -6,17 +6,16 @@
  * Conversions: HF fp32 → native (model + two zero AdamW moments written), native → HF bf16, and
  * reshard tp 1 → tp 2.
  *
- * Run: `deno run -A bench/convert.ts [--dir DIR] [--layers N]` (add `"convert"` to bench/main.ts to run it
- * as `deno task bench convert`).
+ * Run: `deno task bench convert [--dir DIR] [--layers N]`.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { hfToNative, nativeToHf, reshard } from "../models/convert/mod.ts";
 import { allParams, fullShape } from "../models/convert/layout.ts";
 import { writeShardedSafetensors } from "../models/convert/sharded.ts";
 import type { ModelConfig } from "../models/config.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 // ~1.34 GB in fp32 with 4 layers; the largest tensor is the 32000 × 2048 embedding (262 MB in fp32).
 function benchModel(layers: number): ModelConfig {
@@ -35,6 +34,8 @@ function benchModel(layers: number): ModelConfig {
 }
 
 const MB = 1e6;
+/** First argument of the internal child process that runs one conversion (not an option of the benchmark). */
+const CHILD = "--child";
 
 function peakRss(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
@@ -59,9 +60,10 @@ async function child(op: string, a: string, b: string): Promise<void> {
   console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000, rss: peakRss() }));
 }
 
+/** Runs {@linkcode child} in a process of its own (`bench/convert.ts --child OP A B`), so its peak RSS is its own. */
 async function runChild(op: string, a: string, b: string): Promise<{ seconds: number; rss: number }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--child", op, a, b],
+    args: ["run", "-A", new URL(import.meta.url).pathname, CHILD, op, a, b],
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -76,23 +78,9 @@ async function timed(cmd: string, args: string[]): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-/**
- * Runs the benchmark and prints the table.
- *
- * @example
- * ```ts ignore
- * import { main } from "./convert.ts";
- * await main(["--layers", "4"]);
- * ```
- */
-export async function main(args: string[]): Promise<void> {
-  const { values: v, positionals } = parseArgs({
-    args,
-    options: { dir: { type: "string" }, layers: { type: "string" }, child: { type: "string" } },
-    allowPositionals: true,
-  });
-  if (v.child) return await child(v.child, positionals[0], positionals[1]);
-  const m = benchModel(Number(v.layers ?? 4));
+/** Runs the benchmark and prints the table. */
+async function run(v: { dir?: string; layers: number }): Promise<void> {
+  const m = benchModel(v.layers);
   const root = v.dir ?? Deno.makeTempDirSync({ prefix: "meditron-bench-convert-" });
   try {
     const hf = join(root, "hf");
@@ -168,4 +156,28 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench convert`. */
+export const bench = defineBench({
+  name: "convert",
+  measures:
+    `Conversion throughput on a synthetic checkpoint (dim 2048, --layers layers: ~1.34 GB fp32 with 4) and each
+conversion's peak RSS (VmHWM of its own process) against the largest tensor: HF fp32 -> native (model plus two
+zero AdamW moments written), native -> HF bf16, reshard tp 1 -> tp 2. "model MB/s" is the fp32 model size over
+the wall time; "written MB/s" counts every byte the step writes.`,
+  peer:
+    "cp + sync of the same bytes (the disk's limit), in the same run; criterion: peak RSS < 2 x largest tensor",
+  options: {
+    dir: {
+      type: "string",
+      arg: "DIR",
+      help: "where to write the checkpoints, kept after (default: a temporary directory, removed after)",
+    },
+    layers: { type: "int", default: 4, min: 1, help: "layers of the synthetic model" },
+  },
+  run,
+});
+
+if (import.meta.main) {
+  if (Deno.args[0] === CHILD) await child(Deno.args[1], Deno.args[2], Deno.args[3]);
+  else await benchMain(bench);
+}

@@ -10,6 +10,7 @@ import { KvCache, NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
 import { argmax } from "../models/sampling.ts";
 import { SHAPE } from "./train_cpu.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 const WORK = { prompt: 64, new_tokens: 64, context: 256, questions: 20, threads: 2 };
 
@@ -82,7 +83,7 @@ async function pytorch(): Promise<Record<string, number | string> | string> {
 }
 
 /** Runs the benchmark and prints the table. */
-export async function main(_args: string[]): Promise<void> {
+async function run(): Promise<void> {
   console.log(
     `decode: stories15M shape (dim 288, 6 layers, vocab 32000), ${WORK.threads} threads; ${
       JSON.stringify(WORK)
@@ -100,4 +101,16 @@ export async function main(_args: string[]): Promise<void> {
   else console.log(`  peer: ${peer.peer}`);
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench decode`. */
+export const bench = defineBench({
+  name: "decode",
+  measures:
+    `Greedy KV-cache decode tokens/s at batch 1 and 16 (${WORK.prompt}-token prompts, ${WORK.new_tokens} new tokens) and
+log-likelihood questions/s (${WORK.questions} questions: a ${WORK.context}-token context, 4 one-token options, as in
+MedQA letter scoring) on the stories15M shape (dim 288, 6 layers, vocab 32000), ${WORK.threads} threads.`,
+  peer: "PyTorch on the CPU (Debian's python3-torch, /usr/bin/python3) doing the same work, same threads",
+  options: {},
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

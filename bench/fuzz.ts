@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseConfig } from "../models/config.ts";
 import { SafetensorsReader } from "../models/safetensors.ts";
@@ -25,6 +24,7 @@ import { MeditronError, NativeModel } from "../runtime/mod.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { templateFor } from "../models/chat.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 /** A seeded generator of uniforms in [0, 1) (LCG; enough for mutations). */
 function rng(seed: number): () => number {
@@ -367,18 +367,10 @@ export async function fuzzAll(cases: number, seed: number, dir: string): Promise
 }
 
 /** Runs the fuzzer, prints a table, saves crashing inputs under tests/fuzz/. */
-export async function main(args: string[]): Promise<void> {
-  const v = parseArgs({
-    args,
-    options: {
-      cases: { type: "string", default: "10000" },
-      seed: { type: "string", default: "1" },
-      "save-corpus": { type: "boolean" },
-    },
-  }).values;
+async function run(v: { cases: number; seed: number; "save-corpus": boolean }): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "meditron-fuzz-" });
   try {
-    const results = await fuzzAll(Number(v.cases), Number(v.seed), dir);
+    const results = await fuzzAll(v.cases, v.seed, dir);
     let crashes = 0;
     for (const r of results) {
       crashes += r.crashes.length;
@@ -407,4 +399,24 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench fuzz`. */
+export const bench = defineBench({
+  name: "fuzz",
+  measures:
+    `Seeded property-based fuzzing of every parser and boundary (safetensors, Megatron .idx, pickle, corpus JSONL,
+YAML run configs, MedQA/MedMCQA/PubMedQA/MMLU files, the server's request bodies, the C ABI): mutated valid
+seeds must be accepted or rejected with a clean Error. Prints crashes and hangs (> 2 s) per target (exit 1 if
+any); crashing inputs are saved to tests/fuzz/crash-*.json.`,
+  peer: "none: the criterion is 0 crashes and 0 hangs",
+  options: {
+    cases: { type: "int", default: 10000, min: 1, help: "cases per target" },
+    seed: { type: "int", default: 1, min: 0, help: "seed of the mutations" },
+    "save-corpus": {
+      type: "boolean",
+      help: "keep up to 8 accepted mutated inputs per target under tests/fuzz/",
+    },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

@@ -1,12 +1,31 @@
 /**
  * `deno task bench NAME [options]`: benchmarks that print ratios against a named peer measured in the same run.
+ * `deno task bench NAME --help` prints what NAME measures, its peer and its options (bench/common.ts), and an
+ * unknown or malformed option is one `error:` line, before any work.
  *
  * @module
  */
-const BENCHES: Record<
-  string,
-  { about: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }
-> = {
+import { runMain, UsageError } from "../cli/common.ts";
+import { type Bench, benchHelp, type BenchOptions, runBench, usageLine, wantsHelp } from "./common.ts";
+
+/**
+ * What a benchmark module exports: its declaration ({@linkcode Bench}), or only a `main` that reads its own
+ * arguments (bench/gpu/gpu.ts, which must run on a bare Deno without npm packages).
+ */
+export type BenchModule = { bench: Bench<BenchOptions> } | { main(args: string[]): Promise<void> };
+
+/** One benchmark of the list: a line for `deno task bench`, and its module, loaded on demand. */
+export interface BenchEntry {
+  /** One line for the list. */
+  about: string;
+  /** Imports the module. */
+  load: () => Promise<BenchModule>;
+  /** For a module that reads its own arguments: its path, where its help points. */
+  source?: string;
+}
+
+/** Every benchmark, by name. */
+export const BENCHES: Record<string, BenchEntry> = {
   "train-cpu": {
     about: "training step tokens/s vs PyTorch CPU, GFLOP/s vs OpenBLAS sgemm",
     load: () => import("./train_cpu.ts"),
@@ -51,6 +70,7 @@ const BENCHES: Record<
   gpu: {
     about: "CUDA backend (GPU machine; bench/gpu/run.sh): check vs CPU, train MFU vs PyTorch, decode tok/s",
     load: () => import("./gpu/gpu.ts"),
+    source: "bench/gpu/gpu.ts",
   },
   "sft-packing": {
     about: "SFT epoch time and useful tokens/s: packed rows (segment ids) vs padded batches",
@@ -62,15 +82,48 @@ const BENCHES: Record<
   },
 };
 
-const [name, ...rest] = Deno.args;
-if (!name || name === "--help" || name === "-h" || !BENCHES[name]) {
-  console.log("Usage: deno task bench NAME [options]\n\nBenchmarks:");
-  for (const [k, b] of Object.entries(BENCHES)) console.log(`  ${k.padEnd(18)} ${b.about}`);
-  console.log("\nExample:\n  deno task bench train-cpu --steps 5");
-  if (name && name !== "--help" && name !== "-h") {
-    console.error(`\nerror: unknown benchmark '${name}'`);
-    Deno.exit(1);
+const HELP = [
+  "Usage: deno task bench NAME [options]",
+  "",
+  "Benchmarks:",
+  ...Object.entries(BENCHES).map(([k, b]) => `  ${k.padEnd(18)} ${b.about}`),
+  "",
+  "deno task bench NAME --help: what NAME measures, against which peer, and its options.",
+  "",
+  "Example:",
+  "  deno task bench train-cpu --steps 5",
+].join("\n");
+
+/** The help of benchmark `name`: its own, or for a module that reads its own arguments, where to look. */
+export async function benchHelpFor(name: string): Promise<string> {
+  const mod = await BENCHES[name].load();
+  if ("bench" in mod) return benchHelp(mod.bench);
+  return `${usageLine(name)}\n\n${BENCHES[name].about}\n\n` +
+    `Its arguments are read by ${
+      BENCHES[name].source ?? "its module"
+    } itself: see that module's documentation.`;
+}
+
+/** `deno task bench [NAME [options]]`. */
+async function main(args: string[]): Promise<void> {
+  const [name, ...rest] = args.filter((a) => a !== "--debug");
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(HELP);
+    return;
   }
-} else {
-  await (await BENCHES[name].load()).main(rest);
+  const entry = Object.hasOwn(BENCHES, name) ? BENCHES[name] : undefined;
+  if (!entry) {
+    throw new UsageError(`unknown benchmark '${name}' (benchmarks: ${Object.keys(BENCHES).join(", ")})`);
+  }
+  if (wantsHelp(rest)) {
+    console.log(await benchHelpFor(name));
+    return;
+  }
+  const mod = await entry.load();
+  await ("bench" in mod ? runBench(mod.bench, rest) : mod.main(rest));
+}
+
+if (import.meta.main) {
+  const name = Deno.args.find((a) => a !== "--debug");
+  await runMain(main, name !== undefined && Object.hasOwn(BENCHES, name) ? usageLine(name) : HELP);
 }

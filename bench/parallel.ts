@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runRanks } from "../parallel/launcher.ts";
 import { BENCH } from "./parallel/worker.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 const WORKER = fileURLToPath(new URL("./parallel/worker.ts", import.meta.url));
 const LAYOUTS: [number, number, number][] = [
@@ -59,7 +60,7 @@ async function runLayout(tp: number, pp: number, dp: number): Promise<RankOut[]>
 }
 
 /** Runs every layout and prints the table. */
-export async function main(_args: string[]): Promise<void> {
+async function run(): Promise<void> {
   const { dims, micro, seq, nMicro } = BENCH;
   const btd = micro * seq * dims.dim * 4; // bytes of one B·T·d activation
   console.log(
@@ -95,4 +96,17 @@ export async function main(_args: string[]): Promise<void> {
   );
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench parallel`. */
+export const bench = defineBench({
+  name: "parallel",
+  measures:
+    `For a fixed global batch on a small Llama (bench/parallel/worker.ts), every DP x TP x PP layout up to 8 ranks
+(mpirun; ranks share this machine's cores, so times compare layouts, not hardware): the step time, the bytes
+each rank sends per step over DP, TP and PP, and the pipeline bubble (time blocked in pipeline receives).`,
+  peer: `theory: ring all-reduce volumes over DP and TP; one activation and one gradient per micro-batch per
+stage boundary over PP; bubble (P−1)/(M+P−1)`,
+  options: {},
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

@@ -6,8 +6,8 @@
  * @module
  */
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { benchMain, defineBench } from "./common.ts";
 
 const CLI = fileURLToPath(new URL("../cli/pretrain.ts", import.meta.url));
 
@@ -129,15 +129,10 @@ export async function killAndResume(
 }
 
 /** Runs the benchmark. */
-export async function main(args: string[]): Promise<void> {
-  const v = parseArgs({
-    args,
-    options: { trials: { type: "string", default: "20" }, seed: { type: "string", default: "7" } },
-  })
-    .values;
+async function run({ trials, seed }: { trials: number; seed: number }): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "meditron-preempt-" });
   try {
-    const r = await killAndResume(dir, Number(v.trials), Number(v.seed), 80);
+    const r = await killAndResume(dir, trials, seed, 80);
     console.log(
       `preemption: ${r.kills} SIGKILLs over a ${r.steps}-step run (checkpoint every step); final loss curve ` +
         `${r.identical ? "bit-identical to" : "DIFFERENT from"} the uninterrupted run`,
@@ -148,4 +143,19 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench preemption`. */
+export const bench = defineBench({
+  name: "preemption",
+  measures:
+    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at seeded random moments, --trials times,
+resuming it with --resume each time, then lets it finish; prints the kills that landed and whether the final
+loss curve is bit-identical (exit 1 if not). The test suite runs 3 trials of the same harness.`,
+  peer: "the same run uninterrupted",
+  options: {
+    trials: { type: "int", default: 20, min: 1, help: "kill/resume cycles" },
+    seed: { type: "int", default: 7, min: 0, help: "seed of the kill moments" },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

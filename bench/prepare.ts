@@ -9,10 +9,10 @@
  * @module
  */
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { tokenizeJsonl, type TokenizeProgress, type TokenizeReport } from "../data/tokenize_job.ts";
 import { loadPrepareConfig, prepare, type PrepareReport } from "../data/prepare.ts";
 import { mulberry32 } from "../data/gpt_dataset.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -77,23 +77,14 @@ async function best<T extends { seconds: number }>(
   return fastest!;
 }
 
-/** Entry point. */
-export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      mb: { type: "string", default: "64" },
-      workers: { type: "string", default: "1,2" },
-      copies: { type: "string", default: "20" },
-      repeat: { type: "string", default: "2" },
-    },
-  });
-  const counts = values.workers.split(",").map(Number);
-  const repeat = Math.max(1, Number(values.repeat));
+/** Runs the benchmark and prints the figures. */
+async function run(
+  { mb, workers: counts, copies, repeat }: { mb: number; workers: number[]; copies: number; repeat: number },
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "meditron-bench-prepare-" });
   try {
     const input = join(dir, "corpus.jsonl");
-    const bytes = await syntheticCorpus(input, Number(values.mb));
+    const bytes = await syntheticCorpus(input, mb);
     const cores = navigator.hardwareConcurrency;
     console.log(`tokenize: ${(bytes / 1e6).toFixed(1)} MB of JSONL, Llama-2 tokenizer, ${cores} cores`);
     for (const workers of counts) {
@@ -116,7 +107,6 @@ export async function main(args: string[]): Promise<void> {
           `${r.steady.toFixed(2)} MB/s after the first batch`,
       );
     }
-    const copies = Number(values.copies);
     const src = join(dir, "fixtures");
     await Deno.mkdir(src);
     const raw = await scaledFixtures(src, copies);
@@ -144,4 +134,27 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench prepare`. */
+export const bench = defineBench({
+  name: "prepare",
+  measures:
+    `Throughput of \`data tokenize\` (MB/s of JSONL input with the Llama-2 tokenizer, for each worker count: end to
+end with worker start-up, and in steady state) on a synthetic corpus, and of \`data prepare\` end to end
+(clean, combine, tokenize) on the GAP-Replay fixture corpora replicated with distinct ids and texts. Each
+figure is the best of --repeat runs (the machine may be shared).`,
+  peer: "none outside: 1 worker next to N workers of the same job, and each stage's share of prepare",
+  options: {
+    mb: { type: "number", default: 64, min: 0.01, help: "MB of synthetic JSONL to tokenize" },
+    workers: {
+      type: "ints",
+      default: [1, 2],
+      min: 1,
+      help: "worker counts to tokenize with; prepare uses the largest",
+    },
+    copies: { type: "int", default: 20, min: 1, help: "copies of the fixture corpora for prepare" },
+    repeat: { type: "int", default: 2, min: 1, help: "runs of each figure; the fastest is reported" },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

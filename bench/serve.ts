@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { setNumThreads } from "../runtime/mod.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { loadServingModel } from "../cli/serve.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 /** One measured configuration. */
 export interface ServeFigure {
@@ -72,25 +72,17 @@ export async function measure(
   return { slots, clients, requests, requestsPerS: requests / s, tokensPerS: tokens / s };
 }
 
-/** Entry point: `deno task bench serve [--model runs/tiny] [--requests 32] [--max-tokens 32]`. */
-export async function main(args: string[]): Promise<void> {
-  const { values: v } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      model: { type: "string", default: "runs/tiny" },
-      requests: { type: "string", default: "32" },
-      "max-tokens": { type: "string", default: "32" },
-      threads: { type: "string", default: "0" },
-    },
-  });
-  await setNumThreads(Number(v.threads));
-  const requests = Number(v.requests), maxTokens = Number(v["max-tokens"]);
+/** Runs every configuration and prints the table. */
+async function run(
+  v: { model: string; requests: number; "max-tokens": number; threads: number },
+): Promise<void> {
+  await setNumThreads(v.threads);
+  const requests = v.requests, maxTokens = v["max-tokens"];
   const rows: ServeFigure[] = [];
   for (const clients of [1, 4, 16]) {
     for (const slots of [16, 1]) {
       if (clients === 1 && slots === 1) continue; // the same as 16 slots with one client
-      rows.push(await measure(v.model!, slots, clients, requests, maxTokens));
+      rows.push(await measure(v.model, slots, clients, requests, maxTokens));
     }
   }
   console.log(`server throughput, ${v.model}, ${requests} requests of ${maxTokens} tokens, temperature 0\n`);
@@ -106,4 +98,26 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench serve`. */
+export const bench = defineBench({
+  name: "serve",
+  measures:
+    `Throughput of the OpenAI-compatible server (real HTTP on 127.0.0.1, /v1/completions at temperature 0):
+requests/s and generated tokens/s at 1, 4 and 16 concurrent clients with continuous batching (16 slots), and
+the batching gain. A request may end early at EOS: tokens/s counts the tokens each response reports.`,
+  peer: "the same server with 1 slot (one request at a time), in the same run",
+  options: {
+    model: {
+      type: "string",
+      default: "runs/tiny",
+      arg: "PATH",
+      help: "model to serve: a run or an HF directory",
+    },
+    requests: { type: "int", default: 32, min: 1, help: "requests per configuration" },
+    "max-tokens": { type: "int", default: 32, min: 1, help: "max_tokens of each request" },
+    threads: { type: "int", default: 0, min: 0, help: "kernel threads; 0: all cores" },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

@@ -3,13 +3,14 @@
  * against HF's Rust `tokenizers` (npm `@anush008/tokenizers`), on ~5 MB of deterministic English/medical
  * text, single-threaded and with N Deno workers.
  *
- * Run: `deno run -A bench/tokenizer.ts [--mb 5] [--workers 1,2]`
+ * Run: `deno task bench tokenizer [--mb 5] [--workers 1,2]`
  *
  * @module
  */
 import { Tokenizer as HFTokenizer } from "@anush008/tokenizers";
 import { llama2TokenizerJson, Tokenizer } from "../data/tokenizer.ts";
 import type { TokenizerWorkerRequest, TokenizerWorkerResult } from "../data/tokenizer_worker.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 const COMMON =
   ("the of and to in a is that for it as was with be by on not he this are or his from at which but " +
@@ -146,19 +147,6 @@ async function startWorkers(count: number): Promise<Worker[]> {
   return workers;
 }
 
-function parseArgs(args: string[]): { megabytes: number; workerCounts: number[] } {
-  const value = (flag: string) => {
-    const i = args.indexOf(flag);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const megabytes = Number(value("--mb") ?? 5);
-  const workerCounts = (value("--workers") ?? "1,2").split(",").map(Number);
-  if (!(megabytes > 0) || workerCounts.some((n) => !(n >= 1))) {
-    throw new Error("usage: bench/tokenizer.ts [--mb 5] [--workers 1,2]");
-  }
-  return { megabytes, workerCounts };
-}
-
 function printTable(rows: Row[], bytes: number): void {
   const baseline = rows.find((r) => r.name.startsWith("HF"))!;
   const rate = (r: Row) => bytes / 1e6 / r.seconds;
@@ -178,15 +166,10 @@ function printTable(rows: Row[], bytes: number): void {
 /**
  * Runs the benchmark and prints a table of MB/s per tokenizer and thread count, with the ratio to HF's Rust
  * tokenizer on one thread. Token counts are checked equal across all runs.
- *
- * @example
- * ```ts
- * import { main } from "./tokenizer.ts";
- * await main(["--mb", "1", "--workers", "1,2"]);
- * ```
  */
-export async function main(args: string[]): Promise<void> {
-  const { megabytes, workerCounts } = parseArgs(args);
+async function run(
+  { mb: megabytes, workers: workerCounts }: { mb: number; workers: number[] },
+): Promise<void> {
   const documents = corpus(megabytes);
   const bytes = documents.reduce((sum, d) => sum + new TextEncoder().encode(d).length, 0);
   const warmup = documents.slice(0, Math.ceil(documents.length / 20));
@@ -226,4 +209,19 @@ export async function main(args: string[]): Promise<void> {
   printTable(rows, bytes);
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench tokenizer`. */
+export const bench = defineBench({
+  name: "tokenizer",
+  measures:
+    `Encode throughput (MB/s of UTF-8 input) of our pure-TypeScript Llama-2 tokenizer, on one thread and with
+--workers Deno workers, on ~--mb MB of deterministic English/medical text; token counts must agree.`,
+  peer:
+    "HF tokenizers (Rust, npm @anush008/tokenizers) on the same text: one document at a time and encodeBatch",
+  options: {
+    mb: { type: "number", default: 5, min: 0.01, help: "MB of text to encode" },
+    workers: { type: "ints", default: [1, 2], min: 1, help: "Deno worker counts to run ours with" },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { native, NativeModel, setNumThreads } from "../runtime/mod.ts";
+import { benchMain, defineBench } from "./common.ts";
 
 /** stories15M: dim 288, 6 layers, 6 heads, ffn 768, vocab 32000, seq 256, batch 8. */
 export const SHAPE = {
@@ -104,13 +104,7 @@ async function sgemmRate(): Promise<{ shape: string; gflops: number }[]> {
 }
 
 /** Runs the benchmark and prints the table. */
-export async function main(args: string[]): Promise<void> {
-  const v = parseArgs({
-    args,
-    options: { steps: { type: "string", default: "5" }, threads: { type: "string", default: "2" } },
-  })
-    .values;
-  const steps = Number(v.steps), threads = Number(v.threads);
+async function run({ steps, threads }: { steps: number; threads: number }): Promise<void> {
   const flops = trainFlopsPerToken(SHAPE);
   console.log(
     `train-cpu: stories15M shape ${JSON.stringify(SHAPE)}, ${threads} threads, median of ${steps} steps`,
@@ -136,4 +130,24 @@ export async function main(args: string[]): Promise<void> {
   console.log(`  ours / best sgemm     ${(100 * myGflops / best).toFixed(0)}%  (target >= 75%)`);
 }
 
-if (import.meta.main) await main(Deno.args);
+/** `deno task bench train-cpu`. */
+export const bench = defineBench({
+  name: "train-cpu",
+  measures:
+    `Tokens/s of one training step (forward + backward + AdamW; median of --steps after a warm-up step) on
+the stories15M shape (dim 288, 6 layers, 6 heads, ffn 768, vocab 32000, seq 256, batch 8), and the GFLOP/s
+that makes next to OpenBLAS's sgemm rate on the model's matrix shapes, measured in the same process.`,
+  peer: "PyTorch on the CPU (Debian's python3-torch, /usr/bin/python3) training the same model, same threads",
+  options: {
+    steps: {
+      type: "int",
+      default: 5,
+      min: 1,
+      help: "timed steps, ours and PyTorch's; the median is reported",
+    },
+    threads: { type: "int", default: 2, min: 1, help: "threads, ours and PyTorch's" },
+  },
+  run,
+});
+
+if (import.meta.main) await benchMain(bench);

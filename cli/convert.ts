@@ -7,7 +7,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { llama2TokenizerJson } from "../data/tokenizer.ts";
+import { dirname, normalize } from "node:path";
+import { type Llama2Options, llama2TokenizerJson } from "../data/tokenizer.ts";
+import { readCheckpointMeta } from "../models/checkpoint.ts";
 import {
   formatInspection,
   hfToNative,
@@ -17,6 +19,7 @@ import {
   reshard,
 } from "../models/convert/mod.ts";
 import type { WriteDtype } from "../models/safetensors.ts";
+import type { TrainConfig } from "../models/config.ts";
 import { resolveModelArg, runMain, runSubcommand, UsageError } from "./common.ts";
 import { formatDuration, Progress } from "./progress.ts";
 
@@ -44,7 +47,9 @@ const HELP_HF_TO_NATIVE = `Usage: deno task convert hf-to-native --in DIR --out 
 
 Reads config.json and the weights (model.safetensors[.index.json] or pytorch_model*.bin), widens bf16/fp16 to
 fp32, pads the vocabulary for TP, and writes RUN/checkpoints/iter_0000000 (zero AdamW state, step 0) that
-'deno task pretrain --resume RUN' loads. config.json, generation_config.json and tokenizer files go to RUN/hf/.
+'deno task pretrain --resume RUN' continues with Meditron's pretraining settings for the model's size (the
+llama2-* preset of the same shape, else llama2-7b's; train.seq at most max_position_embeddings) and
+'deno task finetune --init RUN' finetunes. config.json, generation_config.json and tokenizer files go to RUN/hf/.
 
 Options:
   --in DIR|REPO              Hugging Face model directory, or a hub model org/name[@revision] fetched into
@@ -72,7 +77,9 @@ Options:
   --out DIR                  new output directory (required)
   --dtype bf16|fp16|fp32     stored dtype (default: the imported model's, else bf16; round-to-nearest-even)
   --shard-size SIZE          largest shard, e.g. 5GB, 500MB (default 5GB)
-  --tokenizer llama2|llama2-chat|none   tokenizer to write when the run has none (default llama2)
+  --tokenizer llama2|llama2-chat|none   tokenizer to write when the run has none (default: the one of the
+                             model's vocabulary size: 32000 llama2, 32002 llama2-chat, 32012/32014 the same
+                             with Meditron's bracket tokens)
   --debug                    stack traces on errors
 
 Examples:
@@ -202,7 +209,17 @@ async function hfToNativeCmd(args: string[]): Promise<void> {
     progress: c.tick,
   });
   c.done();
-  console.log(`wrote ${ck} (resume with: deno task pretrain --resume ${out} --tp ${tp} --pp ${pp})`);
+  console.log(`wrote ${ck}\n${continueHint(out, (await readCheckpointMeta(ck)).config.train)}`);
+}
+
+/** How to continue from an imported run `out`, with the training settings its checkpoint carries. */
+function continueHint(out: string, t: TrainConfig): string {
+  const parent = normalize(dirname(out));
+  const outFlag = parent === "runs" ? "" : ` --out ${parent}`;
+  return `continue pretraining: deno task pretrain --resume ${out}${outFlag} --data YOUR_DATA (its settings: ` +
+    `lr ${t.lr} -> ${t.min_lr}, warmup ${t.warmup_steps}, ${t.steps} steps, seq ${t.seq}, micro_batch ` +
+    `${t.micro_batch} x grad_accum ${t.grad_accum}; change them with --steps, --lr, --seq, --set train.KEY=V)\n` +
+    `or finetune: deno task finetune --init ${out} --data FILE.jsonl`;
 }
 
 async function reshardCmd(args: string[]): Promise<void> {
@@ -222,14 +239,44 @@ async function reshardCmd(args: string[]): Promise<void> {
   console.log(`wrote ${ck}`);
 }
 
-function tokenizerFiles(choice: string): Record<string, string> | undefined {
+const TOKENIZER_CHOICES: Readonly<Record<string, Llama2Options>> = {
+  llama2: {},
+  "llama2-chat": { chatTokens: true },
+};
+
+// The Llama-2 tokenizer of each vocabulary size this toolkit makes: base, with the chat tokens finetune adds,
+// with Meditron's bracket tokens (GAP-Replay), with both.
+const TOKENIZER_OF_VOCAB: Readonly<Record<number, Llama2Options>> = {
+  32000: {},
+  32002: { chatTokens: true },
+  32012: { bracketTokens: true },
+  32014: { bracketTokens: true, chatTokens: true },
+};
+
+/** The tokenizer of `--tokenizer`: its files, or undefined for `none`. */
+function chosenTokenizer(choice: string): Record<string, string> | undefined {
   if (choice === "none") return undefined;
-  if (choice !== "llama2" && choice !== "llama2-chat") {
-    throw new UsageError(`--tokenizer must be llama2, llama2-chat or none (got '${choice}')`);
+  const options = TOKENIZER_CHOICES[choice];
+  if (!options) throw new UsageError(`--tokenizer must be llama2, llama2-chat or none (got '${choice}')`);
+  return tokenizerFiles(options);
+}
+
+/** The default tokenizer: the one of the model's vocabulary size. */
+function tokenizerOfVocab(vocabSize: number): Record<string, string> {
+  const options = TOKENIZER_OF_VOCAB[vocabSize];
+  if (!options) {
+    throw new UsageError(
+      `the model's vocabulary has ${vocabSize} tokens, not a Llama-2 tokenizer's (32000, 32002 with chat ` +
+        `tokens, 32012/32014 with bracket tokens) and the run has no tokenizer files: pass --tokenizer ` +
+        `llama2|llama2-chat|none`,
+    );
   }
-  const chat = choice === "llama2-chat";
+  return tokenizerFiles(options);
+}
+
+function tokenizerFiles(options: Llama2Options): Record<string, string> {
   return {
-    "tokenizer.json": JSON.stringify(llama2TokenizerJson({ chatTokens: chat })),
+    "tokenizer.json": JSON.stringify(llama2TokenizerJson(options)),
     "tokenizer_config.json": JSON.stringify(
       {
         tokenizer_class: "LlamaTokenizerFast",
@@ -264,7 +311,7 @@ async function nativeToHfCmd(args: string[]): Promise<void> {
   const files = await nativeToHf(need(v.in, "--in"), need(v.out, "--out"), {
     dtype: dtypeOf(v.dtype),
     shardSize: v["shard-size"] ?? "5GB",
-    tokenizerFiles: tokenizerFiles(v.tokenizer ?? "llama2"),
+    tokenizerFiles: v.tokenizer === undefined ? tokenizerOfVocab : chosenTokenizer(v.tokenizer),
     progress: c.tick,
   });
   c.done();

@@ -20,6 +20,7 @@ import {
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
   ConfigError,
+  fitWarmupToSteps,
   loadConfig,
   modelDims,
   optimSettings,
@@ -27,9 +28,15 @@ import {
   presetConfig,
   type RunConfig,
   topologyOf,
+  type TrainConfig,
   validateConfig,
 } from "../models/config.ts";
-import { newestValidCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
+import {
+  type CheckpointMeta,
+  newestValidCheckpoint,
+  readCheckpointMeta,
+  resolveCheckpoint,
+} from "../models/checkpoint.ts";
 import { type BatchSource, train } from "../models/trainer.ts";
 import { InMemoryDocuments } from "../data/gpt_dataset.ts";
 import { type CorpusDocument, readCorpusJsonl, tokenizeCorpus } from "../data/corpus.ts";
@@ -52,7 +59,7 @@ Options:
   --systems LIST        organ systems of the embedded corpus, e.g. cardiovascular,respiratory (data.systems;
                         default all): a focused corpus a tiny model learns in minutes (deno task eval demo
                         --systems LIST then asks only about those)
-  --steps N             optimizer steps (train.steps)
+  --steps N             optimizer steps (train.steps); a warmup longer than the run is shortened, with a note
   --seq N               tokens per sequence (train.seq)
   --micro-batch N       sequences per micro-batch (train.micro_batch)
   --grad-accum N        micro-batches per step (train.grad_accum)
@@ -75,7 +82,8 @@ Options:
                         (default: the run directory of --name/--out); '--resume auto' takes the newest
                         checkpoint whose shards all verify, skipping damaged ones
   --no-verify           skip sha256 verification of checkpoint shards
-  --overwrite           start afresh in a run directory that already has checkpoints
+  --overwrite           start afresh in a run directory that already has checkpoints (deleted once the data
+                        and the model are ready; not with --resume)
   --debug               show stack traces on errors
   -h, --help            this help
 
@@ -144,13 +152,18 @@ function normaliseResume(args: string[]): string[] {
   return out;
 }
 
-async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): Promise<RunConfig> {
+/** The run's configuration, with one-line notices of what the command line changed implicitly. */
+async function resolveConfig(
+  v: ReturnType<typeof parse>,
+  resumed?: CheckpointMeta,
+): Promise<{ cfg: RunConfig; notices: string[] }> {
   if (v.config && v.preset) throw new UsageError("--config and --preset are exclusive");
   let cfg: RunConfig;
   if (v.config) cfg = await loadConfig(v.config);
   else if (v.preset) cfg = presetConfig(v.preset);
-  else if (resumeDir) cfg = { ...presetConfig("tiny"), ...(await readCheckpointMeta(resumeDir)).config };
+  else if (resumed) cfg = { ...presetConfig("tiny"), ...structuredClone(resumed.config) };
   else cfg = await loadConfig(new URL("../configs/tiny.yaml", import.meta.url).pathname);
+  const stepsBefore = cfg.train.steps, setKeys = new Set<string>();
   for (const [flag, key] of Object.entries(FLAG_KEYS)) {
     const value = (v as Record<string, unknown>)[flag];
     if (typeof value === "string") overrideConfig(cfg, key, value);
@@ -159,16 +172,48 @@ async function resolveConfig(v: ReturnType<typeof parse>, resumeDir?: string): P
     const eq = kv.indexOf("=");
     if (eq < 1) throw new UsageError(`--set expects KEY=VALUE, got '${kv}'`);
     overrideConfig(cfg, kv.slice(0, eq), kv.slice(eq + 1));
+    setKeys.add(kv.slice(0, eq));
   }
   if (v.name) overrideConfig(cfg, "name", v.name);
   if (v["distributed-optimizer"]) overrideConfig(cfg, "parallel.distributed_optimizer", "true");
+  // A shorter run (--steps 5, the usual smoke test) shortens a warmup it cannot hold, unless the warmup was set.
+  const notices: string[] = [];
+  if (cfg.train.steps !== stepsBefore && !setKeys.has("train.warmup_steps")) {
+    const note = fitWarmupToSteps(cfg, stepsBefore);
+    if (note) notices.push(note);
+  }
   validateConfig(cfg, "command line");
   try {
     conditionsOfSystems(cfg.data.systems ?? "all");
   } catch (e) {
     throw new ConfigError(`command line: data.systems: ${(e as Error).message}`);
   }
-  return cfg;
+  return { cfg, notices };
+}
+
+/** Checks, before any work, that the checkpoint `dir` was written with the layout `par` asks for. */
+function checkResumeLayout(dir: string, meta: CheckpointMeta, par: RunConfig["parallel"]): void {
+  const t = meta.topology, zero1 = Boolean(t?.zero1);
+  if (t?.tp !== par.tp || t?.pp !== par.pp || t?.dp !== par.dp || zero1 !== par.distributed_optimizer) {
+    throw new Error(
+      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp} zero1=${zero1}, this run is tp=${par.tp} ` +
+        `pp=${par.pp} dp=${par.dp} zero1=${par.distributed_optimizer} (change layouts with 'deno task ` +
+        `convert reshard')`,
+    );
+  }
+}
+
+/**
+ * A notice when a resumed run's LR schedule differs from its checkpoint's: as in Megatron, the schedule is the
+ * new run's, so the learning rate after the checkpoint's iteration may jump.
+ */
+function scheduleChange(resumed: CheckpointMeta, after: TrainConfig): string | undefined {
+  const show = (t: TrainConfig) =>
+    `${t.steps} steps, warmup ${t.warmup_steps}, cosine to step ${t.decay_steps || t.steps}`;
+  const before = resumed.config.train;
+  if (resumed.iteration === 0 || show(before) === show(after)) return undefined;
+  return `note: learning-rate schedule changed from the checkpoint's (${show(before)}) to ${show(after)}: ` +
+    `from iteration ${resumed.iteration} the learning rate follows the new schedule`;
 }
 
 async function loadDocuments(data: RunConfig["data"]): Promise<CorpusDocument[]> {
@@ -312,6 +357,9 @@ export async function main(rawArgs: string[]): Promise<void> {
     return;
   }
   const resumeRequested = v.resume || v["resume-from"] !== undefined;
+  if (resumeRequested && v.overwrite) {
+    throw new UsageError("--resume continues a run's checkpoints and --overwrite deletes them: pass one");
+  }
   let resumeDir: string | undefined;
   if (resumeRequested) {
     const from = v["resume-from"] ?? join(v.out!, v.name ?? "tiny");
@@ -322,9 +370,17 @@ export async function main(rawArgs: string[]): Promise<void> {
       )
       : await resolveCheckpoint(from);
   }
-  const cfg = await resolveConfig(v, resumeDir); // validates the layout too: bad layouts never launch
+  const resumed = resumeDir ? await readCheckpointMeta(resumeDir) : undefined;
+  // Validates the layout too (the checkpoint's included): bad layouts never launch.
+  const { cfg, notices } = await resolveConfig(v, resumed);
+  if (resumeDir && resumed) {
+    checkResumeLayout(resumeDir, resumed, cfg.parallel);
+    const change = scheduleChange(resumed, cfg.train);
+    if (change) notices.push(change);
+  }
   await checkDevice(cfg.parallel.device ?? "cpu"); // before anything is written or launched
   const runDir = join(v.out!, cfg.name);
+  const fresh = !(await Deno.stat(runDir).then(() => true, () => false));
   const par = cfg.parallel, ranks = par.tp * par.pp * par.dp;
   const launched = insideLaunch();
   if (!launched || Deno.env.get("MEDITRON_LAUNCHED") === undefined) {
@@ -338,9 +394,6 @@ export async function main(rawArgs: string[]): Promise<void> {
         `${runDir} already has checkpoints: pass --resume to continue, --overwrite to start afresh, or --name NEW`,
       );
     }
-    if (v.overwrite && !resumeRequested && !launched) {
-      await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
-    }
   }
   if (ranks > 1 && !launched) {
     // Re-run this very command on tp·pp·dp ranks.
@@ -349,7 +402,7 @@ export async function main(rawArgs: string[]): Promise<void> {
       "run",
       "-A",
       fileURLToPath(import.meta.url),
-      ...rawArgs.filter((a) => a !== "--overwrite"),
+      ...rawArgs, // --overwrite included: rank 0 deletes the old checkpoints once the data and model are ready
     ];
     Deno.env.set("MEDITRON_LAUNCHED", "1");
     const code = await runUnderMpi(program, { ranks, hostfile: v.hostfile, root: isRoot() });
@@ -366,7 +419,7 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   const log = new RankLog(dist.rank, ranks > 1 ? join(runDir, "logs") : undefined);
   try {
-    await pretrainRank({ cfg, runDir, resumeDir, v, rank: dist.rank, ranks, log });
+    await pretrainRank({ cfg, runDir, fresh, resumeDir, v, rank: dist.rank, ranks, log, notices });
   } finally {
     log.close();
   }
@@ -376,15 +429,20 @@ export async function main(rawArgs: string[]): Promise<void> {
 interface RankRun {
   cfg: RunConfig;
   runDir: string;
+  /** The run directory did not exist before this command. */
+  fresh: boolean;
   resumeDir: string | undefined;
   v: ReturnType<typeof parse>;
   rank: number;
   ranks: number;
   log: RankLog;
+  /** One-line notices of the configuration, logged by rank 0. */
+  notices: string[];
 }
 
 async function pretrainRank(run: RankRun): Promise<void> {
   const { cfg, runDir, rank, ranks, log } = run;
+  if (rank === 0) { for (const note of run.notices) log.line(note); }
   if (cfg.data.source === "embedded" && rank === 0) log.line(`note: ${DISCLAIMER}`);
   await setNumThreads(
     ranks > 1 && cfg.train.threads === 0
@@ -392,22 +450,42 @@ async function pretrainRank(run: RankRun): Promise<void> {
       : cfg.train.threads,
   );
   const data = await pretrainData(cfg, (s) => log.line(s));
-  if (rank === 0) {
-    await Deno.mkdir(runDir, { recursive: true });
-    await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml(cfg));
-  }
   const par = cfg.parallel;
+  // The first step's samples are checked before anything is written: a vocabulary mismatch shows there.
+  data.train(0, cfg.train.micro_batch * cfg.train.grad_accum * par.dp);
   using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
   }, topologyOf(par));
-  // One rank's error takes the job down here, before `model` is freed (see failFast).
-  await failFast(
-    ranks,
-    () => trainRank(model, data, run),
-    distAbort,
-    (s) => log.line(s),
-  );
+  // The data and the model are ready: only now does --overwrite delete the old checkpoints.
+  if (run.v.overwrite && rank === 0) {
+    await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+  }
+  try {
+    // One rank's error takes the job down here, before `model` is freed (see failFast).
+    await failFast(
+      ranks,
+      () => trainRank(model, data, run),
+      distAbort,
+      (s) => log.line(s),
+    );
+  } catch (e) {
+    // A new run that failed before its first step (config.yaml is written then) leaves no directory behind.
+    const has = (f: string) => Deno.stat(join(runDir, f)).then(() => true, () => false);
+    if (run.fresh && ranks === 1 && !(await has("config.yaml")) && !(await has("checkpoints"))) {
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+    }
+    throw e;
+  }
+}
+
+/** Writes `runDir/config.yaml` atomically (a temp file, fsynced, renamed into place). */
+function writeRunConfig(runDir: string, cfg: RunConfig): void {
+  const tmp = join(runDir, `.config.yaml.tmp-${Deno.pid}`);
+  using f = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+  f.writeSync(new TextEncoder().encode(toYaml(cfg)));
+  f.syncSync();
+  Deno.renameSync(tmp, join(runDir, "config.yaml"));
 }
 
 /** The training of one rank, with its model. */
@@ -415,6 +493,7 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
   const { cfg, runDir, resumeDir, v, rank, ranks, log } = run;
   const par = cfg.parallel;
   const t = cfg.train, r = model.rank;
+  let stepsDone = 0; // by this invocation
   log.line(
     `model: ${(model.numParams / 1e6).toFixed(2)}M parameters on rank ${rank} (tp ${r.tpRank}/${r.tp}, ` +
       `pp ${r.ppRank}/${r.pp}, dp ${r.dpRank}/${r.dp}, layers ${r.firstLayer}..${
@@ -446,6 +525,8 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
       sync: { allOk: distAllOk },
       onNotice: (s) => log.line(s),
       onStep: (m, total) => {
+        // The model, the checkpoint and the data all worked: the run's configuration is now its own.
+        if (rank === 0 && stepsDone++ === 0) writeRunConfig(runDir, cfg);
         const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
         const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
           `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${

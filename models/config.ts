@@ -112,8 +112,8 @@ export interface ParallelConfig {
  *
  * @example
  * ```ts
- * import { defaultConfig, topologyOf } from "./config.ts";
- * topologyOf(defaultConfig("tiny").parallel); // { tp: 1, pp: 1, dp: 1, zero1: false, device: "cpu", … }
+ * import { presetConfig, topologyOf } from "./config.ts";
+ * topologyOf(presetConfig("tiny").parallel); // { tp: 1, pp: 1, dp: 1, zero1: false, device: "cpu", … }
  * ```
  */
 export function topologyOf(par: ParallelConfig): Topology {
@@ -239,6 +239,57 @@ export function presetConfig(preset: string): RunConfig {
   };
 }
 
+const ARCHITECTURE_KEYS = ["dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim"] as const;
+
+/**
+ * The configuration for continuing to pretrain a model of architecture `m` (an imported checkpoint): `m` with
+ * the training settings of the preset of the same shape (width, depth, heads, FFN), else llama2-7b's
+ * (Meditron's), `train.seq` capped at `m.max_seq`.
+ *
+ * @example
+ * ```ts
+ * import { continuedPretrainingConfig, MODEL_PRESETS } from "./config.ts";
+ * const cfg = continuedPretrainingConfig({ ...MODEL_PRESETS["llama2-70b"], vocab_size: 32002 });
+ * console.log(cfg.train.lr, cfg.train.seq); // 0.00015 4096
+ * ```
+ */
+export function continuedPretrainingConfig(m: ModelConfig): RunConfig {
+  const preset =
+    Object.keys(MODEL_PRESETS).find((name) =>
+      ARCHITECTURE_KEYS.every((k) => MODEL_PRESETS[name][k] === m[k])
+    ) ?? "llama2-7b";
+  const cfg = presetConfig(preset);
+  cfg.model = { ...m };
+  cfg.train.seq = Math.min(cfg.train.seq, m.max_seq);
+  return cfg;
+}
+
+/**
+ * Shortens `train.warmup_steps` when a run cut to `train.steps` (the cosine decaying over the steps,
+ * `train.decay_steps` 0) no longer holds it: the warmup keeps its fraction of `stepsBefore`, the step count
+ * before the cut. Returns a one-line notice, or undefined when the warmup fits.
+ *
+ * @example
+ * ```ts
+ * import { fitWarmupToSteps, presetConfig } from "./config.ts";
+ * const cfg = presetConfig("tiny"); // 200 steps, warmup 20
+ * cfg.train.steps = 5;
+ * fitWarmupToSteps(cfg, 200); // "train.warmup_steps 20 > train.steps 5: warmup shortened to 0 steps …"
+ * console.log(cfg.train.warmup_steps); // 0
+ * ```
+ */
+export function fitWarmupToSteps(cfg: RunConfig, stepsBefore: number): string | undefined {
+  const t = cfg.train;
+  if (t.decay_steps !== 0 || t.warmup_steps <= t.steps || !isInt(t.steps, 1)) return undefined;
+  const fraction = stepsBefore > 0 ? Math.min(1, t.warmup_steps / stepsBefore) : 1;
+  const warmup = Math.floor(t.steps * fraction);
+  const note =
+    `train.warmup_steps ${t.warmup_steps} > train.steps ${t.steps}: warmup shortened to ${warmup} ` +
+    `steps (${Math.round(fraction * 100)}% of the run, as configured; --set train.warmup_steps=N to choose)`;
+  t.warmup_steps = warmup;
+  return note;
+}
+
 /** A configuration problem, reported as one line naming the file and key. */
 export class ConfigError extends Error {
   /** Creates the error. */
@@ -278,7 +329,7 @@ function overlay(dst: Record<string, unknown>, src: Json, where: string, path: s
  * @example
  * ```ts
  * import { parseConfig } from "./config.ts";
- * const cfg = parseConfig("preset: tiny\ntrain:\n  steps: 10\n", "inline.yaml");
+ * const cfg = parseConfig("preset: tiny\ntrain:\n  steps: 10\n  warmup_steps: 2\n", "inline.yaml");
  * console.log(cfg.train.steps); // 10
  * ```
  */

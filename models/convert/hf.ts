@@ -12,7 +12,7 @@
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
-import { type ModelConfig, presetConfig, type RunConfig, validateConfig } from "../config.ts";
+import { continuedPretrainingConfig, type ModelConfig, type RunConfig, validateConfig } from "../config.ts";
 import { type LoadOptions, type OpenedModel, openModel, resolveCheckpoint } from "../checkpoint.ts";
 import type { WriteDtype } from "../safetensors.ts";
 import { allParams, fullShape } from "./layout.ts";
@@ -271,14 +271,15 @@ export async function hfToNative(
   });
   const hf = parseHfConfig(text, cfgPath);
   const tp = opts.tp ?? 1, pp = opts.pp ?? 1, dp = opts.dp ?? 1, zero1 = opts.zero1 ?? false;
+  // Meditron's continued-pretraining settings for the model's size, not the tiny demo's.
   const config: RunConfig = {
-    ...presetConfig("tiny"),
+    ...continuedPretrainingConfig({ ...hf.model, vocab_size: hf.model.vocab_size + (opts.addTokens ?? 0) }),
     name: basename(resolve(outRun)).replace(/[^\w.-]/g, "_"),
-    model: { ...hf.model, vocab_size: hf.model.vocab_size + (opts.addTokens ?? 0) },
-    parallel: { tp, pp, dp, distributed_optimizer: zero1 },
   };
-  config.train.seq = Math.min(config.train.seq, hf.model.max_seq);
   validateConfig(config, cfgPath);
+  // The layout is the caller's choice (--tp/--pp/--dp), not config.json's: errors name it.
+  config.parallel = { tp, pp, dp, distributed_optimizer: zero1 };
+  validateConfig(config, `the requested layout --tp ${tp} --pp ${pp} --dp ${dp}`);
   const hasSafetensors = (await exists(join(inDir, "model.safetensors"))) ||
     (await exists(join(inDir, "model.safetensors.index.json")));
   const src = hasSafetensors
@@ -328,8 +329,11 @@ export interface NativeToHfOptions {
   shardSize?: number | string;
   /** Stored dtype (default: the imported model's, else BF16). */
   dtype?: WriteDtype;
-  /** Tokenizer files to write when the run has none of its own (name → contents). */
-  tokenizerFiles?: Record<string, string>;
+  /**
+   * Tokenizer files to write when the run has none of its own (name → contents), or a function of the
+   * model's vocabulary size giving them, called only when the run has no `tokenizer.json` of its own.
+   */
+  tokenizerFiles?: Record<string, string> | ((vocabSize: number) => Record<string, string> | undefined);
   /** Write the index even for a single shard. */
   alwaysIndex?: boolean;
   /** Progress lines. */
@@ -387,6 +391,11 @@ export async function nativeToHf(
   const progress = opts.progress ?? (() => {});
   const bos = orig?.bosTokenId ?? 1, eos = orig?.eosTokenId ?? 2;
   const pad = Number.isInteger(orig?.raw.pad_token_id) ? orig!.raw.pad_token_id as number : undefined;
+  const fallback = typeof opts.tokenizerFiles !== "function"
+    ? opts.tokenizerFiles
+    : await exists(join(hfDir, "tokenizer.json"))
+    ? undefined
+    : opts.tokenizerFiles(m.vocab_size);
   return await buildAtomically(outDir, async (tmp) => {
     const names = allParams(m);
     const files = await writeShardedSafetensors(
@@ -408,8 +417,8 @@ export async function nativeToHf(
     const tokenizer: Record<string, string> = {};
     for (const f of TOKENIZER_FILES) {
       if (await exists(join(hfDir, f))) await Deno.copyFile(join(hfDir, f), join(tmp, f));
-      else if (opts.tokenizerFiles?.[f] !== undefined) {
-        await Deno.writeTextFile(join(tmp, f), opts.tokenizerFiles[f]);
+      else if (fallback?.[f] !== undefined) {
+        await Deno.writeTextFile(join(tmp, f), fallback[f]);
       } else continue;
       files.push(f);
       if (f === "tokenizer.json") tokenizer[f] = await Deno.readTextFile(join(tmp, f));

@@ -1,5 +1,6 @@
 // `deno task pretrain` as a user runs it: help, flag errors, and a short end-to-end run without a TTY.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
 
@@ -85,6 +86,55 @@ Deno.test("a short run on a JSONL corpus: plain progress lines, metrics, checkpo
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resumed from .*iter_0000006/);
   assert.match(resumed.stderr, /step 8\/8/);
+  // More steps recompute the cosine (as Megatron does), which is said.
+  assert.match(
+    resumed.stderr,
+    /learning-rate schedule changed from the checkpoint's \(6 steps, warmup 2, cosine to step 6\) to 8 steps/,
+  );
+});
+
+Deno.test("refused before any work: --resume with --overwrite, a layout the checkpoint lacks, bad data", async () => {
+  using dir = tempDir();
+  const corpus = writeCorpus(dir.path, (i) => `Case ${i}: anemia from iron deficiency responds to iron.`);
+  const args = microRun(dir.path, corpus, ["--eval-every", "0", "--set", "train.warmup_steps=1"]);
+  assert.equal((await run([...args, "--steps", "2"])).code, 0);
+  const runDir = join(dir.path, "t"), config = Deno.readTextFileSync(join(runDir, "config.yaml"));
+  const both = await run([...args, "--steps", "3", "--resume", "--overwrite"]);
+  assert.equal(both.code, 1);
+  assert.match(both.stderr, /^error: --resume continues a run's checkpoints and --overwrite deletes them/);
+  // A tp 1 checkpoint resumed with --tp 2: the layout message, before any rank is launched.
+  const tp2 = await run([...args, "--steps", "3", "--resume", "--tp", "2"]);
+  assert.equal(tp2.code, 1);
+  assert.equal(tp2.stderr.trim().split("\n").length, 1, tp2.stderr);
+  assert.match(
+    tp2.stderr,
+    /iter_0000002: written with tp=1 pp=1 dp=1 zero1=false, this run is tp=2 .*reshard/,
+  );
+  // --overwrite with a corpus whose line 2 is broken: the error, and the old checkpoints are still there.
+  const bad = join(dir.path, "bad.jsonl");
+  Deno.writeTextFileSync(bad, '{"text": "fine"}\n{"text": broken\n');
+  const over = await run([...args, "--steps", "3", "--overwrite", "--data", bad]);
+  assert.equal(over.code, 1);
+  assert.match(over.stderr, /bad.jsonl:2/);
+  assert.equal(Deno.readTextFileSync(join(runDir, "checkpoints", "latest")).trim(), "iter_0000002");
+  assert.equal(Deno.readTextFileSync(join(runDir, "config.yaml")), config, "config.yaml untouched");
+});
+
+Deno.test("--steps below the warmup shortens it with a notice; a new run failing before step 1 leaves no dir", async () => {
+  using dir = tempDir();
+  const corpus = writeCorpus(dir.path, (i) => `Visit ${i}: migraine prophylaxis with propranolol.`);
+  // The tiny config's warmup is 20 steps: --steps 2 is a smoke test, not a configuration error.
+  const r = await run(microRun(dir.path, corpus, ["--steps", "2", "--eval-every", "0"]));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /train.warmup_steps 20 > train.steps 2: warmup shortened to 0 steps/);
+  // Token ids beyond the model's vocabulary: the error, and no run directory with config.yaml or metrics.
+  const small = await run([
+    ...microRun(dir.path, corpus, ["--steps", "2", "--eval-every", "0", "--set", "model.vocab_size=100"]),
+    ...["--name", "small"],
+  ]);
+  assert.equal(small.code, 1);
+  assert.match(small.stderr, /is outside model.vocab_size 100/);
+  assert.ok(!existsSync(join(dir.path, "small")), "no run directory left");
 });
 
 Deno.test("SIGTERM mid-run: the step finishes, a checkpoint is written, exit 0, and --resume continues", async () => {
@@ -129,9 +179,20 @@ Deno.test("a flipped byte in the latest checkpoint: --resume names the file, --r
   const bytes = Deno.readFileSync(shard);
   bytes[bytes.length - 5] ^= 0x01;
   Deno.writeFileSync(shard, bytes);
+  const config = Deno.readTextFileSync(join(dir.path, "t", "config.yaml"));
   const plain = await run([...args, "--steps", "6", "--resume"]);
   assert.equal(plain.code, 1);
   assert.match(plain.stderr, new RegExp(`${shard.replaceAll("/", "\\/")}: sha256 mismatch`));
+  assert.equal(
+    Deno.readTextFileSync(join(dir.path, "t", "config.yaml")),
+    config,
+    "a failed resume keeps config.yaml",
+  );
+  // Resumed into a new run name: the failure leaves no new directory behind.
+  const other = await run([...args, "--steps", "6", "--resume", join(dir.path, "t"), "--name", "u"]);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /sha256 mismatch/);
+  assert.ok(!existsSync(join(dir.path, "u")), "no run directory left");
   const auto = await run([...args, "--steps", "6", "--resume", "auto"]);
   assert.equal(auto.code, 0, auto.stderr);
   assert.match(

@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import {
   ConfigError,
+  continuedPretrainingConfig,
+  fitWarmupToSteps,
   loadConfig,
+  MODEL_PRESETS,
   overrideConfig,
   parseConfig,
   presetConfig,
@@ -85,4 +88,45 @@ Deno.test("overrides are typed and re-validated", () => {
 
 Deno.test("a missing config file is named", async () => {
   await assert.rejects(() => loadConfig("/nonexistent/x.yaml"), /\/nonexistent\/x.yaml: cannot read config/);
+});
+
+Deno.test("continued pretraining of a model takes its size's Meditron settings, never the tiny demo's", () => {
+  const b70 = continuedPretrainingConfig({ ...MODEL_PRESETS["llama2-70b"], vocab_size: 32002 });
+  assert.deepEqual([b70.train.lr, b70.train.min_lr, b70.train.seq], [1.5e-4, 1.5e-5, 4096]);
+  assert.equal(b70.model.vocab_size, 32002);
+  // A shape no preset has: llama2-7b's settings, the sequence capped at the model's max_seq.
+  const odd = { ...MODEL_PRESETS.tiny, dim: 64, n_heads: 4, ffn_dim: 96, max_seq: 512 };
+  const c = continuedPretrainingConfig(odd);
+  const t7 = presetConfig("llama2-7b").train;
+  assert.deepEqual(c.model, odd);
+  assert.deepEqual({ ...c.train, seq: t7.seq }, t7);
+  assert.equal(c.train.seq, 512);
+  validateConfig(c, "test");
+  // The tiny demo model itself keeps the tiny settings.
+  assert.equal(continuedPretrainingConfig(MODEL_PRESETS.tiny).train.lr, presetConfig("tiny").train.lr);
+});
+
+Deno.test("a run cut below its warmup keeps the warmup's fraction, with a notice", () => {
+  const cfg = presetConfig("tiny"); // 200 steps, warmup 20
+  cfg.train.steps = 5;
+  assert.match(fitWarmupToSteps(cfg, 200)!, /train.warmup_steps 20 > train.steps 5: warmup shortened to 0/);
+  assert.equal(cfg.train.warmup_steps, 0);
+  validateConfig(cfg, "test");
+  const longer = presetConfig("llama2-7b"); // 20000 steps, warmup 2000
+  longer.train.steps = 1000;
+  assert.ok(fitWarmupToSteps(longer, 20000));
+  assert.equal(longer.train.warmup_steps, 100);
+  const fits = presetConfig("tiny");
+  fits.train.steps = 30;
+  assert.equal(fitWarmupToSteps(fits, 200), undefined);
+  assert.equal(fits.train.warmup_steps, 20);
+  // An explicit decay horizon is not the step count's to change: the error stays.
+  const decay = presetConfig("tiny");
+  decay.train.steps = 5;
+  decay.train.decay_steps = 10;
+  assert.equal(fitWarmupToSteps(decay, 200), undefined);
+  assert.throws(
+    () => validateConfig(decay, "test"),
+    /train.decay_steps \(10\) must be >= train.warmup_steps/,
+  );
 });

@@ -183,3 +183,36 @@ Deno.test("corrupt or truncated inputs of each kind: one-line error, exit 1, no 
   const left = [...Deno.readDirSync(d)].map((e) => e.name).filter((n) => /^\.?o\d/.test(n));
   assert.deepEqual(left, [], "no partial output directories");
 });
+
+Deno.test("native-to-hf without --tokenizer writes the tokenizer of the model's vocabulary size", async () => {
+  using dir = tempDir();
+  const d = dir.path;
+  const importWithoutTokenizer = async (name: string, vocab: number) => {
+    await writeHfDir(join(d, `hf-${name}`), { ...GQA, vocab_size: vocab }, "BF16");
+    const imp = await run(CONVERT, ["hf-to-native", "--in", join(d, `hf-${name}`), "--out", join(d, name)]);
+    assert.equal(imp.code, 0, imp.stderr);
+    Deno.removeSync(join(d, name, "hf", "tokenizer.json")); // a run with no tokenizer of its own
+    return imp.stdout;
+  };
+  const hint = await importWithoutTokenizer("chat", 32002);
+  // The hint says what resuming does: Meditron's settings for the size, with the data to pass.
+  assert.match(hint, /continue pretraining: deno task pretrain --resume \S*chat --out \S+ --data YOUR_DATA/);
+  assert.match(hint, /lr 0\.0003 -> 0\.00003, warmup 2000, 20000 steps, seq 64/);
+  const exp = await run(CONVERT, ["native-to-hf", "--in", join(d, "chat"), "--out", join(d, "chat-hf")]);
+  assert.equal(exp.code, 0, exp.stderr);
+  const tok = JSON.parse(Deno.readTextFileSync(join(d, "chat-hf", "tokenizer.json")));
+  assert.deepEqual(
+    tok.added_tokens.filter((t: { id: number }) => t.id >= 32000).map((t: { content: string }) => t.content),
+    ["<|im_start|>", "<|im_end|>"],
+  );
+  assert.deepEqual(JSON.parse(Deno.readTextFileSync(join(d, "chat-hf", "added_tokens.json"))), {
+    "<|im_start|>": 32000,
+    "<|im_end|>": 32001,
+  });
+  // A vocabulary no Llama-2 tokenizer has: asks for --tokenizer, writes nothing.
+  await importWithoutTokenizer("odd", 300);
+  const odd = await run(CONVERT, ["native-to-hf", "--in", join(d, "odd"), "--out", join(d, "odd-hf")]);
+  assert.equal(odd.code, 1);
+  assert.match(odd.stderr, /^error: the model's vocabulary has 300 tokens.*pass --tokenizer/);
+  assert.ok(![...Deno.readDirSync(d)].some((e) => e.name.includes("odd-hf")), "no output left");
+});

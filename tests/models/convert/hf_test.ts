@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadCheckpoint, readCheckpointMeta } from "../../../models/checkpoint.ts";
-import { modelDims, optimSettings } from "../../../models/config.ts";
+import { modelDims, optimSettings, presetConfig } from "../../../models/config.ts";
 import { hfToNative, nativeToHf, parseHfConfig } from "../../../models/convert/hf.ts";
 import { allParams, flatLayout } from "../../../models/convert/layout.ts";
 import { NativeCheckpointReader } from "../../../models/convert/native.ts";
@@ -101,6 +101,20 @@ Deno.test("an imported checkpoint loads into a native model with the HF values",
   assert.equal(model.step, 0);
 });
 
+Deno.test("an imported Llama-2-shaped checkpoint carries Meditron's pretraining settings, not the tiny demo's", async () => {
+  using dir = tempDir();
+  const src = join(dir.path, "hf"), run = join(dir.path, "run");
+  await writeHfDir(src, { ...GQA, max_seq: 4096 }, "BF16");
+  const meta = await readCheckpointMeta(await hfToNative(src, run));
+  const t = meta.config.train, tiny = presetConfig("tiny").train, b7 = presetConfig("llama2-7b").train;
+  assert.notEqual(t.lr, tiny.lr);
+  assert.notEqual(t.seq, tiny.seq);
+  assert.deepEqual(t, b7); // lr 3e-4 -> 3e-5, warmup 2000, seq 2048 (= min(4096, 2048))
+  await writeHfDir(join(dir.path, "short"), GQA, "BF16"); // max_position_embeddings 64
+  const short = await readCheckpointMeta(await hfToNative(join(dir.path, "short"), join(dir.path, "run2")));
+  assert.deepEqual([short.config.train.lr, short.config.train.seq], [b7.lr, 64]);
+});
+
 Deno.test("config.json problems and missing tensors are one-line errors; no output is left", async () => {
   using dir = tempDir();
   const src = join(dir.path, "hf"), run = join(dir.path, "run");
@@ -121,7 +135,15 @@ Deno.test("config.json problems and missing tensors are one-line errors; no outp
     /mlp.gate_proj.weight' has shape \[48,32\], config.json implies \[50,32\]/,
   );
   Deno.writeTextFileSync(join(src, "config.json"), JSON.stringify(cfg));
-  await assert.rejects(() => hfToNative(src, run, { tp: 3 }), /not divisible by parallel.tp \(3\)/);
+  // The layout is the --tp flag's doing, not config.json's: the error names the flag.
+  await assert.rejects(() => hfToNative(src, run, { tp: 3 }), (e: Error) => {
+    assert.match(
+      e.message,
+      /^the requested layout --tp 3 --pp 1 --dp 1: .*not divisible by parallel.tp \(3\)/,
+    );
+    assert.ok(!e.message.includes("config.json"), e.message);
+    return true;
+  });
   // A truncated weights file: refused, nothing left next to the output.
   const f = join(src, "model.safetensors");
   Deno.truncateSync(f, Deno.statSync(f).size - 10);

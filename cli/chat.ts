@@ -11,27 +11,30 @@
 import { parseArgs } from "node:util";
 import { setNumThreads } from "../runtime/mod.ts";
 import { NativeLanguageModel } from "../models/lm.ts";
-import { type ChatTurn, cutAtStop, pendingStopPrefix } from "../models/chat.ts";
-import { loadServingModel } from "./serve.ts";
-import { deviceFlag, resolveModelArg, runMain, UsageError } from "./common.ts";
+import { type ChatTurn, cutAtStop, pendingStopPrefix, promptBudget } from "../models/chat.ts";
+import { loadFlaggedModel } from "./serve.ts";
+import { runMain, UsageError } from "./common.ts";
 
 const HELP = `Usage: deno task chat --model RUN|HFDIR [options]
 
 Chats with a model in the terminal. Pretrained models get Meditron's medical one-shot template (User:/Assistant:
-turns separated by "\\n### ", stops at ###, User:, Assistant:); finetuned ones (vocabulary with <|im_start|>)
-the <|im_start|>{role} template.
+turns separated by "\\n### ", stops at ###, User:, Assistant:), or, when the model's context cannot hold its
+worked example and default system message, the medical-zero-shot variant without them (said at start-up);
+finetuned ones (vocabulary with <|im_start|>) the <|im_start|>{role} template. Through a pipe, the exit status
+is 1 when no message could be answered.
 
 Commands: /reset (clear the history), /system TEXT (set the system message), /quit. Ctrl-C stops a generation.
 
 Options:
   --model PATH|REPO     native run, Hugging Face directory or hub model org/name[@rev] (default runs/tiny)
-  --template NAME       chatml | medical-one-shot (default: from the vocabulary)
-  --system TEXT         initial system message
+  --template NAME       chatml | medical-one-shot | medical-zero-shot (default: from the vocabulary and context)
+  --system TEXT         initial system message ('' for none)
   --max-tokens N        most tokens per answer (default 256)
   --temperature X       sampling temperature (default 0: greedy)
   --top-p X             nucleus sampling (default 1)
   --frequency-penalty X (default 0; Meditron's deployments used 1.0)
   --seed N              sampler seed (default 0)
+  --no-verify           skip sha256 verification of checkpoint shards
   --threads N           kernel threads (default: all cores)
   --device cpu|cuda     where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug               show stack traces on errors
@@ -79,6 +82,7 @@ export async function main(args: string[]): Promise<void> {
       "top-p": { type: "string" },
       "frequency-penalty": { type: "string" },
       seed: { type: "string" },
+      "no-verify": { type: "boolean" },
       threads: { type: "string" },
       device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
@@ -97,12 +101,11 @@ export async function main(args: string[]): Promise<void> {
   };
   let seed = num("seed", v.seed, 0, true);
   await setNumThreads(num("threads", v.threads, 0, true));
-  using m = await loadServingModel(
-    await resolveModelArg(v.model!),
-    v.template,
-    v.model,
-    deviceFlag(v.device),
-  );
+  using m = await loadFlaggedModel(v, {
+    maxTokens,
+    system: v.system,
+    hint: "try --template medical-zero-shot, a shorter --system ('' for none) or a lower --max-tokens",
+  });
   using lm = new NativeLanguageModel(m.model, 2);
   const tok = m.tokenizer, template = m.template, maxSeq = m.model.dims.maxSeq;
   const eos = [...template.stopTokens.map((t) => tok.tokenToId(t)), tok.eosId].filter(
@@ -115,11 +118,13 @@ export async function main(args: string[]): Promise<void> {
   let system = v.system;
   let history: ChatTurn[] = [];
   let generating = false, interrupted = false;
+  let answered = 0, tooLong = 0;
   const onSigint = () => {
     if (generating) interrupted = true;
     else note("Ctrl-C stops a generation; /quit or Ctrl-D leaves");
   };
   Deno.addSignalListener("SIGINT", onSigint);
+  if (m.notice) note(m.notice);
   note(`model ${m.name}, template ${template.name}, context ${maxSeq} tokens; /reset, /system TEXT, /quit`);
   try {
     if (interactive) out("you> ");
@@ -138,15 +143,17 @@ export async function main(args: string[]): Promise<void> {
         history.push({ role: "user", content: line });
         const sys: ChatTurn[] = system !== undefined ? [{ role: "system", content: system }] : [];
         let prompt = tok.encode(template.prompt([...sys, ...history]), { addBos: true });
-        const budget = Math.max(1, maxSeq - Math.min(maxTokens, Math.floor(maxSeq / 2)));
+        const budget = promptBudget(maxSeq, maxTokens);
         while (prompt.length > budget && history.length > 1) {
           history = history.slice(history.length > 2 ? 2 : 1); // drop the oldest exchange
           prompt = tok.encode(template.prompt([...sys, ...history]), { addBos: true });
         }
         if (prompt.length >= maxSeq) {
           history.pop();
+          tooLong++;
           note(`the message is too long for the model's ${maxSeq}-token context`);
         } else {
+          answered++;
           out("assistant> ");
           generating = true;
           interrupted = false;
@@ -177,6 +184,13 @@ export async function main(args: string[]): Promise<void> {
     }
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
+  }
+  if (!interactive && answered === 0 && tooLong > 0) {
+    throw new Error(
+      `no message was answered: ${
+        tooLong > 1 ? `all ${tooLong} were` : "it was"
+      } too long for the model's ${maxSeq}-token context`,
+    );
   }
 }
 

@@ -266,6 +266,11 @@ async function main(args: string[]): Promise<void> {
   if (target !== "all" && !isBenchmarkName(target)) {
     throw new UsageError(`unknown benchmark '${target}'; known: ${[...BENCHMARK_NAMES, "all"].join(", ")}`);
   }
+  if (target === "demo" && values.data !== undefined) {
+    throw new UsageError(
+      `the demo set is generated from the embedded knowledge base and takes no --data (got '${values.data}')`,
+    );
+  }
   const options = evalOptions(values);
   const systems = values.systems;
   if (systems !== undefined) {
@@ -308,6 +313,9 @@ async function main(args: string[]): Promise<void> {
     );
   }
 
+  // A k-shot run answers every question once per seed.
+  const count = (questions: number, seeds: number) =>
+    seeds > 1 ? `${questions} questions × ${seeds} seeds` : `${questions} questions`;
   const results: EvalResult[] = [];
   for (const bench of benches) {
     for (const n of bench.notes) log.line(`${bench.name}: ${n}`);
@@ -315,7 +323,12 @@ async function main(args: string[]): Promise<void> {
     const result = await evaluate(bench, lm, tokenizer, {
       ...options,
       maxContext: native.dims.maxSeq,
-      onProgress: (done, total) => log.update(`${bench.name}: ${done}/${total} questions`),
+      onProgress: (done, total, questions) =>
+        log.update(
+          total > questions
+            ? `${bench.name}: ${done}/${total} answers (${count(questions, total / questions)})`
+            : `${bench.name}: ${done}/${total} questions`,
+        ),
     });
     log.done();
     const secs = (performance.now() - started) / 1000;
@@ -326,7 +339,9 @@ async function main(args: string[]): Promise<void> {
     }
     const paths = await writeResult(outDir, result);
     log.line(
-      `${bench.name}: ${result.questions} questions in ${secs.toFixed(1)} s; wrote ${paths.join(", ")}`,
+      `${bench.name}: ${count(result.questions, result.perSeed.length)} in ${secs.toFixed(1)} s; wrote ${
+        paths.join(", ")
+      }`,
     );
     results.push(result);
   }

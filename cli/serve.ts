@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { basename } from "node:path";
 import { type Device, type NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { openAnyModel } from "../models/convert/mod.ts";
-import { type ChatTemplate, templateFor } from "../models/chat.ts";
+import { type ChatTemplate, fitTemplate, promptBudget } from "../models/chat.ts";
 import { BatchEngine, openAiHandler } from "../models/server.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { deviceFlag, resolveModelArg, runMain, UsageError } from "./common.ts";
@@ -26,8 +26,11 @@ Options:
   --port N          port (default 8000; 0 picks a free one)
   --slots N         sequences decoded together (default 8)
   --api-key KEY     require 'Authorization: Bearer KEY' on /v1/*
-  --template NAME   chatml | medical-one-shot (default: chatml when the vocabulary has <|im_start|>)
+  --template NAME   chatml | medical-one-shot | medical-zero-shot (default: chatml when the vocabulary has
+                    <|im_start|>, else medical-one-shot, or medical-zero-shot (no worked example, no
+                    default system message) when the context cannot hold them)
   --max-tokens N    default max_tokens (default 256)
+  --no-verify       skip sha256 verification of checkpoint shards
   --threads N       kernel threads (default: all cores)
   --device cpu|cuda where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
   --debug           show stack traces on errors
@@ -48,6 +51,26 @@ export interface ServingModel extends Disposable {
   template: ChatTemplate;
   /** A name (the run's). */
   name: string;
+  /** Set when the default template did not fit the model's context and a shorter one was chosen. */
+  notice?: string;
+}
+
+/** Options of {@linkcode loadServingModel}. */
+export interface ServingOptions {
+  /** Chat template name (default: from the vocabulary; see {@linkcode fitTemplate}). */
+  template?: string;
+  /** What `/v1/models` and the chat banner show (default: the directory's name). */
+  name?: string;
+  /** Where the model runs (default "cpu"). */
+  device?: Device;
+  /** Verify the sha256 of every checkpoint shard (default true). */
+  verify?: boolean;
+  /** Answer length the chat prompts leave room for ({@linkcode promptBudget}; default 256). */
+  maxTokens?: number;
+  /** System message of the conversations (default: the template's). */
+  system?: string;
+  /** What the user can change when the template does not fit the context (appended to the error). */
+  hint?: string;
 }
 
 /** Tokenizer of a vocabulary size (plain or bracket Llama-2, with or without the chat tokens). */
@@ -67,34 +90,71 @@ export function tokenizerFor(vocab: number): Tokenizer {
 }
 
 /**
- * Loads a native run or an HF directory (converted to a temporary native checkpoint first) for generation;
- * `name` is what `/v1/models` and the chat banner show (default: the directory's name).
+ * Loads a native run or an HF directory (converted to a temporary native checkpoint first) for generation,
+ * with a chat template whose fixed part fits the model's context ({@linkcode fitTemplate}).
  *
  * @example
  * ```ts ignore
- * using m = await loadServingModel("runs/tiny");
+ * using m = await loadServingModel("runs/tiny", { verify: false });
  * ```
  */
-export async function loadServingModel(
-  path: string,
-  template?: string,
-  name?: string,
-  device: Device = "cpu",
-): Promise<ServingModel> {
-  const { model, meta } = await openAnyModel(path, { device });
+export async function loadServingModel(path: string, opts: ServingOptions = {}): Promise<ServingModel> {
+  const { model, meta } = await openAnyModel(path, { device: opts.device, verify: opts.verify });
   const cfg = meta.config;
   try {
+    const tokenizer = tokenizerFor(cfg.model.vocab_size);
+    const fit = fitTemplate(cfg.model.vocab_size, opts.template, {
+      budget: promptBudget(model.dims.maxSeq, opts.maxTokens ?? 256),
+      countTokens: (text) => tokenizer.encode(text, { addBos: true }).length,
+      system: opts.system,
+      hint: opts.hint,
+    });
     return {
       model,
-      tokenizer: tokenizerFor(cfg.model.vocab_size),
-      template: templateFor(cfg.model.vocab_size, template),
-      name: name ?? (basename(path.replace(/\/+$/, "")) || cfg.name),
+      tokenizer,
+      template: fit.template,
+      notice: fit.notice,
+      name: opts.name ?? (basename(path.replace(/\/+$/, "")) || cfg.name),
       [Symbol.dispose]: () => model.dispose(),
     };
   } catch (e) {
     model.dispose();
     throw e;
   }
+}
+
+/** The model flags `chat` and `serve` share. */
+export interface ModelFlags {
+  /** --model: run, HF directory or hub model. */
+  model?: string;
+  /** --template. */
+  template?: string;
+  /** --device. */
+  device?: string;
+  /** --no-verify. */
+  "no-verify"?: boolean;
+}
+
+/** Loads the model of `chat`'s or `serve`'s flags (see {@linkcode loadServingModel}). */
+export async function loadFlaggedModel(
+  v: ModelFlags,
+  opts: Pick<ServingOptions, "maxTokens" | "system" | "hint">,
+): Promise<ServingModel> {
+  const model = v.model ?? "runs/tiny";
+  return await loadServingModel(await resolveModelArg(model), {
+    ...opts,
+    template: v.template,
+    name: model,
+    device: deviceFlag(v.device),
+    verify: !v["no-verify"],
+  });
+}
+
+/** `Deno.serve`'s error for a taken address, saying which one and what to do. */
+function listenError(e: unknown, host: string, port: number): unknown {
+  return e instanceof Deno.errors.AddrInUse
+    ? new Error(`cannot listen on ${host}:${port}: the address is already in use (choose another --port)`)
+    : e;
 }
 
 function int(flag: string, v: string | undefined, min: number, dflt: number): number {
@@ -117,6 +177,7 @@ export async function main(args: string[]): Promise<void> {
       "api-key": { type: "string" },
       template: { type: "string" },
       "max-tokens": { type: "string" },
+      "no-verify": { type: "boolean" },
       threads: { type: "string" },
       device: { type: "string", default: "cpu" },
       debug: { type: "boolean" },
@@ -128,31 +189,44 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   await setNumThreads(int("threads", v.threads, 0, 0));
-  using m = await loadServingModel(
-    await resolveModelArg(v.model!),
-    v.template,
-    v.model,
-    deviceFlag(v.device),
-  );
-  using engine = new BatchEngine(m.model, int("slots", v.slots, 1, 8));
+  const host = v.host!, port = int("port", v.port, 0, 8000);
+  const slots = int("slots", v.slots, 1, 8), maxTokens = int("max-tokens", v["max-tokens"], 1, 256);
+  if (port !== 0) {
+    try {
+      Deno.listen({ hostname: host, port }).close(); // a taken port fails here, before the model loads
+    } catch (e) {
+      throw listenError(e, host, port);
+    }
+  }
+  using m = await loadFlaggedModel(v, {
+    maxTokens,
+    hint: "try --template medical-zero-shot or a lower --max-tokens",
+  });
+  if (m.notice) console.error(`note: ${m.notice}`);
+  using engine = new BatchEngine(m.model, slots);
   const handler = openAiHandler({
     engine,
     codec: m.tokenizer,
     template: m.template,
     modelName: m.name,
     apiKey: v["api-key"],
-    defaultMaxTokens: int("max-tokens", v["max-tokens"], 1, 256),
+    defaultMaxTokens: maxTokens,
   });
   const stop = new AbortController();
-  const server = Deno.serve({
-    hostname: v.host,
-    port: int("port", v.port, 0, 8000),
-    signal: stop.signal,
-    onListen: ({ hostname, port }) => {
-      // One parseable line: tests and scripts read the port from it.
-      console.log(`listening on http://${hostname}:${port} (model ${m.name}, template ${m.template.name})`);
-    },
-  }, handler);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: host,
+      port,
+      signal: stop.signal,
+      onListen: ({ hostname, port }) => {
+        // One parseable line: tests and scripts read the port from it.
+        console.log(`listening on http://${hostname}:${port} (model ${m.name}, template ${m.template.name})`);
+      },
+    }, handler);
+  } catch (e) {
+    throw listenError(e, host, port);
+  }
   const quit = () => stop.abort();
   Deno.addSignalListener("SIGINT", quit);
   Deno.addSignalListener("SIGTERM", quit);

@@ -104,8 +104,11 @@ export interface EvalOptions {
    * {@linkcode EvalResult.truncated}); generation is capped at half of it.
    */
   maxContext?: number;
-  /** Called after each question. */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after each answer: `done` of `total` answers, which is `questions` × the number of few-shot seeds
+   * (every question is answered once per seed).
+   */
+  onProgress?: (done: number, total: number, questions: number) => void;
 }
 
 /**
@@ -366,7 +369,7 @@ export async function evaluate(
         ...(q.subject !== undefined ? { subject: q.subject } : {}),
         ...(q.meta !== undefined ? { meta: q.meta } : {}),
       });
-      options.onProgress?.(++done, total);
+      options.onProgress?.(++done, total, test.length);
     }
     perSeed.push({
       seed,

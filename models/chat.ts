@@ -4,6 +4,9 @@
  * - `medical-one-shot`: Meditron's FastChat template for PRETRAINED models (`one_shot_medical`): the Llama-2
  *   system message, one worked example (listeriosis), turns `User: …` / `Assistant: …` separated by `\n### `,
  *   the prompt ending in `Assistant:`; generation stops at `###`, `User:` or `Assistant:`.
+ * - `medical-zero-shot`: the same turns without the worked example and without a default system message,
+ *   for pretrained models whose context (e.g. the tiny preset's 256 tokens) cannot hold the ~550-token
+ *   one-shot prompt; {@linkcode fitTemplate} falls back to it.
  * - `chatml`: the `<|im_start|>{role}\n{content}<|im_end|>\n` template of FINETUNED models (what
  *   `deno task finetune` trains), the prompt ending in `<|im_start|>assistant\n`; generation stops at
  *   `<|im_end|>`.
@@ -20,7 +23,7 @@ export interface ChatTurn {
 }
 
 /** Names of the templates. */
-export type ChatTemplateName = "medical-one-shot" | "chatml";
+export type ChatTemplateName = "medical-one-shot" | "medical-zero-shot" | "chatml";
 
 /** A chat template. */
 export interface ChatTemplate {
@@ -70,6 +73,33 @@ function split(messages: readonly ChatTurn[], fallback: string): { system: strin
   return { system: fallback, turns: [...messages] };
 }
 
+// Meditron's FastChat layout (separator style ADD_COLON_SINGLE, sep `\n### `) after worked `examples`; without
+// a default system message, the system line is written only when one is given.
+function medicalTemplate(
+  name: ChatTemplateName,
+  defaultSystem: string,
+  examples: readonly ChatTurn[],
+): ChatTemplate {
+  return {
+    name,
+    defaultSystem,
+    stop: ["###", "User:", "Assistant:"],
+    stopTokens: [],
+    prompt(messages: readonly ChatTurn[]): string {
+      const { system, turns } = split(messages, defaultSystem);
+      const sep = "\n### ";
+      let out = system || defaultSystem ? system + sep : "";
+      for (const t of [...examples, ...turns]) {
+        if (t.role !== "user" && t.role !== "assistant") {
+          throw new Error(`the ${name} template has no role '${t.role}'`);
+        }
+        out += `${t.role === "user" ? "User" : "Assistant"}: ${t.content}${sep}`;
+      }
+      return `${out}Assistant:`;
+    },
+  };
+}
+
 /**
  * Meditron's `one_shot_medical` FastChat template (separator style ADD_COLON_SINGLE, sep `\n### `).
  *
@@ -80,29 +110,25 @@ function split(messages: readonly ChatTurn[], fallback: string): { system: strin
  * console.log(p.endsWith("\n### User: Hi\n### Assistant:")); // true
  * ```
  */
-export const MEDICAL_ONE_SHOT: ChatTemplate = {
-  name: "medical-one-shot",
-  defaultSystem: LLAMA2_SYSTEM,
-  stop: ["###", "User:", "Assistant:"],
-  stopTokens: [],
-  prompt(messages: readonly ChatTurn[]): string {
-    const { system, turns } = split(messages, LLAMA2_SYSTEM);
-    const all: ChatTurn[] = [
-      { role: "user", content: LISTERIA_Q },
-      { role: "assistant", content: LISTERIA_A },
-      ...turns,
-    ];
-    const sep = "\n### ";
-    let out = system + sep;
-    for (const t of all) {
-      if (t.role !== "user" && t.role !== "assistant") {
-        throw new Error(`the medical one-shot template has no role '${t.role}'`);
-      }
-      out += `${t.role === "user" ? "User" : "Assistant"}: ${t.content}${sep}`;
-    }
-    return `${out}Assistant:`;
-  },
-};
+export const MEDICAL_ONE_SHOT: ChatTemplate = medicalTemplate("medical-one-shot", LLAMA2_SYSTEM, [
+  { role: "user", content: LISTERIA_Q },
+  { role: "assistant", content: LISTERIA_A },
+]);
+
+/**
+ * {@linkcode MEDICAL_ONE_SHOT}'s turns without its worked example (~450 tokens) and without a default system
+ * message (~130 tokens; written only when given), for pretrained models whose context cannot hold them.
+ *
+ * @example
+ * ```ts
+ * import { MEDICAL_ZERO_SHOT } from "./chat.ts";
+ * const p = MEDICAL_ZERO_SHOT.prompt([{ role: "user", content: "Hi" }]);
+ * console.log(p === "User: Hi\n### Assistant:"); // true
+ * MEDICAL_ZERO_SHOT.prompt([{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }]);
+ * // "Be brief.\n### User: Hi\n### Assistant:"
+ * ```
+ */
+export const MEDICAL_ZERO_SHOT: ChatTemplate = medicalTemplate("medical-zero-shot", "", []);
 
 /**
  * The `<|im_start|>` template of finetuned models (the system message is included only when given).
@@ -127,6 +153,13 @@ export const CHATML: ChatTemplate = {
   },
 };
 
+/** Names {@linkcode templateFor} accepts. */
+export const CHAT_TEMPLATE_NAMES: readonly ChatTemplateName[] = [
+  "chatml",
+  "medical-one-shot",
+  "medical-zero-shot",
+];
+
 /**
  * The template for a model: `chatml` when its vocabulary holds the chat tokens (≥ 32002 ids, what finetuning
  * adds), else Meditron's medical one-shot template; `name` forces one.
@@ -140,8 +173,85 @@ export const CHATML: ChatTemplate = {
 export function templateFor(vocabSize: number, name?: string): ChatTemplate {
   if (name === "chatml") return CHATML;
   if (name === "medical-one-shot") return MEDICAL_ONE_SHOT;
-  if (name !== undefined) throw new Error(`unknown chat template '${name}' (chatml, medical-one-shot)`);
+  if (name === "medical-zero-shot") return MEDICAL_ZERO_SHOT;
+  if (name !== undefined) {
+    throw new Error(`unknown chat template '${name}' (${CHAT_TEMPLATE_NAMES.join(", ")})`);
+  }
   return vocabSize === 32002 || vocabSize >= 32014 ? CHATML : MEDICAL_ONE_SHOT;
+}
+
+/**
+ * Most tokens a chat prompt may hold in a `maxSeq`-token context so that up to `maxTokens` (at least half the
+ * context) remain for the answer; the chat CLI drops old turns to stay within it.
+ *
+ * @example
+ * ```ts
+ * import { promptBudget } from "./chat.ts";
+ * console.log(promptBudget(256, 256), promptBudget(256, 16)); // 128 240
+ * ```
+ */
+export function promptBudget(maxSeq: number, maxTokens: number): number {
+  return Math.max(1, maxSeq - Math.min(maxTokens, Math.floor(maxSeq / 2)));
+}
+
+/** What {@linkcode fitTemplate} needs to know. */
+export interface FitOptions {
+  /** Most tokens a prompt may hold ({@linkcode promptBudget}). */
+  budget: number;
+  /** Token count of a prompt text (BOS included). */
+  countTokens: (text: string) => number;
+  /** System message of the conversation (default: the template's). */
+  system?: string;
+  /** What the user can change when nothing fits (appended to the error). */
+  hint?: string;
+}
+
+/** The template {@linkcode fitTemplate} chose. */
+export interface FittedTemplate {
+  /** The template. */
+  template: ChatTemplate;
+  /** Tokens its prompt takes before the user's text (system message, worked example, one empty turn). */
+  fixedTokens: number;
+  /** Set when it replaced the default template because that one did not fit. */
+  notice?: string;
+}
+
+/**
+ * {@linkcode templateFor}'s template when its fixed part (system message, worked example, an empty user turn)
+ * leaves room for a message within `budget`; when no template is named and the medical one-shot one does not
+ * fit, the medical zero-shot one (no worked example) with a notice. Throws, naming the sizes and `hint`, when
+ * the template does not fit.
+ *
+ * @example
+ * ```ts
+ * import { fitTemplate } from "./chat.ts";
+ * const countTokens = (text: string) => Math.ceil(text.length / 4); // a rough stand-in for a tokenizer
+ * const f = fitTemplate(32000, undefined, { budget: 240, countTokens });
+ * console.log(f.template.name, f.notice !== undefined); // "medical-zero-shot" true
+ * ```
+ */
+export function fitTemplate(vocabSize: number, name: string | undefined, o: FitOptions): FittedTemplate {
+  const fixed = (t: ChatTemplate) =>
+    o.countTokens(t.prompt([
+      ...(o.system !== undefined ? [{ role: "system", content: o.system }] : []),
+      { role: "user", content: "" },
+    ]));
+  const chosen = templateFor(vocabSize, name);
+  const fixedTokens = fixed(chosen);
+  if (fixedTokens < o.budget) return { template: chosen, fixedTokens };
+  const why = `the ${chosen.name} template takes ${fixedTokens} tokens before the message ` +
+    `(${
+      chosen === MEDICAL_ONE_SHOT ? "system message and worked example" : "template and system message"
+    }), ` +
+    `but prompts may hold ${o.budget}`;
+  if (name === undefined && chosen === MEDICAL_ONE_SHOT) {
+    const fallback = fitTemplate(vocabSize, "medical-zero-shot", o);
+    return {
+      ...fallback,
+      notice: `${why}: using medical-zero-shot (no worked example, no default system message) instead`,
+    };
+  }
+  throw new Error(`${why}${o.hint ? `; ${o.hint}` : ""}`);
 }
 
 /**

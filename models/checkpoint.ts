@@ -11,8 +11,9 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { NativeModel } from "../runtime/model.ts";
 import type { Device } from "../runtime/ffi.ts";
-import { modelDims, optimSettings, type RunConfig } from "./config.ts";
+import { modelDims, optimSettings, presetConfig, type RunConfig } from "./config.ts";
 import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
+import { NativeCheckpointReader } from "./convert/native.ts";
 
 /** Version of the checkpoint layout written by this module. */
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -336,6 +337,18 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   if (typeof meta.shards !== "object" || meta.shards === null) {
     throw new Error(`${path}: 'shards' is missing`);
   }
+  if (typeof meta.config !== "object" || meta.config === null || typeof meta.config.model !== "object") {
+    throw new Error(`${path}: 'config' is missing`);
+  }
+  // Settings the toolkit gained after the checkpoint was written (train.on_save_error, parallel.recompute, …)
+  // take their defaults; the architecture is never filled in.
+  const base = presetConfig("tiny"), c = meta.config;
+  meta.config = {
+    ...c,
+    train: { ...base.train, ...c.train },
+    data: { ...base.data, ...c.data },
+    parallel: { ...base.parallel, ...c.parallel },
+  };
   return meta;
 }
 
@@ -428,7 +441,9 @@ export interface OpenedModel {
 
 /**
  * Opens a one-rank model from a run directory, its checkpoints/ or an iter_* directory: creates it with the
- * checkpoint's architecture and loads it (shards verified unless `verify: false`).
+ * checkpoint's architecture and loads it (shards verified unless `verify: false`). A checkpoint of any other
+ * layout (tensor, pipeline or data parallel, ZeRO-1) is merged on load: every parameter and AdamW moment is
+ * reassembled from its shards.
  *
  * @example
  * ```ts ignore
@@ -439,13 +454,24 @@ export interface OpenedModel {
  */
 export async function openModel(path: string, opts: LoadOptions = {}): Promise<OpenedModel> {
   const dir = await resolveCheckpoint(path);
-  const cfg = (await readCheckpointMeta(dir)).config;
+  const meta = await readCheckpointMeta(dir);
+  const cfg = meta.config, t = meta.topology;
   const model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
   }, { tp: 1, pp: 1, dp: 1, device: opts.device ?? "cpu" });
   try {
-    return { model, meta: await loadCheckpoint(dir, model, opts), dir };
+    if (t?.tp === 1 && t?.pp === 1 && t?.dp === 1 && !t?.zero1) {
+      return { model, meta: await loadCheckpoint(dir, model, opts), dir };
+    }
+    using ck = await NativeCheckpointReader.open(dir, { verify: opts.verify, reuseBuffers: true });
+    for (const p of model.params()) {
+      model.write(p.name, await ck.param(p.name));
+      model.write(p.name, await ck.moment(p.name, "exp_avg"), "adamM");
+      model.write(p.name, await ck.moment(p.name, "exp_avg_sq"), "adamV");
+    }
+    model.step = await ck.step();
+    return { model, meta: ck.meta, dir };
   } catch (e) {
     model.dispose();
     throw e;

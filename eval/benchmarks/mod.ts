@@ -102,9 +102,23 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
+// A file name and its other JSON spelling (releases and exports name the same file .json or .jsonl).
+function jsonSpellings(name: string): string[] {
+  if (name.endsWith(".jsonl")) return [name, name.slice(0, -1)];
+  if (name.endsWith(".json")) return [name, `${name}l`];
+  return [name];
+}
+
+/** The first of `names` (each also in its other JSON spelling) present in `dir`, or undefined. */
+async function findFirst(dir: string, names: string[]): Promise<string | undefined> {
+  for (const n of names.flatMap(jsonSpellings)) if (await exists(join(dir, n))) return join(dir, n);
+  return undefined;
+}
+
 async function firstOf(dir: string, names: string[], what: string): Promise<string> {
-  for (const n of names) if (await exists(join(dir, n))) return join(dir, n);
-  throw new BenchmarkFormatError(dir, `no ${what} (looked for ${names.join(", ")})`);
+  const found = await findFirst(dir, names);
+  if (found !== undefined) return found;
+  throw new BenchmarkFormatError(dir, `no ${what} (looked for ${names.flatMap(jsonSpellings).join(", ")})`);
 }
 
 async function loadMedQABench(data: string): Promise<Benchmark> {
@@ -116,13 +130,14 @@ async function loadMedQABench(data: string): Promise<Benchmark> {
       "questions/US/test.jsonl",
     ], "MedQA test file")
     : data;
-  const trainPath = join(dirname(test), basename(test).replace("test", "train"));
+  const trainName = basename(test).replace("test", "train");
+  const trainPath = trainName === basename(test) ? undefined : await findFirst(dirname(test), [trainName]);
   const notes = [`test: ${test}`];
   let train: MCQuestion[] = [];
-  if (trainPath !== test && await exists(trainPath)) {
+  if (trainPath !== undefined) {
     train = await loadMedQA(trainPath);
     notes.push(`train (demonstrations): ${trainPath}`);
-  } else notes.push(`no train file next to the test file (${trainPath}): 0-shot only`);
+  } else notes.push(`no train file next to the test file (${join(dirname(test), trainName)}): 0-shot only`);
   return { name: "medqa", test: await loadMedQA(test), train, notes, demosBySubject: false };
 }
 
@@ -136,13 +151,14 @@ async function loadMedMCQABench(data: string): Promise<Benchmark> {
   if (file.questions.length === 0) {
     throw new BenchmarkFormatError(dev, "no labeled question (the HF test split is unlabeled: use dev)");
   }
-  const trainPath = join(dirname(dev), "train.json");
+  const found = await findFirst(dirname(dev), ["train.json"]);
+  const trainPath = found === dev ? undefined : found;
   let train: MCQuestion[] = [];
-  if (trainPath !== dev && await exists(trainPath)) {
+  if (trainPath !== undefined) {
     const t = await loadMedMCQA(trainPath);
     train = t.questions;
     notes.push(`train (demonstrations): ${trainPath}; ${t.note}`);
-  } else notes.push(`no ${trainPath}: 0-shot only`);
+  } else notes.push(`no ${join(dirname(dev), "train.json")} (or .jsonl): 0-shot only`);
   return { name: "medmcqa", test: file.questions, train, notes, demosBySubject: false };
 }
 

@@ -287,7 +287,7 @@ export class NativeCheckpointReader implements Disposable {
         throw new Error(`${path}: cannot read shard (${(e as Error).message})`);
       });
       if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
-        throw new Error(`${path}: sha256 mismatch — the shard is corrupt`);
+        throw new Error(`${path}: sha256 mismatch — the shard is corrupt (use --no-verify to skip)`);
       }
     }
     r = await SafetensorsReader.open(path);

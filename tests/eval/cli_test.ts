@@ -1,10 +1,12 @@
 // `deno task eval` as a user runs it: help, usage errors, and short end-to-end runs on a freshly trained
 // micro model (demo set, offline; MedQA fixtures with --data; sc-cot). A benchmark without --data comes from
-// the hub: tests/cli/hub_cli_test.ts.
+// the hub: tests/cli/hub_cli_test.ts. Also: demo refuses --data; k-shot progress counts questions × seeds; MedMCQA's
+// dev.jsonl is found.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers.ts";
+import { saveInitModel } from "../sft/fixtures.ts";
 
 const EVAL = fileURLToPath(new URL("../../cli/eval.ts", import.meta.url));
 const PRETRAIN = fileURLToPath(new URL("../../cli/pretrain.ts", import.meta.url));
@@ -117,4 +119,32 @@ Deno.test("eval end to end on a micro model: demo (offline), MedQA fixtures, bad
   const bad = await run(EVAL, ["medqa", "--model", model, "--data", join(dir.path, "missing.jsonl")]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: .*missing\.jsonl: file or directory not found/);
+});
+
+Deno.test("eval demo --data is a usage error (even for a path that exists)", async () => {
+  using dir = tempDir();
+  const r = await run(EVAL, ["demo", "--data", dir.path, "--model", join(dir.path, "no-model")]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /^error: the demo set is generated from the embedded knowledge base and takes no --data/,
+  );
+  assert.match(r.stderr, /Usage: deno task eval/);
+});
+
+Deno.test("eval k-shot: progress and summary say questions × seeds; medmcqa finds dev.jsonl", async () => {
+  using dir = tempDir();
+  const model = join(dir.path, "run");
+  await saveInitModel(model, { model: { max_seq: 256 } });
+  const out = join(dir.path, "out");
+  const shots = ["--shots", "1", "--model", model, "--out", out];
+  const pub = await run(EVAL, ["pubmedqa", "--data", FIX("pubmedqa"), ...shots]);
+  assert.equal(pub.code, 0, pub.stderr);
+  assert.match(pub.stderr, /pubmedqa: 1\/6 answers \(2 questions × 3 seeds\)/);
+  assert.match(pub.stderr, /pubmedqa: 2 questions × 3 seeds in [\d.]+ s/);
+  assert.doesNotMatch(pub.stderr, /\/6 questions/);
+  const mcq = await run(EVAL, ["medmcqa", "--data", FIX("medmcqa_raw"), "--model", model, "--out", out]);
+  assert.equal(mcq.code, 0, mcq.stderr);
+  assert.match(mcq.stderr, /medmcqa: 3 questions in [\d.]+ s/);
+  assert.match(mcq.stderr, /train \(demonstrations\): .*train\.jsonl/);
 });

@@ -136,6 +136,29 @@ Deno.test("a flipped byte, a truncated shard and broken metadata each give one e
   await assert.rejects(() => resolveCheckpoint(join(dir.path, "nowhere")), /no checkpoint found/);
 });
 
+Deno.test("a checkpoint written before a setting existed reads it as its default; the architecture is kept", async () => {
+  using dir = tempDir();
+  using a = await trained(1);
+  const cfg = presetConfig("tiny");
+  cfg.train.lr = 1e-4;
+  const path = await saveCheckpoint(dir.path, a, cfg, { iteration: 1, consumedSamples: 8, data: {} });
+  const metaPath = join(path, "meta.json");
+  const raw = JSON.parse(Deno.readTextFileSync(metaPath));
+  delete raw.config.train.on_save_error; // as written by an older toolkit
+  delete raw.config.train.skip_limit;
+  delete raw.config.parallel.recompute;
+  Deno.writeTextFileSync(metaPath, JSON.stringify(raw));
+  const meta = await readCheckpointMeta(path);
+  assert.equal(meta.config.train.on_save_error, "stop");
+  assert.equal(meta.config.train.skip_limit, 10);
+  assert.equal(meta.config.parallel.recompute, "none");
+  assert.equal(meta.config.train.lr, 1e-4, "what the checkpoint says wins");
+  assert.deepEqual(meta.config.model, cfg.model);
+  delete raw.config;
+  Deno.writeTextFileSync(metaPath, JSON.stringify(raw));
+  await assert.rejects(readCheckpointMeta(path), /meta\.json: 'config' is missing/);
+});
+
 Deno.test("a checkpoint of another architecture is refused before anything is written", async () => {
   using dir = tempDir();
   using a = await trained(3);

@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NativeModel } from "../../runtime/mod.ts";
 import { NativeLanguageModel } from "../../models/lm.ts";
-import { saveCheckpoint } from "../../models/checkpoint.ts";
+import { resolveCheckpoint, saveCheckpoint } from "../../models/checkpoint.ts";
 import { modelDims, presetConfig, type RunConfig } from "../../models/config.ts";
-import { CHATML, type ChatTurn, MEDICAL_ONE_SHOT } from "../../models/chat.ts";
+import { CHATML, type ChatTurn, MEDICAL_ONE_SHOT, MEDICAL_ZERO_SHOT } from "../../models/chat.ts";
 import { Tokenizer } from "../../data/tokenizer.ts";
-import { TEST_OPTIM } from "../helpers.ts";
+import { tempDir, TEST_OPTIM } from "../helpers.ts";
 
 const CHAT = new URL("../../cli/chat.ts", import.meta.url).pathname;
 
@@ -154,4 +154,67 @@ Deno.test("chat CLI: Ctrl-C stops a generation, not the program", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("chat CLI (pretrained, 256-token context): falls back to medical-zero-shot, said once", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  using model = await makeRun(join(dir, "run"), 32000, 256);
+  const tok = Tokenizer.llama2();
+  const q = "What is the first-line treatment of asthma?";
+  const r = await runChat(["--model", join(dir, "run"), "--max-tokens", "16"], `${q}\n${q}\n`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stderr.match(/using medical-zero-shot \(no worked example, no default system message\) instead/g)
+      ?.length,
+    1,
+    r.stderr,
+  );
+  assert.match(r.stderr, /medical-one-shot template takes \d+ tokens before the message/);
+  assert.match(r.stderr, /template medical-zero-shot, context 256 tokens/);
+  const h: ChatTurn[] = [{ role: "user", content: q }];
+  const a1 = await answer(model, tok, MEDICAL_ZERO_SHOT.prompt(h), 16, [...MEDICAL_ZERO_SHOT.stop]);
+  h.push({ role: "assistant", content: a1.trim() }, { role: "user", content: q });
+  const a2 = await answer(model, tok, MEDICAL_ZERO_SHOT.prompt(h), 16, [...MEDICAL_ZERO_SHOT.stop]);
+  assert.equal(r.stdout, `assistant> ${a1}\nassistant> ${a2}\n`);
+});
+
+Deno.test("chat CLI: a named template that cannot fit is refused at start-up; all-failed pipe exits 1", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  using _model = await makeRun(join(dir, "run"), 32000, 256);
+  const named = await runChat(["--model", join(dir, "run"), "--template", "medical-one-shot"], "Hi\n");
+  assert.equal(named.code, 1);
+  assert.match(
+    named.stderr,
+    /^error: the medical-one-shot template takes \d+ tokens before the message \(system message and worked example\), but prompts may hold 128; try --template medical-zero-shot, a shorter --system \('' for none\) or a lower --max-tokens/,
+  );
+  assert.equal(named.stdout, "");
+  const long = await runChat(
+    ["--model", join(dir, "run"), "--max-tokens", "4"],
+    `${"word ".repeat(300)}\n`,
+  );
+  assert.equal(long.code, 1);
+  assert.match(long.stderr, /the message is too long for the model's 256-token context/);
+  assert.match(
+    long.stderr,
+    /error: no message was answered: it was too long for the model's 256-token context/,
+  );
+});
+
+Deno.test("chat CLI: --no-verify opens a run whose shard fails its sha256 check", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  using _model = await makeRun(join(dir, "run"), 32002, 256);
+  const ck = await resolveCheckpoint(join(dir, "run"));
+  const f = join(ck, "optim-tp00-pp00-dp00.safetensors");
+  const bytes = Deno.readFileSync(f);
+  bytes[bytes.length - 1] ^= 1;
+  Deno.writeFileSync(f, bytes);
+  const refused = await runChat(["--model", join(dir, "run"), "--max-tokens", "2"], "Hi\n");
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /sha256 mismatch .*use --no-verify to skip/);
+  const r = await runChat(["--model", join(dir, "run"), "--max-tokens", "2", "--no-verify"], "Hi\n");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^assistant> /);
 });

@@ -32,6 +32,7 @@ import {
   validateConfig,
 } from "../models/config.ts";
 import {
+  checkLayout,
   type CheckpointMeta,
   newestValidCheckpoint,
   readCheckpointMeta,
@@ -189,18 +190,6 @@ async function resolveConfig(
     throw new ConfigError(`command line: data.systems: ${(e as Error).message}`);
   }
   return { cfg, notices };
-}
-
-/** Checks, before any work, that the checkpoint `dir` was written with the layout `par` asks for. */
-function checkResumeLayout(dir: string, meta: CheckpointMeta, par: RunConfig["parallel"]): void {
-  const t = meta.topology, zero1 = Boolean(t?.zero1);
-  if (t?.tp !== par.tp || t?.pp !== par.pp || t?.dp !== par.dp || zero1 !== par.distributed_optimizer) {
-    throw new Error(
-      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp} zero1=${zero1}, this run is tp=${par.tp} ` +
-        `pp=${par.pp} dp=${par.dp} zero1=${par.distributed_optimizer} (change layouts with 'deno task ` +
-        `convert reshard')`,
-    );
-  }
 }
 
 /**
@@ -374,7 +363,8 @@ export async function main(rawArgs: string[]): Promise<void> {
   // Validates the layout too (the checkpoint's included): bad layouts never launch.
   const { cfg, notices } = await resolveConfig(v, resumed);
   if (resumeDir && resumed) {
-    checkResumeLayout(resumeDir, resumed, cfg.parallel);
+    const par = cfg.parallel;
+    checkLayout(resumeDir, resumed, { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer });
     const change = scheduleChange(resumed, cfg.train);
     if (change) notices.push(change);
   }

@@ -352,6 +352,30 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   return meta;
 }
 
+/**
+ * Throws unless checkpoint `dir` (its `meta`) was written with the layout `want` (tp, pp, dp, ZeRO-1), naming
+ * both layouts and the reshard command.
+ *
+ * @example
+ * ```ts ignore
+ * checkLayout("runs/tiny/checkpoints/iter_0000200", meta, { tp: 2, pp: 1, dp: 1, zero1: false });
+ * ```
+ */
+export function checkLayout(
+  dir: string,
+  meta: CheckpointMeta,
+  want: CheckpointTopology,
+): void {
+  const t = meta.topology, zero1 = Boolean(want.zero1);
+  if (t?.tp !== want.tp || t?.pp !== want.pp || t?.dp !== want.dp || Boolean(t?.zero1) !== zero1) {
+    throw new Error(
+      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp} zero1=${Boolean(t?.zero1)}, this run is ` +
+        `tp=${want.tp} pp=${want.pp} dp=${want.dp} zero1=${zero1} (change layouts with 'deno task convert ` +
+        `reshard')`,
+    );
+  }
+}
+
 /** Options of {@linkcode loadCheckpoint}. */
 export interface LoadOptions {
   /** Verify the sha256 of every shard (default true). */
@@ -371,13 +395,8 @@ export async function loadCheckpoint(
   opts: LoadOptions = {},
 ): Promise<CheckpointMeta> {
   const meta = await readCheckpointMeta(dir);
-  const t = meta.topology, r = model.rank;
-  if (t?.tp !== r.tp || t?.pp !== r.pp || t?.dp !== r.dp || Boolean(t?.zero1) !== r.zero1) {
-    throw new Error(
-      `${dir}: written with tp=${t?.tp} pp=${t?.pp} dp=${t?.dp} zero1=${Boolean(t?.zero1)}, this run is ` +
-        `tp=${r.tp} pp=${r.pp} dp=${r.dp} zero1=${r.zero1} (change layouts with 'deno task convert reshard')`,
-    );
-  }
+  const r = model.rank;
+  checkLayout(dir, meta, r);
   const modelFile = modelShardName(r.tpRank, r.ppRank);
   const optimFile = optimShardName(r.tpRank, r.ppRank, r.zero1 ? r.dpRank : 0);
   for (const f of [modelFile, optimFile]) {

@@ -110,10 +110,6 @@ export async function validationLoss(
   return sum / count;
 }
 
-async function appendLine(path: string, obj: unknown): Promise<void> {
-  await Deno.writeTextFile(path, JSON.stringify(obj) + "\n", { append: true });
-}
-
 // On resume, drop metric lines of steps after the checkpoint (written by the interrupted run), and a line torn
 // by a kill in the middle of its write.
 async function truncateMetrics(path: string, iteration: number): Promise<void> {
@@ -163,9 +159,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     consumed = meta.consumed_samples;
     if (leader) await truncateMetrics(metricsPath, iteration);
     notice(`resumed from ${dir} (iteration ${iteration}, ${consumed} samples consumed)`);
-  } else if (leader) {
-    await Deno.writeTextFile(metricsPath, "");
   }
+  // A fresh run replaces an old metrics.jsonl at its first step, not before: a run that fails to start
+  // leaves the old one (or none) behind, not an empty file.
+  let replaceMetrics = !opts.resume;
+  const record = async (m: StepMetrics) => {
+    if (!leader) return;
+    await Deno.writeTextFile(metricsPath, JSON.stringify(m) + "\n", { append: !replaceMetrics });
+    replaceMetrics = false;
+  };
   const valid = t.eval_every > 0 ? data.valid(t.micro_batch, t.eval_batches) : [];
   const history: TrainResult["history"] = [];
   let checkpoint: string | undefined, elapsed = 0, skippedInARow = 0;
@@ -215,7 +217,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       );
       if (skippedInARow >= t.skip_limit) {
         history.push(m);
-        if (leader) await appendLine(metricsPath, m);
+        await record(m);
         await save();
         throw new Error(
           `${skippedInARow} steps in a row had a non-finite loss or gradient norm; stopped at iteration ` +
@@ -236,7 +238,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       m.val_loss = await validationLoss(model, valid, t.micro_batch, t.seq);
     }
     history.push(m);
-    if (leader) await appendLine(metricsPath, m);
+    await record(m);
     opts.onStep?.(m, t.steps);
     const stop = opts.signal?.aborted ?? false;
     if ((t.save_every > 0 && iteration % t.save_every === 0) || iteration === t.steps || stop) await save();

@@ -65,6 +65,30 @@ Deno.test("a healthy run is not affected by the guard", async () => {
   assert.equal(model.step, 8);
 });
 
+Deno.test("metrics.jsonl is replaced at a fresh run's first step, not before: a failed start keeps the old one", async () => {
+  using dir = tempDir();
+  const cfg = config();
+  const runDir = join(dir.path, "run");
+  Deno.mkdirSync(runDir);
+  const metricsPath = join(runDir, "metrics.jsonl");
+  Deno.writeTextFileSync(metricsPath, '{"step":1,"loss":5}\n');
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: 1,
+    initStd: 0.02,
+  });
+  const broken: BatchSource = {
+    ...data,
+    train: () => {
+      throw new Error("corpus.jsonl:2: malformed JSON");
+    },
+  };
+  await assert.rejects(() => train({ model, config: cfg, runDir, data: broken }), /malformed JSON/);
+  assert.equal(Deno.readTextFileSync(metricsPath), '{"step":1,"loss":5}\n', "the old metrics are kept");
+  await train({ model, config: cfg, runDir, data });
+  const steps = Deno.readTextFileSync(metricsPath).trim().split("\n").map((l) => JSON.parse(l).step);
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8], "replaced by the new run's steps");
+});
+
 Deno.test("loss spikes (> 2× the running mean) are logged and flagged in the metrics", async () => {
   using dir = tempDir();
   const cfg = config();

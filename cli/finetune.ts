@@ -12,6 +12,8 @@ import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThread
 import { checkDevice } from "../runtime/library.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
+  ConfigError,
+  type ModelConfig,
   modelDims,
   optimSettings,
   overrideConfig,
@@ -20,19 +22,34 @@ import {
   topologyOf,
   validateConfig,
 } from "../models/config.ts";
-import { loadCheckpoint, readCheckpointMeta, resolveCheckpoint } from "../models/checkpoint.ts";
 import {
+  type CheckpointMeta,
+  loadCheckpoint,
+  readCheckpointMeta,
+  resolveCheckpoint,
+} from "../models/checkpoint.ts";
+import {
+  buildAtomically,
   growVocab,
   hfToNative,
   NativeCheckpointReader,
+  parseHfConfig,
   writeNativeCheckpoint,
 } from "../models/convert/mod.ts";
 import { type BatchSource, train } from "../models/trainer.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
-import { type ChatMessage, parseSftRow, readSftJsonl, SftDataset, tokenizeChat } from "../data/sft.ts";
+import {
+  type ChatMessage,
+  parseSftRow,
+  readSftJsonl,
+  SftDataset,
+  type SftTokens,
+  tokenizeChat,
+} from "../data/sft.ts";
 import { demoSftRows } from "./data_sft.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { failFast, resolveModelArg, runMain, UsageError } from "./common.ts";
+import { stopOnSignals } from "./signals.ts";
 
 const HELP = `Usage: deno task finetune --init RUN|HFDIR --data FILE.jsonl|demo [options]
 
@@ -45,16 +62,19 @@ Batches are padded to their longest example rounded up to 16 tokens (at most tra
 their first train.seq+1 tokens, and those left without an assistant token are dropped (counted). With --pack
 (sft.pack) whole examples are packed first-fit into rows of train.seq tokens instead, each attending only to
 itself (segment ids in the attention, RoPE restarting per example): the same loss, fewer padding tokens.
+SIGTERM or Ctrl-C finishes the step, writes a checkpoint and exits 0 (a second signal kills); --resume RUN
+continues from it.
 
 Options:
   --init PATH|REPO      the model to start from: a native run (dir, checkpoints/ or iter_*), a hub model
                         org/name[@revision], or a Hugging Face
                         directory (converted into <run>/init first)
   --data SOURCE         SFT JSONL, or 'demo': the demo set's train questions in Meditron's prompt/gold format
-  --config FILE         YAML (default: configs/sft.yaml); keys train.*, sft.{epochs,warmup_ratio,
-                        prompt_loss_weight,bos,pack}
+                        (with --resume: default the checkpoint's)
+  --config FILE         YAML (default: configs/sft.yaml; with --resume: the checkpoint's settings); keys
+                        train.*, sft.{epochs,warmup_ratio,prompt_loss_weight,bos,pack}
   --epochs N            passes over the data (sft.epochs)
-  --steps N             optimizer steps instead of the epochs' count
+  --steps N             optimizer steps instead of the epochs' count (with --resume: default the run's)
   --lr X, --min-lr X    peak and final learning rate
   --seq N               longest training sequence (train.seq, capped at the model's max_seq)
   --micro-batch N, --grad-accum N   global batch = micro-batch x grad-accum
@@ -68,8 +88,8 @@ Options:
   --name NAME           run name (default sft)
   --out DIR             parent of the run directory (default runs)
   --overwrite           replace an existing run directory's checkpoints
-  --resume PATH         continue from a checkpoint of a finetuning run (run dir, checkpoints/ or iter_*), with
-                        the same data and options (--init is then not needed)
+  --resume PATH         continue from a checkpoint of a finetuning run (run dir, checkpoints/ or iter_*) with
+                        its model, data and settings (flags given override them; not with --init)
   --debug               show stack traces on errors
   -h, --help            this help
 
@@ -136,11 +156,28 @@ const DEFAULT_SFT: SftSettings = {
  * ```
  */
 export function parseSftConfig(text: string, where: string): { sft: SftSettings; run: RunConfig } {
-  const doc = (parseYaml(text) ?? {}) as Record<string, unknown>;
+  let doc: Record<string, unknown>;
+  try {
+    doc = (parseYaml(text) ?? {}) as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`${where}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
   if (typeof doc !== "object" || Array.isArray(doc)) {
     throw new UsageError(`${where}: top level must be a mapping`);
   }
   const { sft: raw, ...rest } = doc;
+  const sft = sftSection(raw, where);
+  const train = rest.train;
+  if (train !== undefined && (train === null || typeof train !== "object" || Array.isArray(train))) {
+    throw new UsageError(`${where}: 'train' must be a mapping`);
+  }
+  const merged = { ...rest, train: { ...SFT_TRAIN, ...(train as Record<string, unknown> | undefined) } };
+  const run = parseConfig(toYaml({ preset: "llama2-7b", ...merged }), where);
+  return { sft, run };
+}
+
+// The `sft` section of a YAML (or of a checkpoint's data state) over the defaults, checked.
+function sftSection(raw: unknown, where: string): SftSettings {
   const sft = { ...DEFAULT_SFT };
   if (raw !== undefined) {
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
@@ -156,13 +193,45 @@ export function parseSftConfig(text: string, where: string): { sft: SftSettings;
     }
   }
   checkSft(sft, where);
-  const train = rest.train;
-  if (train !== undefined && (train === null || typeof train !== "object" || Array.isArray(train))) {
-    throw new UsageError(`${where}: 'train' must be a mapping`);
+  return sft;
+}
+
+// Reads and parses an SFT YAML file; errors name the file, as loadConfig's do.
+async function loadSftConfig(path: string): Promise<{ sft: SftSettings; run: RunConfig }> {
+  const text = await Deno.readTextFile(path).catch((e: Error) => {
+    throw new ConfigError(`${path}: cannot read config (${e.message})`);
+  });
+  return parseSftConfig(text, path);
+}
+
+/** The data state of a finetuning checkpoint (meta.json `data`): what `--resume` continues with. */
+interface SftState {
+  /** `--data`. */
+  source: string;
+  /** Data order seed. */
+  seed: number;
+  /** Examples kept. */
+  examples: number;
+  /** Longest training sequence (the checkpoint's train.seq is the length of its last batch). */
+  seq: number;
+  /** The SFT settings. */
+  sft: SftSettings;
+}
+
+// A finetuning checkpoint's settings: its run config, train.seq and SFT settings from its data state.
+function resumedSettings(dir: string, meta: CheckpointMeta): { sft: SftSettings; run: RunConfig } {
+  const state = meta.data as Partial<SftState> & { epochs?: number; pack?: boolean };
+  // Checkpoints of earlier versions recorded only sft.epochs and sft.pack.
+  const saved = state.sft ??
+    (typeof state.epochs === "number" ? { epochs: state.epochs, pack: state.pack ?? false } : undefined);
+  if (saved === undefined) {
+    throw new UsageError(
+      `${dir} is not a finetuning checkpoint (no SFT settings in its meta.json): start one with --init`,
+    );
   }
-  const merged = { ...rest, train: { ...SFT_TRAIN, ...(train as Record<string, unknown> | undefined) } };
-  const run = parseConfig(toYaml({ preset: "llama2-7b", ...merged }), where);
-  return { sft, run };
+  const run = structuredClone(meta.config);
+  if (typeof state.seq === "number") run.train.seq = state.seq;
+  return { sft: sftSection(saved, join(dir, "meta.json")), run };
 }
 
 function checkSft(s: SftSettings, where: string): void {
@@ -276,27 +345,83 @@ export async function prepareInit(init: string, initDir: string, run: RunConfig)
     parallel: { ...par },
   };
   validateConfig(config, init);
-  return await writeNativeCheckpoint(initDir, {
-    config,
-    topology,
-    iteration: 0,
-    consumedSamples: 0,
-    data: {},
-    step: 0,
-  }, { param: grown.param });
+  // Written aside and renamed: a failure (a corrupt shard of `init`) leaves no partial initDir.
+  await buildAtomically(initDir, (tmp) =>
+    writeNativeCheckpoint(tmp, {
+      config,
+      topology,
+      iteration: 0,
+      consumedSamples: 0,
+      data: {},
+      step: 0,
+    }, { param: grown.param }));
+  return await resolveCheckpoint(initDir);
 }
 
-/** Entry point. */
-export async function main(rawArgs: string[]): Promise<void> {
-  const v = parse(rawArgs);
-  if (v.help) {
-    console.log(HELP);
-    return;
+// The architecture of the model at `path` (a native run or checkpoint, or an HF directory) as finetuning
+// trains it: the vocabulary grown by the chat tokens it lacks. Reads configurations only.
+async function grownModelConfig(path: string): Promise<ModelConfig> {
+  const hfConfig = join(path, "config.json");
+  const model = await isHfDir(path)
+    ? parseHfConfig(await Deno.readTextFile(hfConfig), hfConfig).model
+    : (await readCheckpointMeta(await resolveCheckpoint(path))).config.model;
+  return { ...model, vocab_size: model.vocab_size + sftVocab(model.vocab_size).add };
+}
+
+/** The examples of a finetuning run, tokenized and truncated. */
+interface SftData {
+  /** Conversations read. */
+  conversations: number;
+  /** The examples kept. */
+  dataset: SftDataset;
+}
+
+const isReadError = (e: unknown) => Object.values(Deno.errors).some((c) => e instanceof c);
+
+// Reads, tokenizes and truncates the data of a run to `train.seq` tokens; an error if no example is left.
+async function loadSftData(source: string, sft: SftSettings, run: RunConfig): Promise<SftData> {
+  const { tokenizer } = sftVocab(run.model.vocab_size);
+  const conversations: ChatMessage[][] = source === "demo"
+    ? demoSftRows().map((r, i) => parseSftRow(r, `demo#${i}`))
+    : await readSftJsonl(source).catch((e: Error) => {
+      throw isReadError(e) ? new Error(`${source}: cannot read SFT data (${e.message})`) : e;
+    });
+  const tokens = conversations.map((c) =>
+    tokenizeChat(tokenizer, c, { promptLossWeight: sft.prompt_loss_weight, addBos: sft.bos })
+  );
+  const t = run.train;
+  const dataset = new SftDataset(tokens, { seq: t.seq, seed: t.seed, pack: sft.pack });
+  if (dataset.size === 0) throw new Error(noExampleLeft(source, tokens, t.seq, run.model.max_seq));
+  return { conversations: conversations.length, dataset };
+}
+
+// Why no example is left: none has an assistant message, or --seq cuts every one off before its first
+// assistant token (SftDataset keeps an example whose first assistant token, at index i >= 1, is within
+// seq + 1 tokens: seq >= i).
+function noExampleLeft(source: string, tokens: readonly SftTokens[], seq: number, maxSeq: number): string {
+  const firsts = tokens.map((e) => e.weights.findIndex((w, i) => i > 0 && w > 0)).filter((i) => i > 0);
+  if (firsts.length === 0) {
+    return `${source}: no example with an assistant message (${tokens.length} conversations)`;
   }
-  if (!v.init && !v.resume) throw new UsageError("--init RUN|HFDIR is required");
-  if (!v.data) throw new UsageError("--data FILE.jsonl|demo is required");
-  const cfgPath = v.config ?? new URL("../configs/sft.yaml", import.meta.url).pathname;
-  const { sft, run } = parseSftConfig(await Deno.readTextFile(cfgPath), cfgPath);
+  const need = firsts.reduce((a, b) => Math.min(a, b));
+  const advice = need <= maxSeq
+    ? `pass --seq ${need} or more (the model's max_seq is ${maxSeq})`
+    : `the model's max_seq is ${maxSeq}: shorten the prompts`;
+  return `${source}: every example was dropped: train.seq ${seq} (--seq) cuts off every assistant reply ` +
+    `(${firsts.length} examples have one; the earliest starts at token ${need}); ${advice}`;
+}
+
+const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+
+// The run's settings: on --resume the checkpoint's (unless --config names a file), otherwise --config or
+// configs/sft.yaml; then the flags over them.
+async function resolveSettings(
+  v: ReturnType<typeof parse>,
+  resumed: { dir: string; meta: CheckpointMeta } | undefined,
+): Promise<{ sft: SftSettings; run: RunConfig }> {
+  const { sft, run } = resumed && v.config === undefined
+    ? resumedSettings(resumed.dir, resumed.meta)
+    : await loadSftConfig(v.config ?? new URL("../configs/sft.yaml", import.meta.url).pathname);
   const num = (flag: string, s: string | undefined): number | undefined => {
     if (s === undefined) return undefined;
     const n = Number(s);
@@ -335,6 +460,28 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   run.name = v.name ?? run.name;
   validateConfig(run, "command line");
+  return { sft, run };
+}
+
+/** Entry point. */
+export async function main(rawArgs: string[]): Promise<void> {
+  const v = parse(rawArgs);
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  if (v.init !== undefined && v.resume !== undefined) {
+    throw new UsageError(
+      "--init and --resume are exclusive: --resume continues a finetuning run with its own model, --init " +
+        "starts a new run",
+    );
+  }
+  if (!v.init && !v.resume) throw new UsageError("--init RUN|HFDIR (or --resume PATH) is required");
+  const resume = v.resume ? await resolveCheckpoint(v.resume) : undefined;
+  const resumed = resume ? { dir: resume, meta: await readCheckpointMeta(resume) } : undefined;
+  const { sft, run } = await resolveSettings(v, resumed);
+  const source = v.data ?? (resumed?.meta.data as Partial<SftState> | undefined)?.source;
+  if (source === undefined) throw new UsageError("--data FILE.jsonl|demo is required");
   await checkDevice(run.parallel.device ?? "cpu"); // before the init checkpoint is converted or anything written
   const steps = v.steps === undefined ? undefined : Number(v.steps);
   if (steps !== undefined && !(Number.isInteger(steps) && steps >= 1)) {
@@ -343,17 +490,46 @@ export async function main(rawArgs: string[]): Promise<void> {
   const runDir = join(v.out!, run.name), initDir = join(runDir, "init");
   const par = run.parallel, ranks = par.tp * par.pp * par.dp;
   const launched = insideLaunch();
-  const resume = v.resume ? await resolveCheckpoint(v.resume) : undefined;
-  if (!resume && (!launched || Deno.env.get("MEDITRON_LAUNCHED") === undefined)) {
-    // Once, before any rank starts: the run directory and the initial checkpoint in the run's layout.
-    if (await Deno.stat(join(runDir, "checkpoints", "latest")).then(() => true, () => false)) {
-      if (!v.overwrite) {
-        throw new UsageError(`${runDir} already has checkpoints: pass --overwrite or --name NEW`);
-      }
-      await Deno.remove(join(runDir, "checkpoints"), { recursive: true });
+  // Once, before any rank starts: the run directory and the initial checkpoint in the run's layout.
+  const prepare = !resume && (!launched || Deno.env.get("MEDITRON_LAUNCHED") === undefined);
+  const hasCheckpoints = prepare && await exists(join(runDir, "checkpoints", "latest"));
+  if (hasCheckpoints && !v.overwrite) {
+    throw new UsageError(
+      `${runDir} already has checkpoints: pass --resume ${runDir} to continue, --overwrite to start afresh, ` +
+        `or --name NEW`,
+    );
+  }
+  // Everything is checked before anything is written: the initial model's configuration, the data.
+  const init = resume ?? (prepare ? await resolveModelArg(v.init!) : initDir);
+  run.model = await grownModelConfig(init);
+  const t = run.train;
+  t.seq = Math.min(t.seq, run.model.max_seq);
+  const data = await loadSftData(source, sft, run);
+  const rows = t.micro_batch * t.grad_accum * par.dp;
+  t.steps = steps ??
+    (resumed && v.epochs === undefined
+      ? resumed.meta.config.train.steps
+      : Math.max(1, Math.ceil(data.dataset.samplesIn(sft.epochs) / rows)));
+  t.decay_steps = t.steps;
+  t.warmup_steps = Math.round(sft.warmup_ratio * t.steps);
+  t.eval_every = 0; // batches change length: no fixed validation batches
+  validateConfig(run, "finetune");
+  if (resumed && t.steps <= resumed.meta.iteration) {
+    throw new UsageError(
+      `${resume} is at step ${resumed.meta.iteration} of ${t.steps}: pass --steps N (N > ` +
+        `${resumed.meta.iteration}) to train further`,
+    );
+  }
+  if (prepare) {
+    const fresh = !(await exists(runDir));
+    try {
+      console.error(`init: ${v.init} -> ${initDir} (tp ${par.tp}, pp ${par.pp}, dp ${par.dp})`);
+      await prepareInit(init, initDir, run);
+    } catch (e) {
+      if (fresh) await Deno.remove(runDir, { recursive: true }).catch(() => {}); // nothing half-written
+      throw e;
     }
-    console.error(`init: ${v.init} -> ${initDir} (tp ${par.tp}, pp ${par.pp}, dp ${par.dp})`);
-    await prepareInit(await resolveModelArg(v.init!), initDir, run);
+    if (hasCheckpoints) await Deno.remove(join(runDir, "checkpoints"), { recursive: true }); // --overwrite
   }
   if (ranks > 1 && !launched) {
     const program = [Deno.execPath(), "run", "-A", fileURLToPath(import.meta.url), ...rawArgs];
@@ -367,60 +543,49 @@ export async function main(rawArgs: string[]): Promise<void> {
     throw new Error(`parallel.tp x pp x dp = ${ranks} ranks, but this job has ${dist.size}`);
   }
   const start = resume ?? await resolveCheckpoint(initDir);
-  await finetuneRank(v.data, sft, run, runDir, { start, resume }, steps, dist.rank, ranks);
+  await finetuneRank({ source, sft, config: run, data, runDir, start, resume, rank: dist.rank, ranks });
 }
 
-async function finetuneRank(
-  source: string,
-  sft: SftSettings,
-  run: RunConfig,
-  runDir: string,
-  from: { start: string; resume?: string },
-  steps: number | undefined,
-  rank: number,
-  ranks: number,
-): Promise<void> {
+/** One rank's finetuning: its data, settings, run directory and starting checkpoint, rank and rank count. */
+interface RankRun {
+  source: string;
+  sft: SftSettings;
+  /** The run configuration, `train.steps` and the model included. */
+  config: RunConfig;
+  data: SftData;
+  runDir: string;
+  /** The checkpoint the model starts from: the run's init, or `resume`. */
+  start: string;
+  /** The checkpoint to continue (optimizer state and data position included). */
+  resume?: string;
+  rank: number;
+  ranks: number;
+}
+
+async function finetuneRank(r: RankRun): Promise<void> {
+  const { source, sft, config, data: { dataset }, runDir, rank, ranks } = r;
   const log = rank === 0 ? new Progress() : undefined;
-  const initCkpt = from.start;
-  const initModel = (await readCheckpointMeta(initCkpt)).config.model;
-  const { tokenizer } = sftVocab(initModel.vocab_size);
-  const t = run.train;
+  const t = config.train;
   await setNumThreads(
     ranks > 1 && t.threads === 0 ? Math.max(1, Math.floor(navigator.hardwareConcurrency / ranks)) : t.threads,
   );
-  const conversations: ChatMessage[][] = source === "demo"
-    ? demoSftRows().map((r, i) => parseSftRow(r, `demo#${i}`))
-    : await readSftJsonl(source);
-  t.seq = Math.min(t.seq, initModel.max_seq);
-  const tokens = conversations.map((c) =>
-    tokenizeChat(tokenizer, c, { promptLossWeight: sft.prompt_loss_weight, addBos: sft.bos })
-  );
-  const dataset = new SftDataset(tokens, { seq: t.seq, seed: t.seed, pack: sft.pack });
-  if (dataset.size === 0) throw new Error(`${source}: no example with an assistant token`);
-  const rows = t.micro_batch * t.grad_accum * run.parallel.dp;
-  t.steps = steps ?? Math.max(1, Math.ceil(dataset.samplesIn(sft.epochs) / rows));
-  t.decay_steps = t.steps;
-  t.warmup_steps = Math.round(sft.warmup_ratio * t.steps);
-  t.eval_every = 0; // batches change length: no fixed validation batches
+  const rows = t.micro_batch * t.grad_accum * config.parallel.dp;
   log?.line(
-    `data: ${source}: ${conversations.length} conversations, ${dataset.size} kept (${dataset.truncated} ` +
+    `data: ${source}: ${r.data.conversations} conversations, ${dataset.size} kept (${dataset.truncated} ` +
       `truncated, ${dataset.dropped} dropped: no assistant token within ${
         t.seq + 1
       } tokens), ${dataset.tokens} tokens${
         sft.pack ? `; packed into ${dataset.rowsInEpoch(0)} rows of ${t.seq} tokens (epoch 1)` : ""
       }`,
   );
-  const config: RunConfig = { ...run, model: initModel };
-  validateConfig(config, "finetune");
-  const par = config.parallel;
   using model = await NativeModel.create(modelDims(config.model), optimSettings(t), {
     seed: t.seed,
     initStd: config.model.init_std,
-  }, topologyOf(par));
+  }, topologyOf(config.parallel));
   // One rank's error takes the job down here, before `model` is freed (see failFast).
   await failFast(ranks, async () => {
-    if (!from.resume) {
-      await loadCheckpoint(initCkpt, model);
+    if (!r.resume) {
+      await loadCheckpoint(r.start, model);
       model.step = 0; // a fresh optimizer
     }
     if (rank === 0) {
@@ -428,31 +593,36 @@ async function finetuneRank(
       await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml({ ...config, sft }));
     }
     log?.line(
-      `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${initCkpt} (vocabulary ` +
+      `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${r.start} (vocabulary ` +
         `${config.model.vocab_size}); ${t.steps} steps of ${rows} ${
           sft.pack ? "packed rows" : "examples"
         } (≤ ${t.seq} tokens), lr ${t.lr} -> ` +
         `${t.min_lr}, warmup ${t.warmup_steps}, ${ranks} rank(s) -> ${runDir}`,
     );
     // The trainer reads train.seq for each step after asking for the batch: each batch sets its own length
-    // (all ranks of a pipeline / tensor group draw the same samples, hence the same length).
+    // (all ranks of a pipeline / tensor group draw the same samples, hence the same length). The checkpoints
+    // record the longest (`seq` of the data state) for --resume.
     const maxSeq = t.seq;
-    const data: BatchSource = {
+    const state: SftState = { source, seed: t.seed, examples: dataset.size, seq: maxSeq, sft };
+    const batches: BatchSource = {
       train: (consumed, n) => {
         const b = dataset.batch(consumed, n);
-        config.train.seq = b.seq;
+        t.seq = b.seq;
         return b;
       },
       valid: () => [],
-      state: { source, seed: t.seed, epochs: sft.epochs, examples: dataset.size, pack: sft.pack },
+      state: { ...state },
     };
+    // SIGTERM / Ctrl-C: finish the step, write a checkpoint, exit 0 (single process; mpirun stops a job).
+    using stop = stopOnSignals((s) => log?.line(s), ranks === 1);
     try {
       const result = await train({
         model,
         config,
         runDir,
-        data,
-        resume: from.resume,
+        data: batches,
+        resume: r.resume,
+        signal: stop.signal,
         sync: { allOk: distAllOk },
         onNotice: (s) => log?.line(s),
         onStep: (m, total) => {
@@ -469,7 +639,7 @@ async function finetuneRank(
         `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
       );
     } finally {
-      config.train.seq = maxSeq;
+      t.seq = maxSeq;
     }
   }, distAbort);
 }

@@ -47,6 +47,7 @@ import { conditionsOfSystems, DISCLAIMER, renderCorpus } from "../data/embedded/
 import { formatDuration, Progress } from "./progress.ts";
 import { failFast, runMain, UsageError } from "./common.ts";
 import { plotRun } from "./plot.ts";
+import { stopOnSignals } from "./signals.ts";
 
 const HELP = `Usage: deno task pretrain [options]
 
@@ -493,56 +494,43 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
         t.micro_batch * t.grad_accum * par.dp
       } x ${t.seq} tokens; ${t.steps} steps -> ${runDir}`,
   );
-  const abort = new AbortController();
   // SIGINT (Ctrl-C) and SIGTERM (preemption) finish the current step, write a checkpoint and exit 0; a second
   // signal kills. Single process only (a multi-rank job stops through mpirun).
-  const SIGNALS = ["SIGINT", "SIGTERM"] as const;
-  const onSignal = () => {
-    log.line("interrupt: finishing the current step and writing a checkpoint (signal again to kill)");
-    abort.abort();
-    for (const sig of SIGNALS) Deno.removeSignalListener(sig, onSignal);
-  };
-  if (ranks === 1) { for (const sig of SIGNALS) Deno.addSignalListener(sig, onSignal); }
-  try {
-    const result = await train({
-      model,
-      config: cfg,
-      runDir,
-      data,
-      resume: resumeDir,
-      verify: !v["no-verify"],
-      signal: abort.signal,
-      sync: { allOk: distAllOk },
-      onNotice: (s) => log.line(s),
-      onStep: (m, total) => {
-        // The model, the checkpoint and the data all worked: the run's configuration is now its own.
-        if (rank === 0 && stepsDone++ === 0) writeRunConfig(runDir, cfg);
-        const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
-        const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
-          `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${
-            formatDuration(m.eta_s)
-          }`;
-        if (m.val_loss !== undefined) log.line(text);
-        else log.progress?.update(text, m.step === total);
-      },
-    });
-    log.progress?.done();
-    const h = result.history;
-    if (h.length) {
-      const tps = h.reduce((a, m) => a + m.tokens_per_s, 0) / h.length;
-      const lastVal = h.findLast((m) => m.val_loss !== undefined)?.val_loss;
-      log.line(
-        `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}` +
-          (lastVal !== undefined ? `, validation ${lastVal.toFixed(4)}` : "") +
-          `, ${Math.round(tps)} tokens/s; metrics ${
-            join(runDir, "metrics.jsonl")
-          }, checkpoint ${result.checkpoint}`,
-      );
-    }
-    if (rank === 0) await plotRun(runDir, (s) => log.line(s));
-  } finally {
-    if (ranks === 1) { for (const sig of SIGNALS) Deno.removeSignalListener(sig, onSignal); }
+  using stop = stopOnSignals((s) => log.line(s), ranks === 1);
+  const result = await train({
+    model,
+    config: cfg,
+    runDir,
+    data,
+    resume: resumeDir,
+    verify: !v["no-verify"],
+    signal: stop.signal,
+    sync: { allOk: distAllOk },
+    onNotice: (s) => log.line(s),
+    onStep: (m, total) => {
+      // The model, the checkpoint and the data all worked: the run's configuration is now its own.
+      if (rank === 0 && stepsDone++ === 0) writeRunConfig(runDir, cfg);
+      const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
+      const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
+        `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`;
+      if (m.val_loss !== undefined) log.line(text);
+      else log.progress?.update(text, m.step === total);
+    },
+  });
+  log.progress?.done();
+  const h = result.history;
+  if (h.length) {
+    const tps = h.reduce((a, m) => a + m.tokens_per_s, 0) / h.length;
+    const lastVal = h.findLast((m) => m.val_loss !== undefined)?.val_loss;
+    log.line(
+      `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}` +
+        (lastVal !== undefined ? `, validation ${lastVal.toFixed(4)}` : "") +
+        `, ${Math.round(tps)} tokens/s; metrics ${
+          join(runDir, "metrics.jsonl")
+        }, checkpoint ${result.checkpoint}`,
+    );
   }
+  if (rank === 0) await plotRun(runDir, (s) => log.line(s));
 }
 
 if (import.meta.main) {

@@ -6,18 +6,19 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { parse as parseYaml, stringify as toYaml } from "yaml";
+import { stringify as toYaml } from "yaml";
 import { fileURLToPath } from "node:url";
 import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { checkDevice } from "../runtime/library.ts";
 import { insideLaunch, isRoot, runUnderMpi } from "../parallel/launcher.ts";
 import {
-  ConfigError,
   type ModelConfig,
   modelDims,
   optimSettings,
   overrideConfig,
   parseConfig,
+  parseYamlMapping,
+  readConfigText,
   type RunConfig,
   topologyOf,
   validateConfig,
@@ -156,16 +157,7 @@ const DEFAULT_SFT: SftSettings = {
  * ```
  */
 export function parseSftConfig(text: string, where: string): { sft: SftSettings; run: RunConfig } {
-  let doc: Record<string, unknown>;
-  try {
-    doc = (parseYaml(text) ?? {}) as Record<string, unknown>;
-  } catch (e) {
-    throw new ConfigError(`${where}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
-  }
-  if (typeof doc !== "object" || Array.isArray(doc)) {
-    throw new UsageError(`${where}: top level must be a mapping`);
-  }
-  const { sft: raw, ...rest } = doc;
+  const { sft: raw, ...rest } = parseYamlMapping(text, where);
   const sft = sftSection(raw, where);
   const train = rest.train;
   if (train !== undefined && (train === null || typeof train !== "object" || Array.isArray(train))) {
@@ -198,10 +190,7 @@ function sftSection(raw: unknown, where: string): SftSettings {
 
 // Reads and parses an SFT YAML file; errors name the file, as loadConfig's do.
 async function loadSftConfig(path: string): Promise<{ sft: SftSettings; run: RunConfig }> {
-  const text = await Deno.readTextFile(path).catch((e: Error) => {
-    throw new ConfigError(`${path}: cannot read config (${e.message})`);
-  });
-  return parseSftConfig(text, path);
+  return parseSftConfig(await readConfigText(path), path);
 }
 
 /** The data state of a finetuning checkpoint (meta.json `data`): what `--resume` continues with. */

@@ -36,7 +36,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
+import { parseYamlMapping, readConfigText } from "../models/config.ts";
 import {
   CLEAN_SOURCES,
   cleanFile,
@@ -364,19 +364,7 @@ export function parsePrepareConfig(doc: unknown, file: string): PrepareConfig {
  * ```
  */
 export async function loadPrepareConfig(path: string): Promise<PrepareConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read config (${(e as Error).message})`);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new Error(`${path}: invalid YAML (${(e as Error).message.split("\n")[0]})`);
-  }
-  return parsePrepareConfig(doc, path);
+  return parsePrepareConfig(parseYamlMapping(await readConfigText(path), path), path);
 }
 
 /** The data/clean options of a source. */

@@ -299,7 +299,9 @@ export class ConfigError extends Error {
   }
 }
 
-type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
+/** A parsed YAML (or JSON) value. */
+export type YamlValue = string | number | boolean | null | YamlValue[] | { [k: string]: YamlValue };
+type Json = YamlValue;
 
 // Recursively overlays `src` onto `dst`, checking keys and value types against `dst` (the defaults).
 function overlay(dst: Record<string, unknown>, src: Json, where: string, path: string): void {
@@ -334,16 +336,7 @@ function overlay(dst: Record<string, unknown>, src: Json, where: string, path: s
  * ```
  */
 export function parseConfig(text: string, where: string): RunConfig {
-  let doc: Json;
-  try {
-    doc = (parseYaml(text) ?? {}) as Json;
-  } catch (e) {
-    throw new ConfigError(`${where}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
-  }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
-    throw new ConfigError(`${where}: the top level must be a mapping`);
-  }
-  const { preset, ...rest } = doc as Record<string, Json>;
+  const { preset, ...rest } = parseYamlMapping(text, where);
   if (preset !== undefined && typeof preset !== "string") {
     throw new ConfigError(`${where}: 'preset' must be a string`);
   }
@@ -360,13 +353,47 @@ export function parseConfig(text: string, where: string): RunConfig {
 
 /** Reads and parses a YAML file (see {@linkcode parseConfig}). */
 export async function loadConfig(path: string): Promise<RunConfig> {
-  let text: string;
+  return parseConfig(await readConfigText(path), path);
+}
+
+/**
+ * The text of a configuration file; a {@linkcode ConfigError} naming the file when it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { readConfigText } from "./config.ts";
+ * const text = await readConfigText("configs/tiny.yaml");
+ * ```
+ */
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (e) {
     throw new ConfigError(`${path}: cannot read config (${(e as Error).message})`);
   }
-  return parseConfig(text, path);
+}
+
+/**
+ * A YAML document whose top level is a mapping (an empty document is an empty mapping); a one-line
+ * {@linkcode ConfigError} naming `where` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { parseYamlMapping } from "./config.ts";
+ * parseYamlMapping("train:\n  steps: 10\n", "inline.yaml"); // { train: { steps: 10 } }
+ * ```
+ */
+export function parseYamlMapping(text: string, where: string): Record<string, YamlValue> {
+  let doc: Json;
+  try {
+    doc = (parseYaml(text) ?? {}) as Json;
+  } catch (e) {
+    throw new ConfigError(`${where}: invalid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(`${where}: the top level must be a mapping`);
+  }
+  return doc as Record<string, Json>;
 }
 
 /**

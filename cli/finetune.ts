@@ -365,16 +365,12 @@ interface SftData {
   dataset: SftDataset;
 }
 
-const isReadError = (e: unknown) => Object.values(Deno.errors).some((c) => e instanceof c);
-
 // Reads, tokenizes and truncates the data of a run to `train.seq` tokens; an error if no example is left.
 async function loadSftData(source: string, sft: SftSettings, run: RunConfig): Promise<SftData> {
   const { tokenizer } = sftVocab(run.model.vocab_size);
   const conversations: ChatMessage[][] = source === "demo"
     ? demoSftRows().map((r, i) => parseSftRow(r, `demo#${i}`))
-    : await readSftJsonl(source).catch((e: Error) => {
-      throw isReadError(e) ? new Error(`${source}: cannot read SFT data (${e.message})`) : e;
-    });
+    : await readSftJsonl(source);
   const tokens = conversations.map((c) =>
     tokenizeChat(tokenizer, c, { promptLossWeight: sft.prompt_loss_weight, addBos: sft.bos })
   );

@@ -187,7 +187,12 @@ export function tokenizeChat(
  * ```
  */
 export async function readSftJsonl(path: string): Promise<ChatMessage[][]> {
-  const text = await Deno.readTextFile(path);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read SFT data (${(e as Error).message})`);
+  }
   const out: ChatMessage[][] = [];
   text.split("\n").forEach((line, i) => {
     if (!line.trim()) return;

@@ -80,6 +80,7 @@ Options:
   --tokenizer llama2|llama2-chat|none   tokenizer to write when the run has none (default: the one of the
                              model's vocabulary size: 32000 llama2, 32002 llama2-chat, 32012/32014 the same
                              with Meditron's bracket tokens)
+  --no-verify                skip the sha256 check of the source shards
   --debug                    stack traces on errors
 
 Examples:
@@ -302,6 +303,7 @@ async function nativeToHfCmd(args: string[]): Promise<void> {
       dtype: { type: "string" },
       "shard-size": { type: "string" },
       tokenizer: { type: "string" },
+      "no-verify": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -313,6 +315,7 @@ async function nativeToHfCmd(args: string[]): Promise<void> {
     shardSize: v["shard-size"] ?? "5GB",
     tokenizerFiles: v.tokenizer === undefined ? tokenizerOfVocab : chosenTokenizer(v.tokenizer),
     progress: c.tick,
+    verify: !v["no-verify"],
   });
   c.done();
   console.log(`wrote ${v.out}: ${files.join(", ")}`);

@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { fileURLToPath } from "node:url";
 import { distAbort, distAllOk, distFinalize, distInit, NativeModel, setNumThreads } from "../runtime/mod.ts";
@@ -89,6 +89,7 @@ Options:
   --name NAME           run name (default sft)
   --out DIR             parent of the run directory (default runs)
   --overwrite           replace an existing run directory's checkpoints
+  --no-verify           skip the sha256 check of the initial model's or the resumed checkpoint's shards
   --resume PATH         continue from a checkpoint of a finetuning run (run dir, checkpoints/ or iter_*) with
                         its model, data and settings (flags given override them; not with --init)
   --debug               show stack traces on errors
@@ -136,6 +137,9 @@ const SFT_TRAIN = {
   eval_every: 0,
   save_every: 0,
 };
+
+/** The default finetuning configuration. */
+const SFT_YAML = new URL("../configs/sft.yaml", import.meta.url).pathname;
 
 const DEFAULT_SFT: SftSettings = {
   epochs: 3,
@@ -208,7 +212,12 @@ interface SftState {
 }
 
 // A finetuning checkpoint's settings: its run config, train.seq and SFT settings from its data state.
-function resumedSettings(dir: string, meta: CheckpointMeta): { sft: SftSettings; run: RunConfig } {
+// Checkpoints of earlier versions recorded neither the longest sequence (their train.seq is the length of the
+// last batch) nor bos, prompt_loss_weight and warmup_ratio: those come from configs/sft.yaml, with a notice.
+async function resumedSettings(
+  dir: string,
+  meta: CheckpointMeta,
+): Promise<{ sft: SftSettings; run: RunConfig; notice?: string }> {
   const state = meta.data as Partial<SftState> & { epochs?: number; pack?: boolean };
   // Checkpoints of earlier versions recorded only sft.epochs and sft.pack.
   const saved = state.sft ??
@@ -219,8 +228,21 @@ function resumedSettings(dir: string, meta: CheckpointMeta): { sft: SftSettings;
     );
   }
   const run = structuredClone(meta.config);
-  if (typeof state.seq === "number") run.train.seq = state.seq;
-  return { sft: sftSection(saved, join(dir, "meta.json")), run };
+  if (typeof state.seq === "number" && state.sft !== undefined) {
+    run.train.seq = state.seq;
+    return { sft: sftSection(saved, join(dir, "meta.json")), run };
+  }
+  const defaults = await loadSftConfig(SFT_YAML);
+  run.train.seq = Math.min(defaults.run.train.seq, run.model.max_seq);
+  const sft = { ...defaults.sft, ...saved };
+  return {
+    sft: sftSection(sft, join(dir, "meta.json")),
+    run,
+    notice:
+      `note: ${join(dir, "meta.json")} predates recorded finetuning settings: train.seq ${run.train.seq}, ` +
+      `bos ${sft.bos}, prompt_loss_weight ${sft.prompt_loss_weight} and warmup_ratio ${sft.warmup_ratio} are ` +
+      `configs/sft.yaml's; pass --seq, --bos or --prompt-loss-weight if the run used others`,
+  };
 }
 
 function checkSft(s: SftSettings, where: string): void {
@@ -252,8 +274,9 @@ export async function loadInit(
   ckptDir: string,
   run: RunConfig,
   add: number,
+  verify = true,
 ): Promise<{ model: NativeModel; config: RunConfig }> {
-  using reader = await NativeCheckpointReader.open(ckptDir);
+  using reader = await NativeCheckpointReader.open(ckptDir, { verify });
   const grown = growVocab(reader.model, add, { param: (n) => reader.param(n) });
   const config: RunConfig = { ...run, model: grown.model };
   const model = await NativeModel.create(modelDims(config.model), optimSettings(config.train), {
@@ -294,6 +317,7 @@ function parse(args: string[]) {
       name: { type: "string" },
       out: { type: "string", default: "runs" },
       overwrite: { type: "boolean" },
+      "no-verify": { type: "boolean" },
       resume: { type: "string" },
       tp: { type: "string" },
       pp: { type: "string" },
@@ -315,7 +339,12 @@ const isHfDir = (p: string) => Deno.stat(join(p, "config.json")).then((s) => s.i
  * `init` (a native run or an HF directory) with the vocabulary grown by the chat tokens when it lacks them
  * (new rows: the mean of the existing ones). Returns the checkpoint directory.
  */
-export async function prepareInit(init: string, initDir: string, run: RunConfig): Promise<string> {
+export async function prepareInit(
+  init: string,
+  initDir: string,
+  run: RunConfig,
+  verify = true,
+): Promise<string> {
   const par = run.parallel;
   const topology = { tp: par.tp, pp: par.pp, dp: par.dp, zero1: par.distributed_optimizer };
   await Deno.remove(initDir, { recursive: true }).catch(() => {});
@@ -323,7 +352,7 @@ export async function prepareInit(init: string, initDir: string, run: RunConfig)
     const hf = JSON.parse(await Deno.readTextFile(join(init, "config.json"))) as { vocab_size?: number };
     return await hfToNative(init, initDir, { ...topology, addTokens: sftVocab(Number(hf.vocab_size)).add });
   }
-  using reader = await NativeCheckpointReader.open(await resolveCheckpoint(init));
+  using reader = await NativeCheckpointReader.open(await resolveCheckpoint(init), { verify });
   const grown = growVocab(reader.model, sftVocab(reader.model.vocab_size).add, {
     param: (n) => reader.param(n),
   });
@@ -404,9 +433,10 @@ async function resolveSettings(
   v: ReturnType<typeof parse>,
   resumed: { dir: string; meta: CheckpointMeta } | undefined,
 ): Promise<{ sft: SftSettings; run: RunConfig }> {
-  const { sft, run } = resumed && v.config === undefined
-    ? resumedSettings(resumed.dir, resumed.meta)
-    : await loadSftConfig(v.config ?? new URL("../configs/sft.yaml", import.meta.url).pathname);
+  const { sft, run, notice } = resumed && v.config === undefined
+    ? await resumedSettings(resumed.dir, resumed.meta)
+    : { ...await loadSftConfig(v.config ?? SFT_YAML), notice: undefined };
+  if (notice) console.error(notice);
   const num = (flag: string, s: string | undefined): number | undefined => {
     if (s === undefined) return undefined;
     const n = Number(s);
@@ -509,7 +539,7 @@ export async function main(rawArgs: string[]): Promise<void> {
     const fresh = !(await exists(runDir));
     try {
       console.error(`init: ${v.init} -> ${initDir} (tp ${par.tp}, pp ${par.pp}, dp ${par.dp})`);
-      await prepareInit(init, initDir, run);
+      await prepareInit(init, initDir, run, !v["no-verify"]);
     } catch (e) {
       if (fresh) await Deno.remove(runDir, { recursive: true }).catch(() => {}); // nothing half-written
       throw e;
@@ -528,7 +558,19 @@ export async function main(rawArgs: string[]): Promise<void> {
     throw new Error(`parallel.tp x pp x dp = ${ranks} ranks, but this job has ${dist.size}`);
   }
   const start = resume ?? await resolveCheckpoint(initDir);
-  await finetuneRank({ source, sft, config: run, data, runDir, start, resume, rank: dist.rank, ranks });
+  const verify = !v["no-verify"];
+  await finetuneRank({
+    source,
+    sft,
+    config: run,
+    data,
+    runDir,
+    start,
+    resume,
+    verify,
+    rank: dist.rank,
+    ranks,
+  });
 }
 
 /** One rank's finetuning: its data, settings, run directory and starting checkpoint, rank and rank count. */
@@ -543,6 +585,8 @@ interface RankRun {
   start: string;
   /** The checkpoint to continue (optimizer state and data position included). */
   resume?: string;
+  /** Verify the sha256 of the checkpoint's shards. */
+  verify: boolean;
   rank: number;
   ranks: number;
 }
@@ -570,7 +614,7 @@ async function finetuneRank(r: RankRun): Promise<void> {
   // One rank's error takes the job down here, before `model` is freed (see failFast).
   await failFast(ranks, async () => {
     if (!r.resume) {
-      await loadCheckpoint(r.start, model);
+      await loadCheckpoint(r.start, model, { verify: r.verify });
       model.step = 0; // a fresh optimizer
     }
     if (rank === 0) {
@@ -588,7 +632,9 @@ async function finetuneRank(r: RankRun): Promise<void> {
     // (all ranks of a pipeline / tensor group draw the same samples, hence the same length). The checkpoints
     // record the longest (`seq` of the data state) for --resume.
     const maxSeq = t.seq;
-    const state: SftState = { source, seed: t.seed, examples: dataset.size, seq: maxSeq, sft };
+    // The data path is recorded absolute: --resume defaults to it from any working directory.
+    const data = source === "demo" ? source : resolve(source);
+    const state: SftState = { source: data, seed: t.seed, examples: dataset.size, seq: maxSeq, sft };
     const batches: BatchSource = {
       train: (consumed, n) => {
         const b = dataset.batch(consumed, n);
@@ -607,6 +653,7 @@ async function finetuneRank(r: RankRun): Promise<void> {
         runDir,
         data: batches,
         resume: r.resume,
+        verify: r.verify,
         signal: stop.signal,
         sync: { allOk: distAllOk },
         onNotice: (s) => log?.line(s),

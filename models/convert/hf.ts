@@ -338,6 +338,8 @@ export interface NativeToHfOptions {
   alwaysIndex?: boolean;
   /** Progress lines. */
   progress?: Progress;
+  /** Verify the sha256 of every source shard (default true). */
+  verify?: boolean;
 }
 
 /**
@@ -377,7 +379,7 @@ export async function nativeToHf(
   opts: NativeToHfOptions = {},
 ): Promise<string[]> {
   const ckDir = await resolveCheckpoint(inRun);
-  using ck = await NativeCheckpointReader.open(ckDir, { reuseBuffers: true });
+  using ck = await NativeCheckpointReader.open(ckDir, { reuseBuffers: true, verify: opts.verify });
   const m = ck.model;
   // The run's own HF files (kept at import) sit in RUN/hf/; ckDir is RUN/checkpoints/iter_*.
   const hfDir = join(ckDir, "..", "..", "hf");

@@ -102,7 +102,9 @@ sftTest(
     const bytes = await Deno.readFile(shard);
     bytes[bytes.length - 8] ^= 0xff;
     await Deno.writeFile(shard, bytes);
-    await fails("corrupt", ["--init", badInit], /sha256 mismatch/);
+    await fails("corrupt", ["--init", badInit], /sha256 mismatch — the shard is corrupt \(use --no-verify/);
+    await quietly(() => finetune(args("unverified", "--init", badInit, "--no-verify", "--steps", "1")));
+    assert.equal((await readCheckpointMeta(await resolveCheckpoint(join(dir, "unverified")))).iteration, 1);
     await fails("both", ["--resume", join(dir, "pre")], /--init and --resume are exclusive/);
 
     // An existing run: refused without --overwrite (naming --resume), and --overwrite with bad data keeps it.
@@ -141,6 +143,34 @@ sftTest(
       ])
     );
     assert.deepEqual(metrics(resumed), metrics(full).slice(2));
+    // A checkpoint of an earlier version (no longest seq, no bos/prompt weight/warmup ratio recorded; its
+    // train.seq is the last batch's 32): seq and those settings come from configs/sft.yaml, with a notice,
+    // and the flags the run used reproduce it.
+    const old = join(dir, "old");
+    await Deno.mkdir(old);
+    for (const e of Deno.readDirSync(join(full, "checkpoints", "iter_0000002"))) {
+      await Deno.copyFile(join(full, "checkpoints", "iter_0000002", e.name), join(old, e.name));
+    }
+    const raw = JSON.parse(Deno.readTextFileSync(join(old, "meta.json")));
+    const { source, seed, examples, sft } = raw.data;
+    raw.data = { source, seed, examples, epochs: sft.epochs, pack: sft.pack };
+    assert.equal(raw.config.train.seq, 32, "the fixture's step-2 batch is 32 tokens long");
+    Deno.writeTextFileSync(join(old, "meta.json"), JSON.stringify(raw));
+    const said: string[] = [];
+    const error = console.error, log = console.log;
+    console.error = (s: string) => said.push(String(s));
+    console.log = () => {};
+    try {
+      await finetune(["--resume", old, "--name", "from-old", "--out", dir, "--seq", "64", "--bos"]);
+    } finally {
+      console.error = error;
+      console.log = log;
+    }
+    assert.ok(
+      said.some((l) => /meta\.json predates recorded finetuning settings: train\.seq 128, bos false/.test(l)),
+      said.join("\n"),
+    );
+    assert.deepEqual(metrics(join(dir, "from-old")), metrics(full).slice(2));
     const meta = await readCheckpointMeta(await resolveCheckpoint(resumed));
     assert.equal(meta.iteration, 4);
     assert.equal(meta.consumed_samples, 8);

@@ -182,6 +182,16 @@ Deno.test("corrupt or truncated inputs of each kind: one-line error, exit 1, no 
   }
   const left = [...Deno.readDirSync(d)].map((e) => e.name).filter((n) => /^\.?o\d/.test(n));
   assert.deepEqual(left, [], "no partial output directories");
+  // The error's advice works: --no-verify exports the damaged run.
+  const r = await run(CONVERT, [
+    "native-to-hf",
+    "--in",
+    join(d, "nat"),
+    "--out",
+    join(d, "kept"),
+    "--no-verify",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
 });
 
 Deno.test("native-to-hf without --tokenizer writes the tokenizer of the model's vocabulary size", async () => {

@@ -37,7 +37,14 @@ for (const dtype of ["F32", "BF16"] as const) {
     assert.deepEqual(meta.topology, { tp: 2, pp: 2, dp: 1, zero1: false });
     assert.equal(meta.iteration, 0);
     assert.deepEqual(meta.config.model, GQA);
-    assert.deepEqual(meta.config.parallel, { tp: 2, pp: 2, dp: 1, distributed_optimizer: false });
+    assert.deepEqual(meta.config.parallel, {
+      tp: 2,
+      pp: 2,
+      dp: 1,
+      distributed_optimizer: false,
+      device: "cpu", // not written by the converter: read as the default
+      recompute: "none",
+    });
     // Vocabulary 300 padded to 512 for tp 2: rank 0 rows [0, 256), rank 1 rows [256, 300).
     {
       using r0 = await SafetensorsReader.open(join(ck, "model-tp00-pp00.safetensors"));

@@ -61,7 +61,14 @@ Deno.test("reshard keeps every parameter and moment exactly across tp/pp/dp/ZeRO
     assert.equal(meta.iteration, 5);
     assert.equal(meta.consumed_samples, 40);
     assert.deepEqual(meta.data, { seed: 3 });
-    assert.deepEqual(meta.config.parallel, { tp: t.tp, pp: t.pp, dp: t.dp, distributed_optimizer: t.zero1 });
+    assert.deepEqual(meta.config.parallel, {
+      tp: t.tp,
+      pp: t.pp,
+      dp: t.dp,
+      distributed_optimizer: t.zero1,
+      device: "cpu", // not written by reshard: read as the default
+      recompute: "none",
+    });
     await assertSame(ck, JSON.stringify(t));
     prev = out;
   }

@@ -104,7 +104,7 @@ export async function main(args: string[]): Promise<void> {
   using m = await loadFlaggedModel(v, {
     maxTokens,
     system: v.system,
-    hint: "try --template medical-zero-shot, a shorter --system ('' for none) or a lower --max-tokens",
+    hint: "a shorter --system ('' for none) or a lower --max-tokens",
   });
   using lm = new NativeLanguageModel(m.model, 2);
   const tok = m.tokenizer, template = m.template, maxSeq = m.model.dims.maxSeq;

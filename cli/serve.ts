@@ -200,7 +200,7 @@ export async function main(args: string[]): Promise<void> {
   }
   using m = await loadFlaggedModel(v, {
     maxTokens,
-    hint: "try --template medical-zero-shot or a lower --max-tokens",
+    hint: "a lower --max-tokens",
   });
   if (m.notice) console.error(`note: ${m.notice}`);
   using engine = new BatchEngine(m.model, slots);

@@ -202,7 +202,10 @@ export interface FitOptions {
   countTokens: (text: string) => number;
   /** System message of the conversation (default: the template's). */
   system?: string;
-  /** What the user can change when nothing fits (appended to the error). */
+  /**
+   * What else the user can change when nothing fits, e.g. "a lower --max-tokens" (appended to the error, after
+   * `--template medical-zero-shot` when another template failed).
+   */
   hint?: string;
 }
 
@@ -245,13 +248,22 @@ export function fitTemplate(vocabSize: number, name: string | undefined, o: FitO
     }), ` +
     `but prompts may hold ${o.budget}`;
   if (name === undefined && chosen === MEDICAL_ONE_SHOT) {
-    const fallback = fitTemplate(vocabSize, "medical-zero-shot", o);
+    let fallback: FittedTemplate;
+    try {
+      fallback = fitTemplate(vocabSize, "medical-zero-shot", o);
+    } catch (e) {
+      throw new Error(`${why}, and ${(e as Error).message}`);
+    }
     return {
       ...fallback,
       notice: `${why}: using medical-zero-shot (no worked example, no default system message) instead`,
     };
   }
-  throw new Error(`${why}${o.hint ? `; ${o.hint}` : ""}`);
+  const other = chosen === MEDICAL_ZERO_SHOT ? undefined : "--template medical-zero-shot";
+  const tries = other && o.hint
+    ? `${other}${o.hint.includes(" or ") ? ", " : " or "}${o.hint}`
+    : other ?? o.hint;
+  throw new Error(`${why}${tries ? `; try ${tries}` : ""}`);
 }
 
 /**

@@ -42,12 +42,19 @@ Deno.test("fitTemplate keeps the default where it fits, falls back or refuses wh
   );
   assert.equal(fitTemplate(32002, undefined, { budget: 128, countTokens }).template, CHATML);
   assert.throws(
-    () => fitTemplate(32000, "medical-one-shot", { budget: 128, countTokens, hint: "try X" }),
-    /^Error: the medical-one-shot template takes \d+ tokens .*prompts may hold 128; try X$/,
+    () => fitTemplate(32000, "medical-one-shot", { budget: 128, countTokens, hint: "a lower --max-tokens" }),
+    /^Error: the medical-one-shot template takes \d+ tokens .*prompts may hold 128; try --template medical-zero-shot or a lower --max-tokens$/,
   );
+  // The fallback does not fit either: both templates are named, and the advice no longer offers the fallback.
   assert.throws(
-    () => fitTemplate(32000, undefined, { budget: 128, countTokens, system: LLAMA2_SYSTEM }),
-    /the medical-zero-shot template takes \d+ tokens before the message \(template and system message\)/,
+    () =>
+      fitTemplate(32000, undefined, {
+        budget: 128,
+        countTokens,
+        system: LLAMA2_SYSTEM,
+        hint: "a shorter --system",
+      }),
+    /^Error: the medical-one-shot template takes \d+ tokens .*, and the medical-zero-shot template takes \d+ tokens before the message \(template and system message\), but prompts may hold 128; try a shorter --system$/,
   );
   assert.throws(() => fitTemplate(32000, "alpaca", { budget: 128, countTokens }), /unknown chat template/);
 });

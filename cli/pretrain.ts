@@ -329,8 +329,13 @@ class RankLog {
       this.#file = Deno.openSync(path, { append: true, create: true });
     }
   }
+  /** A line on rank 0's terminal and in the rank's log file. */
   line(s: string): void {
     this.progress?.line(s);
+    this.record(s);
+  }
+  /** A line in the rank's log file only (multi-rank runs). */
+  record(s: string): void {
     this.#file?.writeSync(this.#enc.encode(`${new Date().toISOString()} ${s}\n`));
   }
   close(): void {
@@ -458,7 +463,7 @@ async function pretrainRank(run: RankRun): Promise<void> {
       ranks,
       () => trainRank(model, data, run),
       distAbort,
-      (s) => log.line(s),
+      (s) => log.record(s), // failFast prints the error itself
     );
   } catch (e) {
     // A new run that failed before its first step (config.yaml is written then) leaves no directory behind.

@@ -27,6 +27,23 @@ export function insideLaunch(env: Record<string, string | undefined> = Deno.env.
   return RANK_VARIABLES.some((v) => env[v] !== undefined);
 }
 
+/**
+ * This process's world rank as its launcher (mpirun, srun, a PMI/PMIx launcher) announces it, before MPI is
+ * initialised; `undefined` outside a launch.
+ *
+ * @example
+ * ```ts
+ * import { launchRank } from "./launcher.ts";
+ * launchRank({ SLURM_PROCID: "3" }); // 3
+ * ```
+ */
+export function launchRank(
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): number | undefined {
+  const v = RANK_VARIABLES.map((k) => env[k]).find((x) => x !== undefined);
+  return v === undefined ? undefined : Number(v);
+}
+
 /** Options of {@linkcode mpirunCommand}. */
 export interface LaunchOptions {
   /** Number of ranks (tp·pp·dp). */

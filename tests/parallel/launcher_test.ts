@@ -1,6 +1,6 @@
 // The mpirun command line: oversubscription, root permission, hostfile, and launch detection.
 import assert from "node:assert/strict";
-import { insideLaunch, mpirunCommand } from "../../parallel/launcher.ts";
+import { insideLaunch, launchRank, mpirunCommand } from "../../parallel/launcher.ts";
 
 Deno.test("mpirun flags follow ranks, cores, root and hostfile", () => {
   const a = mpirunCommand(["deno", "run", "x.ts"], { ranks: 8, cores: 2, root: true });
@@ -23,4 +23,7 @@ Deno.test("a rank of an MPI or Slurm job is recognised and does not launch again
   assert.equal(insideLaunch({ OMPI_COMM_WORLD_RANK: "3" }), true);
   assert.equal(insideLaunch({ SLURM_PROCID: "0" }), true);
   assert.equal(insideLaunch({ PMI_RANK: "1" }), true);
+  assert.equal(launchRank({}), undefined);
+  assert.equal(launchRank({ OMPI_COMM_WORLD_RANK: "3" }), 3);
+  assert.equal(launchRank({ SLURM_PROCID: "0" }), 0);
 });

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { assertClose } from "../helpers.ts";
+import { runRanks } from "../../parallel/launcher.ts";
 import { saveInitModel } from "./fixtures.ts";
 
 const FINETUNE = new URL("../../cli/finetune.ts", import.meta.url).pathname;
@@ -62,6 +63,26 @@ Deno.test({
         assertClose(tp[i], one[i], 1e-4, `tp2 step ${i + 1}`);
         assertClose(dp[i], one[i], 1e-4, `dp2 step ${i + 1}`);
       }
+      // Started by mpirun directly (as srun would): world rank 0 writes the initial checkpoint while the
+      // other rank waits, and the run is the one the command's own launch gives.
+      const direct = await runRanks(
+        [
+          Deno.execPath(),
+          "run",
+          "-A",
+          FINETUNE,
+          ...common,
+          "--name",
+          "direct",
+          "--micro-batch",
+          "1",
+          "--dp",
+          "2",
+        ],
+        2,
+      );
+      assert.ok(direct.success, new TextDecoder().decode(direct.stderr));
+      assert.deepEqual(await losses(join(dir, "direct")), dp);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -285,7 +285,9 @@ export function fitWarmupToSteps(cfg: RunConfig, stepsBefore: number): string | 
   const warmup = Math.floor(t.steps * fraction);
   const note =
     `train.warmup_steps ${t.warmup_steps} > train.steps ${t.steps}: warmup shortened to ${warmup} ` +
-    `steps (${Math.round(fraction * 100)}% of the run, as configured; --set train.warmup_steps=N to choose)`;
+    `steps (${
+      Math.round(fraction * 100)
+    }% of the run as configured, rounded down; --set train.warmup_steps=N to choose)`;
   t.warmup_steps = warmup;
   return note;
 }

@@ -116,7 +116,8 @@ export function questionLine(q: string): string {
 
 /**
  * Meditron's question block: the question line, then `"\n\nOptions:\n"` and one `"A. opt"` line per option
- * (no options for answer-word questions such as PubMedQA).
+ * (`format_mcq`); an answer-word question (PubMedQA) is its text as it is, `"{contexts}\n{question}"`, with no
+ * `Question:` prefix and no `?` added (`ClosedPubMedQA`).
  *
  * @example
  * ```ts
@@ -126,7 +127,7 @@ export function questionLine(q: string): string {
  * ```
  */
 export function questionBlock(q: MCQuestion): string {
-  if (q.kind === "word") return questionLine(q.question);
+  if (q.kind === "word") return q.question;
   const labels = answerLabels(q);
   return `${questionLine(q.question)}\n\nOptions:\n${
     q.options.map((o, i) => `${labels[i]}. ${o}`).join("\n")

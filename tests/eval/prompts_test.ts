@@ -93,10 +93,11 @@ Deno.test("k-shot Meditron prompt: demonstrations joined by blank lines, before 
 Deno.test("PubMedQA prompt: no options, gold word after 'The answer is:'", () => {
   const demo = q("ctx one\nIs it so?", ["yes", "no", "maybe"], 2, "word");
   const test = q("ctx a\nctx b\nDoes it work", ["yes", "no", "maybe"], 0, "word");
-  assert.equal(questionBlock(test), "Question: ctx a\nctx b\nDoes it work?");
+  // Meditron's ClosedPubMedQA: f"{context}\n{QUESTION}", no "Question:" prefix, no "?" added.
+  assert.equal(questionBlock(test), "ctx a\nctx b\nDoes it work");
   assert.equal(
     buildPrompt(test, { system: "P", format: "meditron", cot: false, chat: false, demos: [demo] }),
-    "P\nQuestion: ctx one\nIs it so?\nThe answer is: maybe\n\nQuestion: ctx a\nctx b\nDoes it work?\nThe answer is:",
+    "P\nctx one\nIs it so?\nThe answer is: maybe\n\nctx a\nctx b\nDoes it work\nThe answer is:",
   );
 });
 

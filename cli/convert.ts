@@ -92,7 +92,9 @@ const HELP_RESHARD =
   `Usage: deno task convert reshard --in RUN --out RUN2 [--tp N] [--pp N] [--dp N] [options]
 
 Streams one tensor at a time from any (tp, pp, dp, ZeRO-1) layout to another; AdamW moments, step, iteration
-and data position are kept, so 'deno task pretrain --resume RUN2 --tp N --pp N' continues exactly.
+and data position are kept, so 'deno task pretrain --resume RUN2 --tp N --pp N' continues exactly. A new --dp
+rescales train.grad_accum so the global batch (micro_batch x grad_accum x dp) stays the same; a note says when
+it cannot, and which --micro-batch/--grad-accum would keep it.
 
 Options:
   --in RUN                      run directory, its checkpoints/ or an iter_* directory (required)

@@ -1,7 +1,9 @@
 /**
  * Serving: a continuous-batching generation engine over the KV cache's slots, and an OpenAI-compatible HTTP
  * handler on top of it (`POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`,
- * server-sent events ending in `data: [DONE]`, OpenAI-style error bodies, optional bearer token).
+ * server-sent events ending in `data: [DONE]` with optional `stream_options.include_usage`, OpenAI-style error
+ * bodies, optional bearer token, request bodies capped (413) and prompts too long for the context refused before
+ * they are tokenized).
  *
  * Continuous batching: requests wait in a queue; at every step the engine admits queued sequences into free
  * slots and runs ONE batched decode call holding the new sequences' whole prompts (prefill) and one token of
@@ -206,7 +208,17 @@ export interface ServerCodec {
   tokenToId(token: string): number | undefined;
   /** End-of-sequence id. */
   readonly eosId: number | null;
+  /** Number of ids. */
+  readonly vocabSize: number;
+  /**
+   * Token string of an id, `undefined` when absent; none covers more characters of a text than its own length
+   * (the prompt length check relies on it).
+   */
+  idToToken(id: number): string | undefined;
 }
+
+/** Default of {@linkcode ServerOptions.maxBodyBytes}: 4 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 4 << 20;
 
 /** Options of {@linkcode openAiHandler}. */
 export interface ServerOptions {
@@ -222,6 +234,8 @@ export interface ServerOptions {
   apiKey?: string;
   /** Default `max_tokens` (default 256; always capped by the context). */
   defaultMaxTokens?: number;
+  /** Largest request body in bytes; a larger one gets a 413 before it is parsed (default 4 MiB). */
+  maxBodyBytes?: number;
 }
 
 /** An OpenAI-style request error. */
@@ -272,6 +286,7 @@ const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFin
 const isInt = (v: unknown): v is number => Number.isInteger(v);
 const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 const isStr = (v: unknown): v is string => typeof v === "string";
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function range(v: number | undefined, name: string, lo: number, hi: number): number | undefined {
   if (v !== undefined && (v < lo || v > hi)) {
@@ -289,10 +304,12 @@ interface CommonParams {
   topK?: number;
   stop: string[];
   n: number;
-  seed: number;
+  seed?: number;
   frequencyPenalty?: number;
   presencePenalty?: number;
   stream: boolean;
+  /** `stream_options.include_usage`: a last chunk with the usage before `[DONE]`. */
+  includeUsage: boolean;
 }
 
 function commonParams(body: Json): CommonParams {
@@ -308,6 +325,25 @@ function commonParams(body: Json): CommonParams {
       "invalid_type",
     );
   }
+  const stream = field(body, "stream", isBool, "a boolean") ?? false;
+  const so = field(body, "stream_options", isObject, "an object");
+  if (so !== undefined && !stream) {
+    throw new ApiError(
+      400,
+      "'stream_options' is only allowed when 'stream' is true",
+      "stream_options",
+      "invalid_value",
+    );
+  }
+  const includeUsage = so?.include_usage ?? false;
+  if (!isBool(includeUsage)) {
+    throw new ApiError(
+      400,
+      "'stream_options.include_usage' must be a boolean",
+      "stream_options.include_usage",
+      "invalid_type",
+    );
+  }
   return {
     model: field(body, "model", isStr, "a string"),
     maxTokens: range(field(body, "max_tokens", isInt, "an integer"), "max_tokens", 1, 1 << 20),
@@ -316,10 +352,11 @@ function commonParams(body: Json): CommonParams {
     topK: range(field(body, "top_k", isInt, "an integer"), "top_k", -1, 1 << 20),
     stop: stop.filter((s) => s !== ""),
     n: range(field(body, "n", isInt, "an integer"), "n", 1, 16) ?? 1,
-    seed: field(body, "seed", isInt, "an integer") ?? 0,
+    seed: field(body, "seed", isInt, "an integer"),
     frequencyPenalty: range(field(body, "frequency_penalty", isNum, "a number"), "frequency_penalty", -2, 2),
     presencePenalty: range(field(body, "presence_penalty", isNum, "a number"), "presence_penalty", -2, 2),
-    stream: field(body, "stream", isBool, "a boolean") ?? false,
+    stream,
+    includeUsage,
   };
 }
 
@@ -381,6 +418,41 @@ class TextStream {
   }
 }
 
+/** The JSON of a request body of at most `limit` bytes (413 beyond it, without reading the rest). */
+async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+  const tooLarge = () =>
+    new ApiError(413, `the request body is larger than ${limit} bytes`, null, "request_too_large");
+  if (Number(req.headers.get("content-length") ?? 0) > limit) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body ?? []) { // leaving the loop cancels the rest of the upload
+    size += chunk.length;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new ApiError(400, `malformed JSON body: ${(e as Error).message}`, null, "invalid_json");
+  }
+}
+
+/** Token counts of a response. */
+function usageOf(promptTokens: number, results: readonly GenerationResult[]) {
+  const completion = results.reduce((a, r) => a + r.tokens.length, 0);
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completion,
+    total_tokens: promptTokens + completion,
+  };
+}
+
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" };
 
 /**
@@ -397,6 +469,13 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
     x !== undefined
   );
   const eos = [...stopIds, ...(codec.eosId !== null ? [codec.eosId] : [])];
+  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  // No token covers more characters than the longest token string (the normalizer only lengthens text), so a
+  // prompt longer than maxSeq × that cannot fit and is refused without tokenizing it.
+  let longestToken = 1;
+  for (let id = 0; id < codec.vocabSize; id++) {
+    longestToken = Math.max(longestToken, codec.idToToken(id)?.length ?? 0);
+  }
   let counter = 0;
 
   async function complete(body: Json, chat: boolean, abort: AbortController): Promise<Response> {
@@ -416,26 +495,31 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
           "invalid_type",
         );}
     }
-    const prompt = codec.encode(promptText, { addBos: true });
-    const room = engine.maxSeq - prompt.length;
-    if (room < 1) {
-      throw new ApiError(
+    const tooLong = (has: string) =>
+      new ApiError(
         400,
-        `This model's maximum context length is ${engine.maxSeq} tokens; the prompt has ${prompt.length}`,
+        `This model's maximum context length is ${engine.maxSeq} tokens; the prompt has ${has}`,
         chat ? "messages" : "prompt",
         "context_length_exceeded",
       );
+    if (promptText.length > engine.maxSeq * longestToken) {
+      throw tooLong(`${promptText.length} characters, more than ${engine.maxSeq} tokens can hold`);
     }
+    const prompt = codec.encode(promptText, { addBos: true });
+    const room = engine.maxSeq - prompt.length;
+    if (room < 1) throw tooLong(`${prompt.length}`);
     const maxTokens = Math.min(p.maxTokens ?? opts.defaultMaxTokens ?? 256, room);
     const stop = chat ? [...new Set([...template.stop, ...p.stop])] : p.stop;
     const id = `${chat ? "chatcmpl" : "cmpl"}-${Date.now().toString(36)}${(counter++).toString(36)}`;
     const created = Math.floor(Date.now() / 1000);
     const model = p.model ?? modelName;
+    // Unseeded requests sample differently each time (as OpenAI's); a seed makes them reproducible.
+    const seed = p.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
     const job = (i: number, stream: TextStream, onDelta?: (d: string) => void): Promise<GenerationResult> =>
       engine.generate({
         prompt,
         maxTokens,
-        seed: p.seed + i,
+        seed: seed + i,
         temperature: p.temperature,
         topP: p.topP,
         topK: p.topK,
@@ -453,12 +537,6 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
     if (!p.stream) {
       const streams = Array.from({ length: p.n }, () => new TextStream(codec, stop));
       const results = await Promise.all(streams.map((s, i) => job(i, s)));
-      const completion = results.reduce((a, r) => a + r.tokens.length, 0);
-      const usage = {
-        prompt_tokens: prompt.length,
-        completion_tokens: completion,
-        total_tokens: prompt.length + completion,
-      };
       const choices = results.map((r, i) => {
         const text = streams[i].text;
         return chat
@@ -471,7 +549,7 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
         created,
         model,
         choices,
-        usage,
+        usage: usageOf(prompt.length, results),
       });
     }
     const enc = new TextEncoder();
@@ -501,6 +579,7 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
                 }
                 : { index: i, text: content ?? "", logprobs: null, finish_reason: reason },
             ],
+            ...(p.includeUsage ? { usage: null } : {}), // as OpenAI: set in the last chunk only
           });
         const runs = Array.from({ length: p.n }, async (_, i) => {
           if (chat) chunk(i, "", null, true);
@@ -509,9 +588,13 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
           const rest = s.flush();
           if (rest) chunk(i, rest, null);
           chunk(i, chat ? null : "", finish(r, s));
+          return r;
         });
         Promise.all(runs).then(
-          () => {
+          (results) => {
+            if (p.includeUsage) {
+              send({ id, object, created, model, choices: [], usage: usageOf(prompt.length, results) });
+            }
             try {
               controller.enqueue(enc.encode("data: [DONE]\n\n"));
               controller.close();
@@ -553,16 +636,9 @@ export function openAiHandler(opts: ServerOptions): (req: Request) => Promise<Re
       const chat = path === "/v1/chat/completions";
       if (!chat && path !== "/v1/completions") throw new ApiError(404, `no route ${req.method} ${path}`);
       if (req.method !== "POST") throw new ApiError(405, `${path} takes POST`);
-      let body: unknown;
-      try {
-        body = await req.json();
-      } catch (e) {
-        throw new ApiError(400, `malformed JSON body: ${(e as Error).message}`, null, "invalid_json");
-      }
-      if (body === null || typeof body !== "object" || Array.isArray(body)) {
-        throw new ApiError(400, "the body must be a JSON object", null, "invalid_type");
-      }
-      return await complete(body as Json, chat, new AbortController());
+      const body = await readJsonBody(req, maxBodyBytes);
+      if (!isObject(body)) throw new ApiError(400, "the body must be a JSON object", null, "invalid_type");
+      return await complete(body, chat, new AbortController());
     } catch (e) {
       if (e instanceof ApiError) return errorResponse(e);
       return errorResponse(new ApiError(500, (e as Error).message));

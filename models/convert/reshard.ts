@@ -3,13 +3,14 @@
  * full tensor at a time (a parameter or one AdamW moment is reassembled from the source shards, cut for
  * each target rank, and dropped). Without ZeRO-1 the optimizer state is per parameter and identical across
  * DP, so DP only matters for ZeRO-1 chunking. The iteration, consumed samples, data state and AdamW step are
- * kept, so training resumes on the new layout; the run's `hf/` files are copied along.
+ * kept, so training resumes on the new layout; the run's `hf/` files are copied along. A new DP size keeps the
+ * global batch (micro_batch × grad_accum × dp, as Megatron's --global-batch-size) by rescaling grad_accum.
  *
  * @module
  */
 import { basename, join } from "node:path";
 import { type CheckpointTopology as Topology, resolveCheckpoint } from "../checkpoint.ts";
-import { validateConfig } from "../config.ts";
+import { type TrainConfig, validateConfig } from "../config.ts";
 import { buildAtomically } from "./hf.ts";
 import { growVocab } from "./resize.ts";
 import { type MomentKind, NativeCheckpointReader, type Progress, writeNativeCheckpoint } from "./native.ts";
@@ -22,6 +23,48 @@ export interface ReshardOptions extends Partial<Topology> {
   verify?: boolean;
   /** Grow the vocabulary by this many tokens (new rows: mean of the existing rows; see resize.ts). */
   addTokens?: number;
+  /**
+   * Lines about training settings the new layout changed: grad_accum rescaled for a new DP size, or a global
+   * batch that could not be kept (default: written to stderr).
+   */
+  notice?: (line: string) => void;
+}
+
+/**
+ * The training settings at DP size `dp` of a run trained at `fromDp`: grad_accum rescaled so the global batch
+ * (micro_batch × grad_accum × dp) stays the same, or unchanged when the global batch is not a multiple of
+ * micro_batch × dp; with a line saying which.
+ */
+function keepGlobalBatch(
+  t: TrainConfig,
+  fromDp: number,
+  dp: number,
+): { train: TrainConfig; notice?: string } {
+  if (dp === fromDp) return { train: t };
+  const global = t.micro_batch * t.grad_accum * fromDp, perStep = t.micro_batch * dp;
+  const was = `the global batch of ${global} sequences (micro_batch ${t.micro_batch} × grad_accum ` +
+    `${t.grad_accum} × dp ${fromDp})`;
+  if (global % perStep === 0) {
+    const gradAccum = global / perStep;
+    return {
+      train: { ...t, grad_accum: gradAccum },
+      notice: `train.grad_accum ${t.grad_accum} -> ${gradAccum} keeps ${was} at dp ${dp}`,
+    };
+  }
+  let hint = `${global} is not a multiple of ${dp}, so no setting at dp ${dp} keeps it`;
+  if (global % dp === 0) {
+    const mb = gcd(t.micro_batch, global / dp);
+    hint = `keep it with 'pretrain --resume … --micro-batch ${mb} --grad-accum ${global / dp / mb}'`;
+  }
+  return {
+    train: t,
+    notice: `${was} is not a multiple of micro_batch × dp ${dp} (${perStep}): train.grad_accum stays ` +
+      `${t.grad_accum}, so the global batch becomes ${perStep * t.grad_accum}; ${hint}`,
+  };
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 /**
@@ -56,12 +99,15 @@ export async function reshard(input: string, outRun: string, opts: ReshardOption
     param: (name) => cached(`p:${name}`, () => src.param(name)),
     moment: (name, kind: MomentKind) => cached(`${kind}:${name}`, () => src.moment(name, kind)),
   });
+  const batch = keepGlobalBatch(src.meta.config.train, from.dp, to.dp);
   const config = {
     ...src.meta.config,
+    train: batch.train,
     model: grown.model,
     parallel: { tp: to.tp, pp: to.pp, dp: to.dp, distributed_optimizer: to.zero1 },
   };
   validateConfig(config, `reshard to tp=${to.tp} pp=${to.pp} dp=${to.dp}`);
+  if (batch.notice) (opts.notice ?? ((line) => console.error(`note: ${line}`)))(batch.notice);
   const step = await src.step();
   const hfDir = join(dir, "..", "..", "hf");
   return await buildAtomically(outRun, async (tmp) => {

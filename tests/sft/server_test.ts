@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { NativeModel } from "../../runtime/mod.ts";
 import { NativeLanguageModel } from "../../models/lm.ts";
 import { CHATML } from "../../models/chat.ts";
-import { BatchEngine, openAiHandler } from "../../models/server.ts";
+import { BatchEngine, openAiHandler, type ServerOptions } from "../../models/server.ts";
 import { Tokenizer } from "../../data/tokenizer.ts";
 import { TEST_OPTIM } from "../helpers.ts";
 
@@ -31,9 +31,12 @@ interface Served extends AsyncDisposable {
   engine: BatchEngine;
 }
 
-async function serve(model: NativeModel, apiKey?: string): Promise<Served> {
+async function serve(
+  model: NativeModel,
+  opts: Partial<Omit<ServerOptions, "engine">> = {},
+): Promise<Served> {
   const engine = new BatchEngine(model, 8);
-  const handler = openAiHandler({ engine, codec: tok, template: CHATML, modelName: "test-model", apiKey });
+  const handler = openAiHandler({ engine, codec: tok, template: CHATML, modelName: "test-model", ...opts });
   const ready = Promise.withResolvers<number>();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: (a) => ready.resolve(a.port) },
@@ -187,7 +190,7 @@ Deno.test("server: malformed requests get OpenAI-style 400s and the next request
 
 Deno.test("server: --api-key requires the bearer token", async () => {
   using model = await createModel();
-  await using s = await serve(model, "sekret");
+  await using s = await serve(model, { apiKey: "sekret" });
   const body = { prompt: "Hi", max_tokens: 2 };
   const tries: Record<string, string>[] = [{}, { authorization: "Bearer wrong" }];
   for (const headers of tries) {
@@ -232,4 +235,83 @@ Deno.test("server: stop strings cut the answer (non-streaming and streaming) wit
   );
   assert.equal(chunks.map((c) => c.choices[0].text).join(""), expected);
   assert.equal(chunks.at(-1).choices[0].finish_reason, "stop");
+});
+
+Deno.test("server: an oversized body gets a 413 and a prompt too long to fit is refused before tokenizing", async () => {
+  using model = await createModel();
+  // A codec that records the longest text it was asked to tokenize.
+  let longestEncoded = 0;
+  const codec = Object.assign(Object.create(tok), {
+    encode(text: string, options?: { addBos?: boolean }) {
+      longestEncoded = Math.max(longestEncoded, text.length);
+      return tok.encode(text, options);
+    },
+  });
+  const t0 = performance.now();
+  for (const maxBodyBytes of [undefined, 64 << 10]) {
+    await using s = await serve(model, { codec, maxBodyBytes });
+    const big = { prompt: "fever ".repeat((maxBodyBytes ?? 4 << 20) / 6 + 100), max_tokens: 2 };
+    const r = await post(`${s.url}/v1/completions`, big);
+    assert.equal(r.status, 413);
+    const j = await r.json();
+    assert.equal(j.error.type, "invalid_request_error");
+    assert.equal(j.error.code, "request_too_large");
+    assert.match(j.error.message, new RegExp(`larger than ${maxBodyBytes ?? 4 << 20} bytes`));
+    assert.equal((await (await fetch(`${s.url}/health`)).json()).status, "ok");
+    // Under the cap but longer than any maxSeq tokens can cover: 400 without tokenizing it.
+    longestEncoded = 0;
+    const long = "fever ".repeat(10_000);
+    const c = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: long }] });
+    assert.equal(c.status, 400);
+    assert.equal((await c.json()).error.code, "context_length_exceeded");
+    assert.ok(longestEncoded < long.length, `the ${long.length}-character prompt was tokenized`);
+    const ok = await post(`${s.url}/v1/completions`, { prompt: "Hi", max_tokens: 2 });
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  }
+  assert.ok(performance.now() - t0 < 60_000, "oversized requests took over a minute");
+});
+
+Deno.test("server: unseeded sampling differs between requests; an explicit seed reproduces", async () => {
+  using model = await createModel();
+  await using s = await serve(model);
+  const texts = async (extra: Record<string, unknown>) => {
+    const out: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const body = { messages: [{ role: "user", content: "Hi" }], max_tokens: 24, temperature: 1, ...extra };
+      const j = await (await post(`${s.url}/v1/chat/completions`, body)).json();
+      out.push(j.choices[0].message.content);
+    }
+    return out;
+  };
+  const unseeded = await texts({});
+  assert.ok(new Set(unseeded).size > 1, `three unseeded answers were all ${JSON.stringify(unseeded[0])}`);
+  const seeded = await texts({ seed: 42 });
+  assert.equal(new Set(seeded).size, 1, JSON.stringify(seeded));
+});
+
+Deno.test("server: stream_options.include_usage sends a usage chunk before [DONE]", async () => {
+  using model = await createModel();
+  await using s = await serve(model);
+  const body = { prompt: "Anemia is", max_tokens: 6, temperature: 0, n: 2 };
+  const plain = await (await post(`${s.url}/v1/completions`, body)).json();
+  const r = await post(`${s.url}/v1/completions`, {
+    ...body,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  const events = (await r.text()).split("\n\n").filter((e) => e.trim());
+  assert.equal(events.at(-1), "data: [DONE]");
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, "")));
+  const last = chunks.at(-1);
+  assert.deepEqual(last.choices, []);
+  assert.deepEqual(last.usage, plain.usage);
+  assert.equal(last.id, chunks[0].id);
+  assert.ok(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1));
+  // Without it, no usage chunk; stream_options without stream is refused.
+  const without = await (await post(`${s.url}/v1/completions`, { ...body, stream: true })).text();
+  assert.ok(!without.includes('"usage"'));
+  const bad = await post(`${s.url}/v1/completions`, { ...body, stream_options: { include_usage: true } });
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).error.param, "stream_options");
 });

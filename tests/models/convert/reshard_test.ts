@@ -16,6 +16,25 @@ import { GQA, values } from "./fixtures.ts";
 const CFG = { ...presetConfig("tiny"), model: GQA };
 CFG.train.seq = 32;
 const size = (name: string) => fullShape(GQA, name).reduce((a, b) => a * b, 1);
+type FixtureMeta = Parameters<typeof writeNativeCheckpoint>[1];
+
+/** A checkpoint of {@linkcode values} tensors at AdamW step 7 (config CFG, iteration 1, 8 samples, unless set). */
+function writeFixture(
+  path: string,
+  meta: Partial<FixtureMeta> & Pick<FixtureMeta, "topology">,
+): Promise<string> {
+  return writeNativeCheckpoint(path, {
+    config: CFG,
+    iteration: 1,
+    consumedSamples: 8,
+    data: {},
+    step: 7,
+    ...meta,
+  }, {
+    param: (n) => Promise.resolve(values(n, size(n))),
+    moment: (n, k) => Promise.resolve(values(`${k === "exp_avg" ? "m" : "v"}:${n}`, size(n))),
+  });
+}
 
 async function assertSame(dir: string, what: string): Promise<void> {
   using r = await NativeCheckpointReader.open(dir);
@@ -33,16 +52,11 @@ async function assertSame(dir: string, what: string): Promise<void> {
 
 Deno.test("reshard keeps every parameter and moment exactly across tp/pp/dp/ZeRO-1 layouts", async () => {
   using dir = tempDir();
-  const first = await writeNativeCheckpoint(join(dir.path, "a"), {
-    config: CFG,
+  const first = await writeFixture(join(dir.path, "a"), {
     topology: { tp: 2, pp: 2, dp: 2, zero1: true },
     iteration: 5,
     consumedSamples: 40,
     data: { seed: 3 },
-    step: 7,
-  }, {
-    param: (n) => Promise.resolve(values(n, size(n))),
-    moment: (n, k) => Promise.resolve(values(`${k === "exp_avg" ? "m" : "v"}:${n}`, size(n))),
   });
   assert.equal(Object.keys((await readCheckpointMeta(first)).shards).length, 4 + 8);
   await assertSame(first, "tp2 pp2 dp2 zero1");
@@ -55,7 +69,7 @@ Deno.test("reshard keeps every parameter and moment exactly across tp/pp/dp/ZeRO
   let prev = join(dir.path, "a");
   for (const [i, t] of layouts.entries()) {
     const out = join(dir.path, `r${i}`);
-    const ck = await reshard(prev, out, t);
+    const ck = await reshard(prev, out, { ...t, notice: () => {} }); // the dp notices: tested below
     const meta = await readCheckpointMeta(ck);
     assert.deepEqual(meta.topology, t);
     assert.equal(meta.iteration, 5);
@@ -88,6 +102,40 @@ Deno.test("reshard keeps every parameter and moment exactly across tp/pp/dp/ZeRO
     /model-tp01-pp01.safetensors: sha256 mismatch/,
   );
   assert.ok(![...Deno.readDirSync(dir.path)].some((e) => e.name === "c" || e.name.startsWith(".c.")));
+});
+
+Deno.test("reshard to another dp keeps the global batch by rescaling grad_accum, or says it cannot", async () => {
+  using dir = tempDir();
+  // micro_batch 4 × grad_accum 4 × dp 1: a global batch of 16.
+  const cfg = { ...CFG, train: { ...CFG.train, micro_batch: 4, grad_accum: 4 } };
+  await writeFixture(join(dir.path, "a"), { config: cfg, topology: { tp: 1, pp: 1, dp: 1, zero1: false } });
+  // [source, target, dp, grad_accum written, notice]
+  const cases: [string, string, number, number, RegExp][] = [
+    ["a", "b", 2, 2, /grad_accum 4 -> 2 keeps the global batch of 16 sequences .* at dp 2/],
+    ["b", "c", 4, 1, /grad_accum 2 -> 1 keeps the global batch of 16 /],
+    // 16 is not a multiple of micro_batch 4 × dp 8: grad_accum stays, and the notice says how to keep 16.
+    ["c", "c8", 8, 1, /the global batch becomes 32; keep it with .*--micro-batch 2 --grad-accum 1'/],
+    ["c", "c3", 3, 1, /the global batch becomes 12; 16 is not a multiple of 3/],
+  ];
+  for (const [from, to, dp, gradAccum, notice] of cases) {
+    const lines: string[] = [];
+    const ck = await reshard(join(dir.path, from), join(dir.path, to), { dp, notice: (l) => lines.push(l) });
+    const meta = await readCheckpointMeta(ck);
+    assert.equal(meta.config.parallel.dp, dp);
+    assert.equal(meta.config.train.grad_accum, gradAccum, `${from} → dp ${dp}`);
+    assert.equal(meta.config.train.micro_batch, 4);
+    assert.equal(meta.consumed_samples, 8);
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0], notice);
+  }
+  // The same dp: nothing changes, nothing said.
+  const lines: string[] = [];
+  const same = await reshard(join(dir.path, "c"), join(dir.path, "same"), {
+    tp: 1,
+    notice: (l) => lines.push(l),
+  });
+  assert.equal((await readCheckpointMeta(same)).config.train.grad_accum, 1);
+  assert.deepEqual(lines, []);
 });
 
 Deno.test("the ZeRO-1 flat layout (order, padded vocab rows) matches the runtime's", async () => {
@@ -190,17 +238,7 @@ Deno.test({
 Deno.test("added tokens: new embedding and head rows are the mean of the existing rows, moments zero", async () => {
   assert.deepEqual([...growRowsWithMean(new Float32Array([1, 2, 3, 6]), 2, 2, 2)], [1, 2, 3, 6, 2, 4, 2, 4]);
   using dir = tempDir();
-  await writeNativeCheckpoint(join(dir.path, "a"), {
-    config: CFG,
-    topology: { tp: 2, pp: 1, dp: 1, zero1: false },
-    iteration: 1,
-    consumedSamples: 8,
-    data: {},
-    step: 7,
-  }, {
-    param: (n) => Promise.resolve(values(n, size(n))),
-    moment: (n, k) => Promise.resolve(values(`${k === "exp_avg" ? "m" : "v"}:${n}`, size(n))),
-  });
+  await writeFixture(join(dir.path, "a"), { topology: { tp: 2, pp: 1, dp: 1, zero1: false } });
   const ck = await reshard(join(dir.path, "a"), join(dir.path, "b"), { tp: 1, addTokens: 2 });
   using r = await NativeCheckpointReader.open(ck);
   assert.equal(r.model.vocab_size, 302);

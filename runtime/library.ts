@@ -1,13 +1,14 @@
 /**
  * Opening libmeditron and turning native statuses into exceptions. Lookup order (DESIGN.md §2):
  * `MEDITRON_LIB` → `runtime/build/libmeditron.so` next to this module → a build from the bundled sources into
- * a per-version cache directory (`$XDG_CACHE_HOME/meditron` or `~/.cache/meditron`).
+ * a per-version cache directory (`$XDG_CACHE_HOME/meditron` or `~/.cache/meditron`); a package imported from a
+ * non-`file://` URL (JSR) first downloads its sources into that directory's `sources/`.
  *
  * @module
  */
 import { join } from "node:path";
 import { ABI_VERSION, type Device, deviceCode, SYMBOLS, type Symbols } from "./ffi.ts";
-import { buildNative, LIB_NAME } from "./build.ts";
+import { buildNative, fetchSources, LIB_NAME, SOURCE_DIR } from "./build.ts";
 
 /** Package version; the cache directory of a first-import build is keyed by it. */
 export const RUNTIME_VERSION = "0.1.0";
@@ -53,13 +54,17 @@ export async function locateLibrary(): Promise<string> {
   console.error(
     `meditron: building the native library into ${cacheDir()} (first use; takes about a minute)…`,
   );
+  const sourceDir = SOURCE_DIR || await fetchSources(join(cacheDir(), "sources"));
   const tmp = await Deno.makeTempDir({ prefix: "meditron-build-" });
-  await buildNative({ buildDir: tmp });
-  await Deno.mkdir(cacheDir(), { recursive: true });
-  const staged = `${cached}.tmp-${Deno.pid}`;
-  await Deno.copyFile(join(tmp, LIB_NAME), staged);
-  await Deno.rename(staged, cached);
-  await Deno.remove(tmp, { recursive: true });
+  try {
+    await buildNative({ buildDir: tmp, sourceDir });
+    await Deno.mkdir(cacheDir(), { recursive: true });
+    const staged = `${cached}.tmp-${Deno.pid}`;
+    await Deno.copyFile(join(tmp, LIB_NAME), staged);
+    await Deno.rename(staged, cached);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
   return cached;
 }
 

@@ -45,4 +45,11 @@ export {
 export { KvCache } from "./kv.ts";
 export { attentionBackward, attentionForward, type AttentionShape } from "./ops.ts";
 export { checkSegmentIds } from "./segments.ts";
-export { buildNative, type BuildOptions, cudaDefines, MissingDependencyError } from "./build.ts";
+export {
+  buildNative,
+  type BuildOptions,
+  cudaDefines,
+  fetchSources,
+  MissingDependencyError,
+  SOURCE_FILES,
+} from "./build.ts";

@@ -1,11 +1,14 @@
 // Importing the package as a user does: from a copy of exactly the published files, outside the repository,
-// through a file:// URL, with bare specifiers rewritten to npm: as `deno publish` does, an empty cache and no
-// MEDITRON_LIB. The first import builds libmeditron from the bundled sources into the per-version cache
-// (announced on stderr, renamed into place); the second finds it there.
+// with bare specifiers rewritten to npm: as `deno publish` does, an empty cache and no MEDITRON_LIB. Served
+// over http:// (as JSR serves it), a pure-TS import needs no native library; the first native call downloads
+// the C++ sources and builds libmeditron into the per-version cache (announced on stderr, renamed into place);
+// later imports, over http:// or through a file:// URL, find it there.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
+import { SOURCE_FILES } from "../../runtime/build.ts";
 import { RUNTIME_VERSION } from "../../runtime/library.ts";
 import { tempDir } from "../helpers.ts";
+import { serveFiles } from "./static_server.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -39,10 +42,14 @@ function rewriteBare(source: string, imports: Record<string, string>): string {
 async function runConsumer(
   dir: string,
   cache: string,
-  path?: string,
+  extraEnv: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), XDG_CACHE_HOME: cache, NO_COLOR: "1" };
-  if (path !== undefined) env.PATH = path;
+  const env: Record<string, string> = {
+    ...Deno.env.toObject(),
+    XDG_CACHE_HOME: cache,
+    NO_COLOR: "1",
+    ...extraEnv,
+  };
   delete env.MEDITRON_LIB;
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-config", "--node-modules-dir=none", "main.ts"],
@@ -56,8 +63,8 @@ async function runConsumer(
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
 }
 
-/** A copy of the published files outside the repository and a consumer script importing it by file:// URL. */
-async function preparePackage(pkg: string, consumer: string): Promise<void> {
+/** A copy of the published files outside the repository. */
+async function preparePackage(pkg: string): Promise<void> {
   const files = await publishedFiles();
   assert.ok(!files.some((f) => f.startsWith("runtime/build/")), "no prebuilt library is published");
   const imports = (JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as {
@@ -70,7 +77,10 @@ async function preparePackage(pkg: string, consumer: string): Promise<void> {
       await Deno.writeTextFile(join(pkg, f), rewriteBare(await Deno.readTextFile(join(ROOT, f)), imports));
     } else await Deno.copyFile(join(ROOT, f), join(pkg, f));
   }
-  const entry = new URL(`file://${pkg}/mod.ts`).href;
+}
+
+/** The consumer script `main.ts` in `consumer`: imports `entry` and opens the native library and a model. */
+async function writeConsumer(consumer: string, entry: string): Promise<void> {
   await Deno.writeTextFile(
     join(consumer, "main.ts"),
     `import { buildInfo, modelDims, NativeModel, optimSettings, presetConfig } from "${entry}";\n` +
@@ -82,30 +92,59 @@ async function preparePackage(pkg: string, consumer: string): Promise<void> {
   );
 }
 
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
 Deno.test({
-  name: "first import from a file:// copy builds the native library into an empty cache, once",
+  name:
+    "first import from an http:// URL: pure TS needs no library; the first native call fetches the sources " +
+    "and builds it into an empty cache, once",
   sanitizeResources: false,
   fn: async () => {
     using pkg = tempDir("meditron-pkg-");
     using consumer = tempDir("meditron-consumer-");
     using cache = tempDir("meditron-cache-");
-    await preparePackage(pkg.path, consumer.path);
+    await preparePackage(pkg.path);
+    await using server = serveFiles(pkg.path);
+    const libDir = join(cache.path, "meditron", RUNTIME_VERSION);
+
+    await Deno.writeTextFile(
+      join(consumer.path, "main.ts"),
+      `import { presetConfig, Tokenizer } from "${server.url}mod.ts";\n` +
+        `console.log("layers:", presetConfig("tiny").model.n_layers);\n` +
+        `console.log("tokens:", Tokenizer.llama2().encode("Aspirin inhibits COX-1.").length);\n`,
+    );
+    const pure = await runConsumer(consumer.path, cache.path);
+    assert.equal(pure.code, 0, pure.stderr);
+    assert.match(pure.stdout, /^layers: [1-9]\d*\ntokens: [1-9]\d*$/m);
+    assert.ok(!pure.stderr.includes("building"), pure.stderr);
+    assert.equal(await exists(libDir), false, "pure TS leaves the cache alone");
+
+    await writeConsumer(consumer.path, `${server.url}mod.ts`);
     const first = await runConsumer(consumer.path, cache.path);
     assert.equal(first.code, 0, first.stderr);
-    const libDir = join(cache.path, "meditron", RUNTIME_VERSION);
     assert.match(first.stderr, new RegExp(`building the native library into ${libDir}`));
     assert.match(first.stdout, /^info: .+/m);
     assert.match(first.stdout, /^params: [1-9]\d+$/m);
     assert.deepEqual(
-      [...Deno.readDirSync(libDir)].map((e) => e.name),
-      ["libmeditron.so"],
+      [...Deno.readDirSync(libDir)].map((e) => e.name).sort(),
+      ["libmeditron.so", "sources"],
       "renamed into place",
     );
+    for (const f of SOURCE_FILES) {
+      assert.deepEqual(
+        Deno.readFileSync(join(libDir, "sources", f)),
+        Deno.readFileSync(join(pkg.path, "runtime", f)),
+      );
+    }
     const built = Deno.statSync(join(libDir, "libmeditron.so")).mtime;
 
     const second = await runConsumer(consumer.path, cache.path);
     assert.equal(second.code, 0, second.stderr);
     assert.ok(!second.stderr.includes("building"), `no second build: ${second.stderr}`);
+    await writeConsumer(consumer.path, new URL(`file://${pkg.path}/mod.ts`).href);
+    const local = await runConsumer(consumer.path, cache.path);
+    assert.equal(local.code, 0, local.stderr);
+    assert.ok(!local.stderr.includes("building"), `a file:// import finds the same cache: ${local.stderr}`);
     assert.deepEqual(Deno.statSync(join(libDir, "libmeditron.so")).mtime, built);
   },
 });
@@ -115,8 +154,10 @@ Deno.test("first import without CMake: one error naming the missing tool and its
   using consumer = tempDir("meditron-consumer-");
   using cache = tempDir("meditron-cache-");
   using emptyPath = tempDir("meditron-path-");
-  await preparePackage(pkg.path, consumer.path);
-  const r = await runConsumer(consumer.path, cache.path, emptyPath.path);
+  using tmp = tempDir("meditron-tmp-");
+  await preparePackage(pkg.path);
+  await writeConsumer(consumer.path, new URL(`file://${pkg.path}/mod.ts`).href);
+  const r = await runConsumer(consumer.path, cache.path, { PATH: emptyPath.path, TMPDIR: tmp.path });
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /building the native library/);
   assert.match(
@@ -128,4 +169,5 @@ Deno.test("first import without CMake: one error naming the missing tool and its
     !(await Deno.stat(join(libDir, "libmeditron.so")).then(() => true, () => false)),
     "nothing half-built in the cache",
   );
+  assert.deepEqual([...Deno.readDirSync(tmp.path)], [], "no build directory left behind");
 });

@@ -83,7 +83,10 @@ async function tokenize(args: string[]): Promise<void> {
   progress.line(
     `tokenize: ${r.documents} documents, ${r.tokens} tokens (${r.dtype}) → ${r.prefix}.{bin,idx} in ` +
       `${r.seconds.toFixed(1)}s (${r.mbPerSecond.toFixed(2)} MB/s, ${r.workers} workers` +
-      `${r.skippedEmpty ? `, ${r.skippedEmpty} empty texts skipped` : ""})`,
+      `${r.skippedEmpty ? `, ${r.skippedEmpty} empty texts skipped` : ""}` +
+      `${
+        r.invalidUtf8Lines ? `, ${r.invalidUtf8Lines} lines had invalid UTF-8 (replaced with U+FFFD)` : ""
+      })`,
   );
 }
 

@@ -818,7 +818,7 @@ export class BlendedSamples implements Disposable {
    * import { BlendedSamples, SplitSamples } from "./blend.ts";
    * import { InMemoryDocuments } from "./gpt_dataset.ts";
    * const a = new SplitSamples(new InMemoryDocuments([[1, 2, 3]]), { seq: 2, seed: 0, first: 0, end: 1 });
-   * console.log(BlendedSamples.of([{ name: "a", weight: 1, samples: a }]).sample(1)); // Int32Array [1, 2, 3]
+   * console.log(BlendedSamples.of([{ name: "a", weight: 1, samples: a }]).sample(1)); // Int32Array [3, 1, 2]
    * ```
    */
   sample(i: number): Int32Array {

@@ -469,17 +469,20 @@ export async function prepare(config: PrepareConfig, hooks: PrepareHooks = {}): 
   const t0 = performance.now();
   const log = hooks.log ?? (() => {});
   const out = config.output;
-  await Deno.mkdir(join(out, "clean"), { recursive: true });
   let inputBytes = 0;
   for (const s of config.sources) {
     try {
-      inputBytes += (await Deno.stat(s.input)).size;
+      const info = await Deno.stat(s.input);
+      if (!info.isFile) throw new Error("not a file");
+      (await Deno.open(s.input, { read: true })).close();
+      inputBytes += info.size;
     } catch (e) {
       throw new Error(
         `${config.file}: source '${s.subset}': cannot read ${s.input} (${(e as Error).message})`,
       );
     }
   }
+  await Deno.mkdir(join(out, "clean"), { recursive: true });
   const papers = config.sources.find((s) => s.kind === "papers");
   const clean: Record<string, CleanReport> = {};
   for (const s of config.sources) {
@@ -497,7 +500,11 @@ export async function prepare(config: PrepareConfig, hooks: PrepareHooks = {}): 
     log(
       `clean ${s.subset}: kept ${report.kept} of ${report.read} (dropped: ${dropped}) in ${
         report.seconds.toFixed(1)
-      }s`,
+      }s${
+        report.invalidUtf8Lines
+          ? `; ${report.invalidUtf8Lines} lines had invalid UTF-8, replaced with U+FFFD`
+          : ""
+      }`,
     );
   }
   const combine = await combineFiles({

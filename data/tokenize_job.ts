@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { Tokenizer } from "./tokenizer.ts";
 import type { EncodeOptions, Llama2Options } from "./tokenizer.ts";
 import type { TokenizerWorkerInit, TokenizerWorkerResult } from "./tokenizer_worker.ts";
+import { refuseOverwritingInputs, splitLines } from "./clean/jsonl.ts";
 import { documentPrefix, IndexedDatasetWriter, optimalDtype, type TokenDtype } from "./indexed_dataset.ts";
 
 /**
@@ -86,7 +87,7 @@ export interface TokenizeProgress {
  * import type { TokenizeReport } from "./tokenize_job.ts";
  * const r: TokenizeReport = {
  *   inputs: ["c.jsonl"], documentsPerInput: [1], prefix: "out/c_text_document", dtype: "uint16",
- *   vocabSize: 32000, documents: 1, tokens: 9, skippedEmpty: 0,
+ *   vocabSize: 32000, documents: 1, tokens: 9, skippedEmpty: 0, invalidUtf8Lines: 0,
  *   bytes: 40, seconds: 0.2, mbPerSecond: 0.0002, workers: 1,
  * };
  * ```
@@ -108,6 +109,8 @@ export interface TokenizeReport {
   tokens: number;
   /** Lines whose text was empty or whitespace (not written). */
   skippedEmpty: number;
+  /** Lines that were not valid UTF-8: tokenized with U+FFFD in place of the invalid bytes. */
+  invalidUtf8Lines: number;
   /** Input bytes. */
   bytes: number;
   /** Wall time. */
@@ -234,8 +237,10 @@ export class TokenizerPool {
 }
 
 /**
- * Yields the lines of a text file (`.gz` decompressed) with their 1-based numbers and the count of raw bytes
- * read so far, reading in chunks (only the current chunk and one partial line are held).
+ * Yields the lines of a text file (`.gz` decompressed; `\r\n` or `\n` ends a line) with their 1-based numbers,
+ * the count of raw bytes read so far and whether the line was invalid UTF-8 (decoded with U+FFFD
+ * replacements), reading in chunks (only the current chunk and one partial line are held; each byte is
+ * scanned once, see {@linkcode splitLines}).
  *
  * @example
  * ```ts
@@ -247,7 +252,7 @@ export class TokenizerPool {
  */
 export async function* readLines(
   path: string,
-): AsyncGenerator<{ line: string; number: number; bytesRead: number }> {
+): AsyncGenerator<{ line: string; number: number; bytesRead: number; invalidUtf8: boolean }> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -268,23 +273,18 @@ export async function* readLines(
       new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
     );
   }
-  const decoder = new TextDecoder();
-  let carry = "", number = 0;
   const reader = stream.getReader();
-  try {
+  const chunks = async function* (): AsyncGenerator<Uint8Array> {
     while (true) {
       const { value, done } = await reader.read();
-      if (done) break;
-      const text = carry + decoder.decode(value, { stream: true });
-      let start = 0;
-      for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
-        yield { line: text.slice(start, nl), number: ++number, bytesRead };
-        start = nl + 1;
-      }
-      carry = text.slice(start);
+      if (done) return;
+      yield value;
     }
-    carry += decoder.decode();
-    if (carry.length > 0) yield { line: carry, number: ++number, bytesRead };
+  };
+  try {
+    for await (const { text, line, invalidUtf8 } of splitLines(chunks())) {
+      yield { line: text, number: line, bytesRead, invalidUtf8 };
+    }
   } finally {
     await reader.cancel().catch(() => {});
   }
@@ -358,15 +358,19 @@ export async function tokenizeJsonl(options: TokenizeOptions): Promise<TokenizeR
       throw new Error(`${input}: cannot read input (${(e as Error).message})`);
     }
   }
+  const prefix = documentPrefix(options.outputPrefix, key);
+  await refuseOverwritingInputs(
+    inputs.map((input) => ["--input", input] as const),
+    [["--output-prefix", `${prefix}.bin`], ["--output-prefix", `${prefix}.idx`]],
+  );
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
   const { init, tok } = await tokenizerSetup(options);
   const dtype = optimalDtype(tok.vocabSize);
-  const prefix = documentPrefix(options.outputPrefix, key);
   const pool = await TokenizerPool.start(workers, init);
   const writer = await IndexedDatasetWriter.create(prefix, { dtype });
   const inFlight: { result: Promise<TokenizerWorkerResult>; bytes: number }[] = [];
   const documentsPerInput = inputs.map(() => 0);
-  let skippedEmpty = 0;
+  let skippedEmpty = 0, invalidUtf8Lines = 0;
   const writeOldest = async () => {
     const { result, bytes } = inFlight.shift()!;
     const { ids, lengths } = await result;
@@ -388,7 +392,8 @@ export async function tokenizeJsonl(options: TokenizeOptions): Promise<TokenizeR
   try {
     let batch: string[] = [], size = 0, before = 0, bytes = 0;
     for (let f = 0; f < inputs.length; f++) {
-      for await (const { line, number, bytesRead } of readLines(inputs[f])) {
+      for await (const { line, number, bytesRead, invalidUtf8 } of readLines(inputs[f])) {
+        if (invalidUtf8) invalidUtf8Lines++;
         const text = textOfLine(line, key, inputs[f], number);
         bytes = before + bytesRead;
         if (text === undefined) continue;
@@ -430,6 +435,7 @@ export async function tokenizeJsonl(options: TokenizeOptions): Promise<TokenizeR
     documents: summary.documents,
     tokens: summary.tokens,
     skippedEmpty,
+    invalidUtf8Lines,
     bytes: totalBytes,
     seconds,
     mbPerSecond: totalBytes / 1e6 / seconds,

@@ -14,6 +14,7 @@ import {
   JsonlReader,
   type JsonObject,
   parseJsonlLine,
+  refuseOverwritingInputs,
   writeJsonAtomic,
 } from "./jsonl.ts";
 import { LanguageDetector } from "./langid.ts";
@@ -67,6 +68,8 @@ export interface CleanReport {
   kept: number;
   /** Dropped records by reason (`bad_line`, `missing_field`, `empty`, `too_short`, `not_english`, …). */
   dropped: Partial<Record<DropReason, number>>;
+  /** Input lines that were not valid UTF-8, read with U+FFFD in place of the invalid bytes. */
+  invalidUtf8Lines: number;
   /** Input bytes. */
   bytesIn: number;
   /** Output bytes. */
@@ -144,6 +147,10 @@ export async function cleanFile(options: CleanFileOptions): Promise<CleanReport>
   if (options.papers && source !== "abstracts") {
     throw new Error("--papers applies to --source abstracts only");
   }
+  await refuseOverwritingInputs(
+    [["--input", input], ...(options.papers ? [["--papers", options.papers] as const] : [])],
+    [["--output", output], ["--report", reportPath]],
+  );
   const cleaner = await createCleaner(source, options.options, options.papers, options.skipBad);
   const counts = new CleanCounts();
   const reader = new JsonlReader(input);
@@ -187,6 +194,7 @@ export async function cleanFile(options: CleanFileOptions): Promise<CleanReport>
     read: counts.read,
     kept: counts.kept,
     dropped: counts.dropped,
+    invalidUtf8Lines: reader.invalidUtf8Lines,
     bytesIn: reader.bytesRead,
     bytesOut: writer.bytesWritten,
     seconds,

@@ -17,6 +17,7 @@ import {
   JsonlReader,
   type JsonObject,
   parseJsonlLine,
+  refuseOverwritingInputs,
   stringField,
   writeJsonAtomic,
 } from "./jsonl.ts";
@@ -169,6 +170,10 @@ export async function combineFiles(options: CombineOptions): Promise<CombineRepo
       missingText: 0,
     };
   }
+  await refuseOverwritingInputs(
+    options.inputs.map(({ path }) => ["--input", path] as const),
+    [["--output", options.output], ["--validation", validation], ["--report", reportPath]],
+  );
   const train = await AtomicWriter.open(options.output);
   let valid: AtomicWriter | null = null;
   try {

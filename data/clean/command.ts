@@ -185,6 +185,7 @@ export async function cleanCommand(args: string[]): Promise<CleanReport> {
       read: 0,
       kept: 0,
       dropped: {},
+      invalidUtf8Lines: 0,
       bytesIn: 0,
       bytesOut: 0,
       seconds: 0,
@@ -209,8 +210,11 @@ export async function cleanCommand(args: string[]): Promise<CleanReport> {
   if (!quiet) {
     const dropped = Object.entries(report.dropped).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
     console.error(
-      `clean ${report.source}: kept ${report.kept} of ${report.read} (dropped: ${dropped}) → ${report.output} ` +
-        `[${mb(report.bytesIn)} in ${report.seconds.toFixed(1)} s, ${report.mbPerSecond.toFixed(1)} MB/s]`,
+      `clean ${report.source}: kept ${report.kept} of ${report.read} (dropped: ${dropped}) → ${report.output}` +
+        (report.invalidUtf8Lines
+          ? `, ${report.invalidUtf8Lines} lines had invalid UTF-8 (replaced with U+FFFD)`
+          : "") +
+        ` [${mb(report.bytesIn)} in ${report.seconds.toFixed(1)} s, ${report.mbPerSecond.toFixed(1)} MB/s]`,
     );
   }
   return report;

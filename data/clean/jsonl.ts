@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { basename, dirname, join, resolve } from "node:path";
 
 /** A JSON object as read from one JSONL line. */
 export type JsonObject = Record<string, unknown>;
@@ -47,9 +48,97 @@ export interface JsonlLine {
   line: number;
 }
 
+/** One line of a byte stream, as yielded by {@linkcode splitLines}. */
+export interface RawLine {
+  /** The line without its terminator (`\n` or `\r\n`); invalid UTF-8 bytes read as U+FFFD. */
+  text: string;
+  /** 1-based line number. */
+  line: number;
+  /** True when the line's bytes were not valid UTF-8 (and `text` holds U+FFFD replacements). */
+  invalidUtf8: boolean;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Decodes one line's bytes, saying whether they were valid UTF-8. */
+function decodeLine(bytes: Uint8Array): [string, boolean] {
+  try {
+    return [strictUtf8.decode(bytes), false];
+  } catch {
+    return [lenientUtf8.decode(bytes), true];
+  }
+}
+
+/** The complete lines of `bytes` (which ends with `\n`): one decode when all are valid UTF-8, else line by line. */
+function* completeLines(bytes: Uint8Array): Generator<[string, boolean]> {
+  let text: string | undefined;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch { /* some line is not valid UTF-8: decode line by line to tell which */ }
+  if (text !== undefined) {
+    for (let start = 0, nl = text.indexOf("\n"); nl !== -1; start = nl + 1, nl = text.indexOf("\n", start)) {
+      yield [text.slice(start, nl), false];
+    }
+    return;
+  }
+  for (let start = 0, nl = bytes.indexOf(10); nl !== -1; start = nl + 1, nl = bytes.indexOf(10, start)) {
+    yield decodeLine(bytes.subarray(start, nl));
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/**
+ * Splits a stream of bytes into lines (blank ones included), decoding UTF-8; a leading BOM is dropped.
+ * Every byte is scanned once, however long a line is: the chunks of a line that spans many chunks are
+ * joined only when its `\n` arrives. Splitting on the `\n` byte is safe because it never occurs inside
+ * a multi-byte UTF-8 character. The producer must not reuse a chunk's memory after yielding it.
+ *
+ * @example
+ * ```ts
+ * import { splitLines } from "./jsonl.ts";
+ * const bytes = new TextEncoder().encode("a\r\nb");
+ * for await (const l of splitLines([bytes.subarray(0, 2), bytes.subarray(2)])) console.log(l.line, l.text); // 1 a, 2 b
+ * ```
+ */
+export async function* splitLines(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncGenerator<RawLine> {
+  let pending: Uint8Array[] = []; // bytes after the last newline seen
+  let lineNo = 0;
+  const line = ([raw, invalidUtf8]: [string, boolean]): RawLine => {
+    let text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (lineNo === 0 && text.startsWith("\uFEFF")) text = text.slice(1);
+    return { text, line: ++lineNo, invalidUtf8 };
+  };
+  for await (const chunk of chunks) {
+    const last = chunk.lastIndexOf(10);
+    if (last < 0) {
+      if (chunk.length > 0) pending.push(chunk);
+      continue;
+    }
+    pending.push(chunk.subarray(0, last + 1));
+    const complete = concat(pending);
+    pending = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
+    for (const l of completeLines(complete)) yield line(l);
+  }
+  if (pending.length > 0) yield line(decodeLine(concat(pending)));
+}
+
 /**
  * Reads a file line by line in fixed-size chunks, skipping blank lines. `bytesRead` grows as the file is
- * consumed (for MB/s reporting).
+ * consumed (for MB/s reporting); `invalidUtf8Lines` counts the lines whose invalid UTF-8 bytes were
+ * replaced with U+FFFD.
  *
  * @example
  * ```ts
@@ -64,6 +153,8 @@ export class JsonlReader implements AsyncIterable<JsonlLine> {
   readonly path: string;
   /** Bytes read so far. */
   bytesRead = 0;
+  /** Lines read so far whose bytes were not valid UTF-8 (decoded with U+FFFD replacements). */
+  invalidUtf8Lines = 0;
   readonly #chunkBytes: number;
 
   /** `chunkBytes`: read size (default 1 MiB). */
@@ -80,46 +171,19 @@ export class JsonlReader implements AsyncIterable<JsonlLine> {
     } catch (e) {
       throw new Error(`${this.path}: cannot read (${(e as Error).message})`);
     }
-    try {
-      const decoder = new TextDecoder("utf-8");
-      const buf = new Uint8Array(this.#chunkBytes);
-      let pending: string[] = []; // pieces of a line that spans chunks
-      let lineNo = 0;
-      const emit = (raw: string): JsonlLine | null => {
-        lineNo++;
-        const text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-        return text.trim() === "" ? null : { text, line: lineNo };
-      };
+    const chunks = async function* (reader: JsonlReader, size: number): AsyncGenerator<Uint8Array> {
       while (true) {
+        const buf = new Uint8Array(size);
         const n = await file.read(buf);
-        if (n === null) break;
-        this.bytesRead += n;
-        const chunk = decoder.decode(buf.subarray(0, n), { stream: true });
-        let start = 0;
-        let nl = chunk.indexOf("\n");
-        if (nl < 0) {
-          pending.push(chunk);
-          continue;
-        }
-        while (nl >= 0) {
-          let raw = chunk.slice(start, nl);
-          if (pending.length) {
-            pending.push(raw);
-            raw = pending.join("");
-            pending = [];
-          }
-          const l = emit(raw);
-          if (l) yield l;
-          start = nl + 1;
-          nl = chunk.indexOf("\n", start);
-        }
-        if (start < chunk.length) pending.push(chunk.slice(start));
+        if (n === null) return;
+        reader.bytesRead += n;
+        yield buf.subarray(0, n);
       }
-      pending.push(decoder.decode());
-      const last = pending.join("");
-      if (last !== "") {
-        const l = emit(last);
-        if (l) yield l;
+    };
+    try {
+      for await (const { text, line, invalidUtf8 } of splitLines(chunks(this, this.#chunkBytes))) {
+        if (invalidUtf8) this.invalidUtf8Lines++;
+        if (text.trim() !== "") yield { text, line };
       }
     } finally {
       file.close();
@@ -173,6 +237,49 @@ export function stringField(
   }
   const names = fields.map((f) => `'${f}'`).join(" or ");
   throw new JsonlError(file, line, `missing string field ${names}`, "missing_field");
+}
+
+/** The canonical path of `path`: `.`/`..` and symlinks resolved, through its parent when it does not exist yet. */
+async function canonicalPath(path: string): Promise<string> {
+  const absolute = resolve(path);
+  try {
+    return await Deno.realPath(absolute);
+  } catch {
+    try {
+      return join(await Deno.realPath(dirname(absolute)), basename(absolute));
+    } catch {
+      return absolute; // the directory does not exist yet, so no input lives there
+    }
+  }
+}
+
+/**
+ * Throws `OUTPUT_FLAG PATH is the same file as INPUT_FLAG PATH` when an output would replace an input
+ * (equal after resolving `./`, `..` and symlinks); call it before reading or writing anything.
+ *
+ * @example
+ * ```ts
+ * import { refuseOverwritingInputs } from "./jsonl.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/x.jsonl`, "");
+ * await refuseOverwritingInputs([["--input", `${dir}/x.jsonl`]], [["--output", `${dir}/./x.jsonl`]])
+ *   .catch((e) => console.log(e.message)); // --output …/./x.jsonl is the same file as --input …/x.jsonl …
+ * ```
+ */
+export async function refuseOverwritingInputs(
+  inputs: readonly (readonly [flag: string, path: string])[],
+  outputs: readonly (readonly [flag: string, path: string])[],
+): Promise<void> {
+  const canonicalInputs = await Promise.all(inputs.map(([, path]) => canonicalPath(path)));
+  for (const [outFlag, outPath] of outputs) {
+    const i = canonicalInputs.indexOf(await canonicalPath(outPath));
+    if (i >= 0) {
+      const [inFlag, inPath] = inputs[i];
+      throw new Error(
+        `${outFlag} ${outPath} is the same file as ${inFlag} ${inPath}: writing it would replace the input`,
+      );
+    }
+  }
 }
 
 /**

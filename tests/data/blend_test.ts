@@ -199,3 +199,14 @@ Deno.test("BlendedSamples.open: spec over files, split parts disjoint, samples i
     /missing\.idx: no such indexed dataset/,
   );
 });
+
+Deno.test("BlendedSamples.sample: the JSDoc example (one 3-token document, seq 2) gives [3, 1, 2] for sample 1", () => {
+  const a = new SplitSamples(new InMemoryDocuments([[1, 2, 3]]), { seq: 2, seed: 0, first: 0, end: 1 });
+  const blend = BlendedSamples.of([{ name: "a", weight: 1, samples: a }]);
+  assert.deepEqual(Array.from(blend.sample(1)), [3, 1, 2]);
+  assert.deepEqual(
+    Array.from(blend.sample(1)),
+    Array.from(a.sample(1)),
+    "one dataset: the blend is its samples",
+  );
+});

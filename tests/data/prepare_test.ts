@@ -1,7 +1,8 @@
 // `deno task data prepare` end to end on the fixture corpora, and pretraining reading the result.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { loadPrepareConfig, parsePrepareConfig, type PrepareReport } from "../../data/prepare.ts";
+import { loadPrepareConfig, parsePrepareConfig, prepare, type PrepareReport } from "../../data/prepare.ts";
 import { IndexedDataset } from "../../data/indexed_dataset.ts";
 import { Tokenizer } from "../../data/tokenizer.ts";
 import { pretrainData } from "../../cli/pretrain.ts";
@@ -251,4 +252,30 @@ Deno.test("data CLI: help on every command, one-line errors, inspect", async () 
   assert.match(missing.stderr, /^error: .*nope\.idx: no such indexed dataset/);
   const debug = await cli(["inspect", join(dir.path, "nope"), "--debug"]);
   assert.ok(debug.stderr.includes("    at "), "--debug shows the stack");
+});
+
+Deno.test("prepare: a missing or unreadable source input fails before any work, naming the file and the config", async () => {
+  using dir = tempDir();
+  const replay = join(dir.path, "replay.jsonl");
+  await Deno.writeTextFile(replay, '{"text": "general text"}\n');
+  const out = join(dir.path, "out");
+  for (const missing of [join(dir.path, "nope.jsonl"), dir.path]) {
+    const config = parsePrepareConfig({
+      sources: [
+        { kind: "replay", input: replay, options: { keep_rate: 1 } },
+        { kind: "guidelines", input: missing, options: {} },
+      ],
+    }, "two.yaml");
+    await assert.rejects(
+      prepare({ ...config, output: out }),
+      (e: Error) => {
+        assert.ok(
+          e.message.startsWith(`two.yaml: source 'guidelines': cannot read ${missing} (`),
+          e.message,
+        );
+        return true;
+      },
+    );
+    assert.ok(!existsSync(out), "nothing written: the first source was not cleaned, no OUTPUT/clean/");
+  }
 });

@@ -10,6 +10,7 @@ import {
 import { IndexedDataset } from "../../data/indexed_dataset.ts";
 import { Tokenizer } from "../../data/tokenizer.ts";
 import { tempDir } from "../helpers.ts";
+import { writeBytes } from "./bytes_fixture.ts";
 
 const TEXTS = [
   "Aspirin irreversibly inhibits COX-1.",
@@ -217,4 +218,92 @@ Deno.test("the input is streamed: 48 MB of lines read under a 24 MB heap cap; ch
     false,
     "control: reading the file whole exceeds the cap",
   );
+});
+
+Deno.test("lines spanning many read chunks: an 8 MB line, a line ending at a 64 KiB boundary, CRLF, no final newline", async () => {
+  using dir = tempDir();
+  const input = join(dir.path, "long.jsonl");
+  const enc = new TextEncoder();
+  // Multi-byte words, so read chunks end inside characters; about 8 MB of UTF-8 on one line.
+  const words = ["Métformine", "糖尿病", "🩺", "HbA1c", "naïve", "≥7.0%"];
+  const parts: string[] = [];
+  for (let i = 0, bytes = 0; bytes < 8e6; i++) {
+    const w = `${words[i % words.length]}${i % 97}`;
+    parts.push(w);
+    bytes += enc.encode(w).length + 1;
+  }
+  const long = parts.join(" ");
+  const lines = [JSON.stringify({ text: "first" }), JSON.stringify({ text: long }) + "\r"];
+  // Pad the third line so that its "\n" is the last byte of a 64 KiB read chunk.
+  const used = enc.encode(lines.join("\n") + "\n").length;
+  const bare = enc.encode(JSON.stringify({ text: "" }) + "\n").length;
+  const pad = 65536 - ((used + bare) % 65536);
+  lines.push(JSON.stringify({ text: "b".repeat(pad) }));
+  assert.equal(enc.encode(lines.join("\n") + "\n").length % 65536, 0);
+  lines.push(JSON.stringify({ text: "after the boundary" }));
+  lines.push(JSON.stringify({ text: "last, no newline" }));
+  await Deno.writeTextFile(input, lines.join("\n"));
+  const texts = ["first", long, "b".repeat(pad), "after the boundary", "last, no newline"];
+
+  let count = 0;
+  for await (const { line, number, invalidUtf8 } of readLines(input)) {
+    count++;
+    assert.equal(line, lines[number - 1].replace(/\r$/, ""), `line ${number}`);
+    assert.equal(invalidUtf8, false);
+  }
+  assert.equal(count, texts.length);
+
+  const r = await tokenizeJsonl({ input, outputPrefix: join(dir.path, "long"), workers: 1, appendEod: true });
+  assert.equal(r.documents, texts.length);
+  assert.equal(r.invalidUtf8Lines, 0);
+  const tok = Tokenizer.llama2();
+  using ds = IndexedDataset.open(r.prefix);
+  texts.forEach((t, i) =>
+    assert.deepEqual(
+      Array.from(ds.document(i)),
+      tok.encode(t, { addBos: true, addEos: true }),
+      `document ${i}`,
+    )
+  );
+});
+
+Deno.test("invalid UTF-8 lines are counted in the report and tokenized with U+FFFD", async () => {
+  using dir = tempDir();
+  const input = join(dir.path, "latin1.jsonl");
+  await writeBytes(
+    input,
+    '{"text": "caf',
+    0xe9,
+    '"}\n{"text": "valid \uFFFD stays"}\n{"text": "na',
+    0xef,
+    've"}\n',
+  );
+  const r = await tokenizeJsonl({ input, outputPrefix: join(dir.path, "l"), workers: 1 });
+  assert.equal(r.documents, 3);
+  assert.equal(r.invalidUtf8Lines, 2, "a valid U+FFFD is not counted");
+  const tok = Tokenizer.llama2();
+  using ds = IndexedDataset.open(r.prefix);
+  ["caf\uFFFD", "valid \uFFFD stays", "na\uFFFDve"].forEach((t, i) =>
+    assert.deepEqual(Array.from(ds.document(i)), tok.encode(t, { addBos: true, addEos: false }))
+  );
+});
+
+Deno.test("an output that is an input (another spelling or a symlink) is refused before reading", async () => {
+  using dir = tempDir();
+  const input = join(dir.path, "c_text_document.bin");
+  const body = '{"text": "keep me"}\n';
+  await Deno.writeTextFile(input, body);
+  await Deno.symlink(input, join(dir.path, "link.idx"));
+  for (
+    const [inp, prefix] of [[input, `${dir.path}/missing/../c`], [
+      join(dir.path, "link.idx"),
+      join(dir.path, "c"),
+    ]]
+  ) {
+    await assert.rejects(
+      () => tokenizeJsonl({ input: inp, outputPrefix: prefix, workers: 1 }),
+      /--output-prefix .*c_text_document\.(bin|idx) is the same file as --input .*(c_text_document\.bin|link\.idx)/,
+    );
+  }
+  assert.equal(await Deno.readTextFile(input), body);
 });

@@ -116,3 +116,25 @@ Deno.test("combine: malformed line fails with file:line and leaves no output; --
   assert.equal(report.subsets.papers.missingText, 1);
   assert.equal(report.train + report.validationDocs, 2);
 });
+
+Deno.test("combine: an output that is an input (another spelling or a symlink) is refused before writing", async () => {
+  using dir = tempDir();
+  const path = `${dir.path}/papers.jsonl`;
+  await writeSubset(path, "papers", 5);
+  const body = await Deno.readTextFile(path);
+  await Deno.symlink(path, `${dir.path}/link.jsonl`);
+  const cases: [string, { output: string; validation?: string }][] = [
+    ["--output", { output: `${dir.path}/./papers.jsonl` }],
+    ["--validation", { output: `${dir.path}/all.jsonl`, validation: `${dir.path}/link.jsonl` }],
+  ];
+  for (const [flag, outputs] of cases) {
+    await assert.rejects(
+      combineFiles({ inputs: [{ subset: "papers", path }], ...outputs }),
+      new RegExp(
+        `^Error: ${flag} .* is the same file as --input ${path}: writing it would replace the input`,
+      ),
+    );
+    assert.equal(await Deno.readTextFile(path), body);
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name).sort(), ["link.jsonl", "papers.jsonl"]);
+});

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { cleanCommand, HELP_CLEAN } from "../../../data/clean/command.ts";
 import { HELP_COMBINE } from "../../../data/clean/combine.ts";
 import { tempDir } from "../../helpers.ts";
+import { writeBytes } from "../bytes_fixture.ts";
 
 const GUIDELINE =
   "Offer metformin as first-line treatment to adults with type 2 diabetes and review the dose " +
@@ -204,4 +205,51 @@ Deno.test("clean: bad flags are errors naming the flag; --help prints and writes
     assert.match(help, /Usage: deno task data (clean|combine)/);
     assert.match(help, /Examples:/);
   }
+});
+
+Deno.test("clean: an output or report that is the input (another spelling or a symlink) is refused before reading", async () => {
+  using dir = tempDir();
+  const input = `${dir.path}/raw.jsonl`;
+  const body = guidelineLines().join("\n") + "\n";
+  await Deno.writeTextFile(input, body);
+  await Deno.symlink(input, `${dir.path}/link.jsonl`);
+  const cases: [string, string][] = [
+    ["--output", input],
+    ["--output", `${dir.path}/./raw.jsonl`],
+    ["--output", `${dir.path}/link.jsonl`],
+    ["--report", `${dir.path}/missing/../raw.jsonl`],
+  ];
+  for (const [flag, path] of cases) {
+    const output = flag === "--output" ? path : `${dir.path}/out.jsonl`;
+    const report = flag === "--report" ? ["--report", path] : [];
+    const args = ["--source", "guidelines", "--input", input, "--output", output, ...report, "--quiet"];
+    await assert.rejects(
+      cleanCommand(args),
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          `${flag} ${path} is the same file as --input ${input}: writing it would replace the input`,
+        );
+        return true;
+      },
+    );
+    assert.equal(await Deno.readTextFile(input), body, `${flag} ${path}: input untouched`);
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name).sort(), ["link.jsonl", "raw.jsonl"]);
+});
+
+Deno.test("clean: lines with invalid UTF-8 are counted in the report; valid input bytes are unchanged", async () => {
+  using dir = tempDir();
+  const input = `${dir.path}/replay.jsonl`;
+  await writeBytes(input, '{"text": "caf', 0xe9, '"}\n{"text": "naïve 🩺 \uFFFD"}\n');
+  const output = `${dir.path}/out.jsonl`;
+  const args = ["--source", "replay", "--keep-rate", "1", "--input", input, "--output", output, "--quiet"];
+  const report = await cleanCommand(args);
+  assert.equal(report.kept, 2);
+  assert.equal(report.invalidUtf8Lines, 1, "a valid U+FFFD is not counted");
+  assert.equal(JSON.parse(await Deno.readTextFile(`${output}.report.json`)).invalidUtf8Lines, 1);
+  assert.deepEqual(
+    (await Deno.readTextFile(output)).trim().split("\n").map((l) => JSON.parse(l).text),
+    ["caf\uFFFD", "naïve 🩺 \uFFFD"],
+  );
 });

@@ -506,12 +506,11 @@ export async function main(rawArgs: string[]): Promise<void> {
   const par = run.parallel, ranks = par.tp * par.pp * par.dp;
   const launched = insideLaunch();
   // Started by srun/mpirun directly (not re-run by this command under mpirun): world rank 0 prepares the run
-  // while the other ranks wait for it (distAllOk below), before they read the initial checkpoint.
+  // while the other ranks wait for it (distAllOk below), before they read the initial checkpoint. MPI starts
+  // first, so that an error of rank 0 while it prepares takes the whole job down (MPI_Abort in runMain).
   const direct = launched && Deno.env.get("MEDITRON_LAUNCHED") === undefined && !resume;
-  if (direct && launchRank() !== 0) {
-    await distInit();
-    if (!(await distAllOk(true))) throw new Error("world rank 0 could not prepare the run");
-  }
+  if (direct) await distInit();
+  if (direct && launchRank() !== 0) await distAllOk(true);
   // Once, before any rank starts: the run directory and the initial checkpoint in the run's layout.
   const prepare = !resume && (!launched || (direct && launchRank() === 0));
   const hasCheckpoints = prepare && await exists(join(runDir, "checkpoints", "latest"));
@@ -549,14 +548,10 @@ export async function main(rawArgs: string[]): Promise<void> {
       await prepareInit(init, initDir, run, !v["no-verify"]);
     } catch (e) {
       if (fresh) await Deno.remove(runDir, { recursive: true }).catch(() => {}); // nothing half-written
-      if (direct) await distInit().then(() => distAllOk(false)); // the waiting ranks fail too
       throw e;
     }
     if (hasCheckpoints) await Deno.remove(join(runDir, "checkpoints"), { recursive: true }); // --overwrite
-    if (direct) {
-      await distInit();
-      await distAllOk(true); // the other ranks may read the initial checkpoint now
-    }
+    if (direct) await distAllOk(true); // the other ranks may read the initial checkpoint now
   }
   if (ranks > 1 && !launched) {
     const program = [Deno.execPath(), "run", "-A", fileURLToPath(import.meta.url), ...rawArgs];

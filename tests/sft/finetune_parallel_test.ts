@@ -83,6 +83,25 @@ Deno.test({
       );
       assert.ok(direct.success, new TextDecoder().decode(direct.stderr));
       assert.deepEqual(await losses(join(dir, "direct")), dp);
+      // Rank 0 failing while it prepares takes the job down (MPI_Abort); the waiting rank does not hang.
+      const failed = await runRanks(
+        [
+          Deno.execPath(),
+          "run",
+          "-A",
+          FINETUNE,
+          ...common,
+          "--name",
+          "nodata",
+          "--dp",
+          "2",
+          "--data",
+          "missing.jsonl",
+        ],
+        2,
+      );
+      assert.equal(failed.success, false);
+      assert.match(new TextDecoder().decode(failed.stderr), /missing\.jsonl: cannot read SFT data/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -65,41 +65,16 @@ Deno.test({
       }
       // Started by mpirun directly (as srun would): world rank 0 writes the initial checkpoint while the
       // other rank waits, and the run is the one the command's own launch gives.
-      const direct = await runRanks(
-        [
-          Deno.execPath(),
-          "run",
-          "-A",
-          FINETUNE,
-          ...common,
-          "--name",
-          "direct",
-          "--micro-batch",
-          "1",
-          "--dp",
-          "2",
-        ],
-        2,
-      );
+      const underMpirun = (name: string, extra: string[]) =>
+        runRanks(
+          [Deno.execPath(), "run", "-A", FINETUNE, ...common, "--name", name, "--dp", "2", ...extra],
+          2,
+        );
+      const direct = await underMpirun("direct", ["--micro-batch", "1"]);
       assert.ok(direct.success, new TextDecoder().decode(direct.stderr));
       assert.deepEqual(await losses(join(dir, "direct")), dp);
       // Rank 0 failing while it prepares takes the job down (MPI_Abort); the waiting rank does not hang.
-      const failed = await runRanks(
-        [
-          Deno.execPath(),
-          "run",
-          "-A",
-          FINETUNE,
-          ...common,
-          "--name",
-          "nodata",
-          "--dp",
-          "2",
-          "--data",
-          "missing.jsonl",
-        ],
-        2,
-      );
+      const failed = await underMpirun("nodata", ["--data", "missing.jsonl"]);
       assert.equal(failed.success, false);
       assert.match(new TextDecoder().decode(failed.stderr), /missing\.jsonl: cannot read SFT data/);
     } finally {

@@ -51,6 +51,7 @@ import { demoSftRows } from "./data_sft.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { failFast, resolveModelArg, runMain, UsageError } from "./common.ts";
 import { stopOnSignals } from "./signals.ts";
+import { writeFileAtomic } from "../data/indexed_dataset.ts";
 
 const HELP = `Usage: deno task finetune --init RUN|HFDIR --data FILE.jsonl|demo [options]
 
@@ -626,7 +627,10 @@ async function finetuneRank(r: RankRun): Promise<void> {
     }
     if (rank === 0) {
       await Deno.mkdir(runDir, { recursive: true });
-      await Deno.writeTextFile(join(runDir, "config.yaml"), toYaml({ ...config, sft }));
+      await writeFileAtomic(
+        join(runDir, "config.yaml"),
+        new TextEncoder().encode(toYaml({ ...config, sft })),
+      );
     }
     log?.line(
       `model: ${(model.numParams / 1e6).toFixed(2)}M parameters per rank from ${r.start} (vocabulary ` +
@@ -649,7 +653,7 @@ async function finetuneRank(r: RankRun): Promise<void> {
         return b;
       },
       valid: () => [],
-      state: { ...state },
+      state: { ...state }, // a Record for the checkpoint's data state
     };
     // SIGTERM / Ctrl-C: finish the step, write a checkpoint, exit 0 (single process; mpirun stops a job).
     using stop = stopOnSignals((s) => log?.line(s), ranks === 1);

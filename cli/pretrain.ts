@@ -47,6 +47,7 @@ import { conditionsOfSystems, DISCLAIMER, renderCorpus } from "../data/embedded/
 import { formatDuration, Progress } from "./progress.ts";
 import { failFast, runMain, UsageError } from "./common.ts";
 import { plotRun } from "./plot.ts";
+import { writeFileAtomic } from "../data/indexed_dataset.ts";
 import { stopOnSignals } from "./signals.ts";
 
 const HELP = `Usage: deno task pretrain [options]
@@ -475,15 +476,6 @@ async function pretrainRank(run: RankRun): Promise<void> {
   }
 }
 
-/** Writes `runDir/config.yaml` atomically (a temp file, fsynced, renamed into place). */
-function writeRunConfig(runDir: string, cfg: RunConfig): void {
-  const tmp = join(runDir, `.config.yaml.tmp-${Deno.pid}`);
-  using f = Deno.openSync(tmp, { write: true, create: true, truncate: true });
-  f.writeSync(new TextEncoder().encode(toYaml(cfg)));
-  f.syncSync();
-  Deno.renameSync(tmp, join(runDir, "config.yaml"));
-}
-
 /** The training of one rank, with its model. */
 async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): Promise<void> {
   const { cfg, runDir, resumeDir, v, rank, ranks, log } = run;
@@ -512,9 +504,11 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
     signal: stop.signal,
     sync: { allOk: distAllOk },
     onNotice: (s) => log.line(s),
-    onStep: (m, total) => {
+    onStep: async (m, total) => {
       // The model, the checkpoint and the data all worked: the run's configuration is now its own.
-      if (rank === 0 && stepsDone++ === 0) writeRunConfig(runDir, cfg);
+      if (rank === 0 && stepsDone++ === 0) {
+        await writeFileAtomic(join(runDir, "config.yaml"), new TextEncoder().encode(toYaml(cfg)));
+      }
       const val = m.val_loss !== undefined ? ` val ${m.val_loss.toFixed(4)}` : "";
       const text = `step ${m.step}/${total} loss ${m.loss.toFixed(4)}${val} lr ${m.lr.toExponential(2)} ` +
         `gnorm ${m.grad_norm.toFixed(3)} ${Math.round(m.tokens_per_s)} tok/s ETA ${formatDuration(m.eta_s)}`;

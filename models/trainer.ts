@@ -72,8 +72,8 @@ export interface TrainOptions {
   resume?: string;
   /** Verify shard checksums on resume (default true). */
   verify?: boolean;
-  /** Called after every step (progress display). */
-  onStep?: (m: StepMetrics, total: number) => void;
+  /** Called after every step (progress display); a returned promise is awaited before the next step. */
+  onStep?: (m: StepMetrics, total: number) => unknown;
   /** Called with one-line notices (checkpoint written, resumed, …). */
   onNotice?: (message: string) => void;
   /** Stops after the current step, writing a checkpoint. */
@@ -239,7 +239,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     history.push(m);
     await record(m);
-    opts.onStep?.(m, t.steps);
+    await opts.onStep?.(m, t.steps);
     const stop = opts.signal?.aborted ?? false;
     if ((t.save_every > 0 && iteration % t.save_every === 0) || iteration === t.steps || stop) await save();
     if (stop) {

@@ -714,17 +714,29 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
   return snapshot;
 }
 
-/** Maps `items` through `work` with at most `n` in flight; results in input order. */
+/**
+ * Maps `items` through `work` with at most `n` in flight; results in input order. After the first failure no
+ * new item starts, and the failure is thrown only once every item in flight has settled: when this rejects,
+ * nothing it started is still writing (a caller may then remove the directory it wrote to).
+ */
 async function pool<T, R>(items: readonly T[], n: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const i = next++;
-      out[i] = await work(items[i]);
+      try {
+        out[i] = await work(items[i]);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(n, items.length) }, worker));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
   return out;
 }
 

@@ -73,6 +73,8 @@ export class TestHub {
   unavailable?: { path: string; times: number };
   /** CDN GETs of this path serve one byte flipped. */
   corrupt?: string;
+  /** CDN GETs of this path answer after `ms` milliseconds. */
+  slow?: { path: string; ms: number };
   readonly #server: Deno.HttpServer;
   readonly #repos = new Map<string, TestRepo & { sha: string; revisions: string[] }>();
 
@@ -93,7 +95,7 @@ export class TestHub {
     return `http://localhost:${(this.#server.addr as Deno.NetAddr).port}`;
   }
 
-  #handle(req: Request): Response {
+  #handle(req: Request): Response | Promise<Response> {
     const url = new URL(req.url);
     const path = decodeURIComponent(url.pathname);
     this.requests.push({
@@ -182,7 +184,8 @@ export class TestHub {
     return rev === "main" || rev === repo.sha || repo.revisions.includes(rev);
   }
 
-  #serveCdn(req: Request, key: string): Response {
+  async #serveCdn(req: Request, key: string): Promise<Response> {
+    if (this.slow?.path === key) await new Promise((r) => setTimeout(r, this.slow!.ms));
     let body: Uint8Array<ArrayBuffer> | undefined = this.#blobs.get(key);
     if (!body) return new Response("no such blob", { status: 404 });
     if (this.unavailable?.path === key && this.unavailable.times > 0) {

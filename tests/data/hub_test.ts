@@ -29,6 +29,20 @@ const MODEL = {
   "README.md": "# card",
 };
 
+/** Every path under `dir` with its lstat size, sorted: a snapshot of what is on disk. */
+async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = join(d, e.name);
+      out.push(`${p} ${(await Deno.lstat(p)).size}`);
+      if (e.isDirectory) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
 function settings(hub: TestHub, cacheDir: string, extra: Partial<HubSettings> = {}): HubSettings {
   return { endpoint: hub.url, cacheDir, offline: false, ...extra };
 }
@@ -234,6 +248,8 @@ Deno.test("snapshotDownload: an LFS file whose sha256 does not match is rejected
   hub.add({ type: "model", id: "org/tiny", files: MODEL });
   const key = TestHub.sha256(MODEL["model-00002-of-00002.safetensors"]);
   hub.corrupt = key;
+  // Another file still downloading when the corrupt one fails: the rejection waits for it.
+  hub.slow = { path: TestHub.sha256(MODEL["model-00001-of-00002.safetensors"]), ms: 300 };
   await assert.rejects(
     snapshotDownload(parseRepoRef("org/tiny", "model")!, {
       settings: settings(hub, d.path),
@@ -241,6 +257,9 @@ Deno.test("snapshotDownload: an LFS file whose sha256 does not match is rejected
     }),
     (e: Error) => e instanceof HubError && e.message.includes(`does not match the hub's ${key}`),
   );
+  const after = await listTree(d.path);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(await listTree(d.path), after, "nothing writes to the cache once the download has failed");
   const blobs = [...Deno.readDirSync(join(d.path, "models--org--tiny", "blobs"))].map((e) => e.name);
   assert.ok(!blobs.some((b) => b.startsWith(key)), blobs.join(","));
   const snap = [...Deno.readDirSync(join(d.path, "models--org--tiny", "snapshots"))][0].name;

@@ -64,8 +64,8 @@ Batches are padded to their longest example rounded up to 16 tokens (at most tra
 their first train.seq+1 tokens, and those left without an assistant token are dropped (counted). With --pack
 (sft.pack) whole examples are packed first-fit into rows of train.seq tokens instead, each attending only to
 itself (segment ids in the attention, RoPE restarting per example): the same loss, fewer padding tokens.
-SIGTERM or Ctrl-C finishes the step, writes a checkpoint and exits 0 (a second signal kills); --resume RUN
-continues from it.
+Ctrl-C, SIGTERM or SIGUSR2 finishes the step, writes a checkpoint and exits 0, every rank at the same step (a
+second signal kills); --resume RUN continues from it.
 
 Options:
   --init PATH|REPO      the model to start from: a native run (dir, checkpoints/ or iter_*), a hub model
@@ -557,7 +557,12 @@ export async function main(rawArgs: string[]): Promise<void> {
   if (ranks > 1 && !launched) {
     const program = [Deno.execPath(), "run", "-A", fileURLToPath(import.meta.url), ...rawArgs];
     Deno.env.set("MEDITRON_LAUNCHED", "1");
-    const code = await runUnderMpi(program, { ranks, hostfile: v.hostfile, root: isRoot() });
+    const code = await runUnderMpi(program, {
+      ranks,
+      hostfile: v.hostfile,
+      root: isRoot(),
+      onInterrupt: (s) => console.error(s),
+    });
     if (code !== 0) throw new Error(`the ${ranks}-rank job failed (exit code ${code})`);
     return;
   }
@@ -602,6 +607,9 @@ interface RankRun {
 async function finetuneRank(r: RankRun): Promise<void> {
   const { source, sft, config, data: { dataset }, runDir, rank, ranks } = r;
   const log = rank === 0 ? new Progress() : undefined;
+  // SIGTERM / Ctrl-C / SIGUSR2 (what the launcher forwards): finish the step, write a checkpoint, exit 0, every
+  // rank at the same step; from here on, so that a signal while the model loads stops before the first step.
+  using stop = stopOnSignals((s) => log?.line(s));
   const t = config.train;
   await setNumThreads(
     ranks > 1 && t.threads === 0 ? Math.max(1, Math.floor(navigator.hardwareConcurrency / ranks)) : t.threads,
@@ -655,8 +663,6 @@ async function finetuneRank(r: RankRun): Promise<void> {
       valid: () => [],
       state: { ...state }, // a Record for the checkpoint's data state
     };
-    // SIGTERM / Ctrl-C: finish the step, write a checkpoint, exit 0 (single process; mpirun stops a job).
-    using stop = stopOnSignals((s) => log?.line(s), ranks === 1);
     try {
       const result = await train({
         model,
@@ -678,9 +684,10 @@ async function finetuneRank(r: RankRun): Promise<void> {
       });
       log?.done();
       const h = result.history;
-      log?.line(
-        `done: loss ${h[0].loss.toFixed(4)} -> ${h.at(-1)!.loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
-      );
+      if (h.length) {
+        const [first, last] = [h[0].loss.toFixed(4), h.at(-1)!.loss.toFixed(4)];
+        log?.line(`done: loss ${first} -> ${last}; checkpoint ${result.checkpoint}`);
+      }
     } finally {
       t.seq = maxSeq;
     }

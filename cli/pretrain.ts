@@ -53,6 +53,9 @@ import { stopOnSignals } from "./signals.ts";
 const HELP = `Usage: deno task pretrain [options]
 
 Pretrains a Llama-2 model. With no options: configs/tiny.yaml on the embedded demo corpus.
+Ctrl-C, SIGTERM or SIGUSR2 finishes the step, writes a checkpoint and exits 0, every rank at the same step (a
+second signal kills); --resume continues from it. A job of --tp/--pp/--dp ranks started by this command gets
+the first signal as SIGUSR2 (mpirun would kill it on SIGINT/SIGTERM).
 
 Options:
   --config FILE         YAML run config (default: configs/tiny.yaml; with --resume: the checkpoint's)
@@ -402,7 +405,12 @@ export async function main(rawArgs: string[]): Promise<void> {
       ...rawArgs, // --overwrite included: rank 0 deletes the old checkpoints once the data and model are ready
     ];
     Deno.env.set("MEDITRON_LAUNCHED", "1");
-    const code = await runUnderMpi(program, { ranks, hostfile: v.hostfile, root: isRoot() });
+    const code = await runUnderMpi(program, {
+      ranks,
+      hostfile: v.hostfile,
+      root: isRoot(),
+      onInterrupt: (s) => console.error(s),
+    });
     if (code !== 0) {
       throw new Error(`the ${ranks}-rank job failed (exit code ${code}); see ${join(runDir, "logs")}`);
     }
@@ -416,7 +424,22 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   const log = new RankLog(dist.rank, ranks > 1 ? join(runDir, "logs") : undefined);
   try {
-    await pretrainRank({ cfg, runDir, fresh, resumeDir, v, rank: dist.rank, ranks, log, notices });
+    // SIGINT (Ctrl-C), SIGTERM (preemption) and SIGUSR2 (what the launcher forwards) finish the current step,
+    // write a checkpoint and exit 0, on every rank at the same step; a second signal kills. Listening from
+    // here on: a signal while the data and the model load stops the run before its first step.
+    using stop = stopOnSignals((s) => log.line(s));
+    await pretrainRank({
+      cfg,
+      runDir,
+      fresh,
+      resumeDir,
+      v,
+      rank: dist.rank,
+      ranks,
+      log,
+      notices,
+      stop: stop.signal,
+    });
   } finally {
     log.close();
   }
@@ -435,6 +458,8 @@ interface RankRun {
   log: RankLog;
   /** One-line notices of the configuration, logged by rank 0. */
   notices: string[];
+  /** Aborted by a stop request (stopOnSignals). */
+  stop: AbortSignal;
 }
 
 async function pretrainRank(run: RankRun): Promise<void> {
@@ -466,19 +491,19 @@ async function pretrainRank(run: RankRun): Promise<void> {
       distAbort,
       (s) => log.record(s), // failFast prints the error itself
     );
-  } catch (e) {
-    // A new run that failed before its first step (config.yaml is written then) leaves no directory behind.
+  } finally {
+    // A new run that failed or was stopped before its first step (config.yaml is written then) leaves no
+    // directory behind.
     const has = (f: string) => Deno.stat(join(runDir, f)).then(() => true, () => false);
     if (run.fresh && ranks === 1 && !(await has("config.yaml")) && !(await has("checkpoints"))) {
       await Deno.remove(runDir, { recursive: true }).catch(() => {});
     }
-    throw e;
   }
 }
 
 /** The training of one rank, with its model. */
 async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): Promise<void> {
-  const { cfg, runDir, resumeDir, v, rank, ranks, log } = run;
+  const { cfg, runDir, resumeDir, v, rank, log } = run;
   const par = cfg.parallel;
   const t = cfg.train, r = model.rank;
   let stepsDone = 0; // by this invocation
@@ -491,9 +516,6 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
         t.micro_batch * t.grad_accum * par.dp
       } x ${t.seq} tokens; ${t.steps} steps -> ${runDir}`,
   );
-  // SIGINT (Ctrl-C) and SIGTERM (preemption) finish the current step, write a checkpoint and exit 0; a second
-  // signal kills. Single process only (a multi-rank job stops through mpirun).
-  using stop = stopOnSignals((s) => log.line(s), ranks === 1);
   const result = await train({
     model,
     config: cfg,
@@ -501,7 +523,7 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
     data,
     resume: resumeDir,
     verify: !v["no-verify"],
-    signal: stop.signal,
+    signal: run.stop,
     sync: { allOk: distAllOk },
     onNotice: (s) => log.line(s),
     onStep: async (m, total) => {
@@ -529,7 +551,7 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
         }, checkpoint ${result.checkpoint}`,
     );
   }
-  if (rank === 0) await plotRun(runDir, (s) => log.line(s));
+  if (rank === 0 && h.length) await plotRun(runDir, (s) => log.line(s));
 }
 
 if (import.meta.main) {

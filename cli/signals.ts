@@ -1,12 +1,14 @@
 /**
- * Graceful interruption of a training command: SIGINT (Ctrl-C) and SIGTERM (preemption) ask the run to finish
- * its current step, write a checkpoint and exit 0; a second signal kills the process.
+ * Graceful interruption of a training command: SIGINT (Ctrl-C), SIGTERM (preemption) and SIGUSR2 (what a
+ * launcher forwards: `runUnderMpi` of parallel/launcher.ts, or Slurm's `--signal=USR2@SECONDS`) ask the run to finish its
+ * current step, write a checkpoint and exit 0; a second signal kills the process. In a multi-rank job the
+ * ranks agree on the step to stop at (the trainer's per-step all-reduce), so one rank's signal stops them all.
  *
  * @module
  */
 
-/** The signals that stop a run gracefully. */
-const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+/** The signals that stop a run gracefully. Not SIGUSR1: Deno opens its inspector (a debugger port) on it. */
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGUSR2"] as const;
 
 /** The line logged on the first signal. */
 export const INTERRUPT_MESSAGE =
@@ -14,28 +16,24 @@ export const INTERRUPT_MESSAGE =
 
 /** What {@linkcode stopOnSignals} returns: the stop request, and the removal of its listeners. */
 export interface SignalStop extends Disposable {
-  /** Aborted on the first SIGINT or SIGTERM (pass it as `train({ signal })`); never aborted when disabled. */
+  /** Aborted on the first SIGINT, SIGTERM or SIGUSR2 (pass it as `train({ signal })`). */
   readonly signal: AbortSignal;
 }
 
 /**
- * Turns the first SIGINT or SIGTERM into a stop request: logs {@linkcode INTERRUPT_MESSAGE} through `log`,
- * aborts the returned `signal` and removes its listeners, so that a second signal has its default effect
+ * Turns the first SIGINT, SIGTERM or SIGUSR2 into a stop request: logs {@linkcode INTERRUPT_MESSAGE} through
+ * `log`, aborts the returned `signal` and removes its listeners, so that a second signal has its default effect
  * (the process is killed). Disposing the result (`using`) removes the listeners if no signal came.
- *
- * Only for a single process (`enabled`: true, the default): a multi-rank job is stopped through mpirun, which
- * signals every rank, and the ranks could then stop at different steps. With `enabled` false nothing is
- * installed and `signal` never aborts.
  *
  * @example
  * ```ts ignore
- * using stop = stopOnSignals((s) => console.error(s), ranks === 1);
- * await train({ model, config, runDir, data, signal: stop.signal });
+ * using stop = stopOnSignals((s) => console.error(s));
+ * await train({ model, config, runDir, data, signal: stop.signal, sync: { allOk: distAllOk } });
  * ```
  */
-export function stopOnSignals(log: (line: string) => void, enabled = true): SignalStop {
+export function stopOnSignals(log: (line: string) => void): SignalStop {
   const abort = new AbortController();
-  let listening = false;
+  let listening = true;
   const remove = () => {
     if (!listening) return;
     listening = false;
@@ -46,9 +44,6 @@ export function stopOnSignals(log: (line: string) => void, enabled = true): Sign
     log(INTERRUPT_MESSAGE);
     abort.abort();
   };
-  if (enabled) {
-    listening = true;
-    for (const sig of SIGNALS) Deno.addSignalListener(sig, onSignal);
-  }
+  for (const sig of SIGNALS) Deno.addSignalListener(sig, onSignal);
   return { signal: abort.signal, [Symbol.dispose]: remove };
 }

@@ -76,9 +76,10 @@ export interface TrainOptions {
   onStep?: (m: StepMetrics, total: number) => unknown;
   /** Called with one-line notices (checkpoint written, resumed, …). */
   onNotice?: (message: string) => void;
-  /** Stops after the current step, writing a checkpoint. */
+  /** Stops after the current step, writing a checkpoint (with `sync`: after the step every rank reaches
+   * once any rank's signal is aborted). */
   signal?: AbortSignal;
-  /** Barrier of a multi-rank job (checkpoints are written collectively). */
+  /** Agreement of a multi-rank job: checkpoints are written collectively, and stop requests are shared. */
   sync?: CheckpointSync;
 }
 
@@ -189,6 +190,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       notice(`${why}; training continues (train.on_save_error: continue)`);
     }
   };
+  // A stop request of any rank stops every rank after the same step: an all-reduce of the requests (one int
+  // per step), because signals reach the ranks of a job at different times.
+  const stopRequested = async () => {
+    const wanted = opts.signal?.aborted ?? false;
+    return opts.sync ? !(await opts.sync.allOk(!wanted)) : wanted;
+  };
+  if (iteration < t.steps && await stopRequested()) {
+    notice(`stopped before the first step on request (iteration ${iteration}); nothing new to save`);
+    return { history, iteration, consumedSamples: consumed, checkpoint };
+  }
   while (iteration < t.steps) {
     const batch = data.train(consumed + rank.dpRank * rows, rows);
     const t0 = performance.now();
@@ -240,7 +251,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     history.push(m);
     await record(m);
     await opts.onStep?.(m, t.steps);
-    const stop = opts.signal?.aborted ?? false;
+    const stop = await stopRequested();
     if ((t.save_every > 0 && iteration % t.save_every === 0) || iteration === t.steps || stop) await save();
     if (stop) {
       notice(`stopped at iteration ${iteration} on request`);

@@ -116,15 +116,40 @@ export async function runRanks(program: string[], ranks: number): Promise<Deno.C
     .output();
 }
 
+/** Options of {@linkcode runUnderMpi}. */
+export interface RunUnderMpiOptions extends LaunchOptions {
+  /** Logs the line said when a first interrupt is passed on to the ranks. */
+  onInterrupt?: (line: string) => void;
+}
+
+/** The signals {@linkcode runUnderMpi} passes on to its job, and SIGHUP, which ends it. */
+const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /**
  * Runs `program` under mpirun and resolves to its exit code (the job's: non-zero when any rank failed).
  * Throws a clear error when mpirun is not installed.
+ *
+ * Interrupts: mpirun answers SIGINT or SIGTERM by killing every rank within a second, which leaves no time for
+ * a checkpoint. So the job runs in its own session (a terminal's Ctrl-C reaches this process, not mpirun), and
+ * the first SIGINT or SIGTERM here is passed to every rank as SIGUSR2, which mpirun forwards and the training
+ * ranks take as "finish the step, write a checkpoint, exit 0". A second one, or a SIGHUP, sends mpirun SIGTERM:
+ * the job is killed.
+ *
+ * @example
+ * ```ts ignore
+ * import { isRoot, runUnderMpi } from "./launcher.ts";
+ * const code = await runUnderMpi([Deno.execPath(), "run", "-A", "cli/pretrain.ts"], {
+ *   ranks: 4,
+ *   root: isRoot(),
+ *   onInterrupt: (s) => console.error(s),
+ * });
+ * ```
  */
-export async function runUnderMpi(program: string[], opts: LaunchOptions): Promise<number> {
+export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): Promise<number> {
   const c = mpirunCommand(program, opts);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null" }).spawn();
+    child = new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", detached: true }).spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new Error(
@@ -133,7 +158,29 @@ export async function runUnderMpi(program: string[], opts: LaunchOptions): Promi
     }
     throw e;
   }
-  return (await child.status).code;
+  let interrupted = false;
+  const onSignal = (sig: Deno.Signal) => () => {
+    const first = !interrupted && sig !== "SIGHUP";
+    interrupted = true;
+    if (first) {
+      opts.onInterrupt?.(
+        `interrupt: asking the ${opts.ranks} ranks to finish the current step and write a checkpoint ` +
+          `(signal again to kill the job)`,
+      );
+    }
+    try {
+      child.kill(first ? "SIGUSR2" : "SIGTERM");
+    } catch {
+      // the job has just ended
+    }
+  };
+  const listeners = INTERRUPTS.map((sig) => [sig, onSignal(sig)] as const);
+  for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
+  try {
+    return (await child.status).code;
+  } finally {
+    for (const [sig, f] of listeners) Deno.removeSignalListener(sig, f);
+  }
 }
 
 /** Whether this process runs as root (OpenMPI needs to be told). */

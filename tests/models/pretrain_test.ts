@@ -77,3 +77,58 @@ Deno.test("exact resume: 20 steps straight equal 10 + resume + 10, bit for bit",
   const lines = (await Deno.readTextFile(join(dir.path, "b", "metrics.jsonl"))).trim().split("\n");
   assert.deepEqual(lines.map((l) => JSON.parse(l).step), Array.from({ length: 20 }, (_, i) => i + 1));
 });
+
+Deno.test("stop requests: another rank's (via sync) stops after the same step with a checkpoint; one before the first step stops with none", async () => {
+  using dir = tempDir();
+  const cfg = smallConfig(20);
+  cfg.train.save_every = 0;
+  using model = await NativeModel.create(modelDims(cfg.model), optimSettings(cfg.train), {
+    seed: cfg.train.seed,
+    initStd: cfg.model.init_std,
+  });
+  const data = await pretrainData(cfg, () => {});
+  // A peer's request reaches this rank only through the agreement: the next allOk answers false, once.
+  let peerStops = false;
+  const sync = {
+    allOk: (ok: boolean) => {
+      const all = ok && !peerStops;
+      peerStops = false;
+      return Promise.resolve(all);
+    },
+  };
+  const notices: string[] = [];
+  const runDir = join(dir.path, "run");
+  const result = await train({
+    model,
+    config: cfg,
+    runDir,
+    data,
+    sync,
+    signal: new AbortController().signal, // never aborted here
+    onStep: (m) => {
+      if (m.step === 3) peerStops = true;
+    },
+    onNotice: (s) => notices.push(s),
+  });
+  assert.equal(result.iteration, 3);
+  assert.equal(result.history.length, 3);
+  assert.ok(notices.includes("stopped at iteration 3 on request"), notices.join("\n"));
+  assert.equal((await Deno.readTextFile(join(runDir, "checkpoints", "latest"))).trim(), "iter_0000003");
+  // Already stopping when the run begins (a signal while the model loaded): no step, no new checkpoint.
+  const early = new AbortController();
+  early.abort();
+  const none = await train({
+    model,
+    config: cfg,
+    runDir,
+    data,
+    resume: runDir,
+    sync,
+    signal: early.signal,
+    onNotice: (s) => notices.push(s),
+  });
+  assert.equal(none.history.length, 0);
+  assert.equal(none.iteration, 3);
+  assert.equal(none.checkpoint, undefined);
+  assert.match(notices.at(-1)!, /stopped before the first step on request \(iteration 3\)/);
+});

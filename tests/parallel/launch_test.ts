@@ -214,3 +214,76 @@ distFinalize();`;
     ]);
   },
 });
+
+Deno.test({
+  name:
+    "Ctrl-C of the launching command, then SIGTERM to one rank only: every rank stops after the same step",
+  ignore: !haveMpirun,
+  fn: async () => {
+    using dir = tempDir();
+    // Whatever happens, no process of this test outlives it (the ranks run in mpirun's own session).
+    using _ = {
+      [Symbol.dispose]: () =>
+        void new Deno.Command("pkill", { args: ["-KILL", "-f", dir.path] }).outputSync(),
+    };
+    const run = join(dir.path, "par");
+    const metricsLines = () =>
+      Deno.readTextFile(join(run, "metrics.jsonl")).then((t) => t.trim().split("\n").length, () => 0);
+    const start = async (resume: boolean) => {
+      const more = ["--pp", "2", "--dp", "2", "--steps", "100000", "--save-every", "0"];
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, ...args(dir.path, [...more, ...(resume ? ["--resume"] : [])])],
+        stdout: "piped",
+        stderr: "piped",
+        detached: true, // its own process group, as a shell's foreground job
+      }).spawn();
+      const output = child.output(); // read while it runs
+      const from = await metricsLines();
+      const deadline = Date.now() + 120_000;
+      while ((await metricsLines()) < from + 2) {
+        assert.ok(Date.now() < deadline, "no training steps appeared");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return { child, output };
+    };
+    // Each rank's log says where it stopped; all must name the same iteration, the one `latest` names.
+    const stoppedAt = () => {
+      const at = [0, 1, 2, 3].map((r) => {
+        const log = Deno.readTextFileSync(join(run, "logs", `rank-0${r}.log`));
+        return Number([...log.matchAll(/stopped at iteration (\d+) on request/g)].at(-1)?.[1]);
+      });
+      assert.ok(at.every((i) => i === at[0] && i > 0), `ranks stopped at ${at}`);
+      assert.equal(
+        Deno.readTextFileSync(join(run, "checkpoints", "latest")).trim(),
+        `iter_${String(at[0]).padStart(7, "0")}`,
+      );
+      return at[0];
+    };
+    // 1. A terminal's Ctrl-C: SIGINT to the launching command's process group.
+    const a = await start(false);
+    await new Deno.Command("kill", { args: ["-INT", "--", `-${a.child.pid}`] }).output();
+    const outA = await a.output;
+    const dec = new TextDecoder();
+    assert.equal(outA.code, 0, dec.decode(outA.stderr).slice(-3000));
+    assert.match(dec.decode(outA.stderr), /interrupt: asking the 4 ranks to finish the current step/);
+    assert.doesNotMatch(dec.decode(outA.stderr), /inspector|Debugger/, "no Deno inspector (SIGUSR1) opened");
+    const first = stoppedAt();
+    // 2. Resumed; then SIGTERM to one rank only (a scheduler signalling the tasks one by one).
+    const b = await start(true);
+    const ps = await new Deno.Command("pgrep", {
+      args: ["-f", `^${Deno.execPath()} run -A ${CLI}.*${dir.path}`], // the deno processes, not mpirun
+      stdout: "piped",
+    }).output();
+    const ranks = dec.decode(ps.stdout).trim().split("\n").map(Number).filter((p) => p !== b.child.pid);
+    assert.equal(ranks.length, 4, `expected the 4 ranks, found ${ranks}`);
+    Deno.kill(ranks[2], "SIGTERM");
+    const outB = await b.output;
+    assert.equal(outB.code, 0, dec.decode(outB.stderr).slice(-3000));
+    const second = stoppedAt();
+    assert.ok(second >= first + 2, `stopped at ${first}, then ${second}`);
+    const steps = Deno.readTextFileSync(join(run, "metrics.jsonl")).trim().split("\n").map((l) =>
+      JSON.parse(l).step
+    );
+    assert.deepEqual(steps, Array.from({ length: second }, (_, i) => i + 1));
+  },
+});

@@ -93,6 +93,14 @@ async function runToEnd(args: string[]): Promise<void> {
   if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-2000));
 }
 
+/** Steps in the killed run's metrics.jsonl. */
+function stepsWritten(dir: string): Promise<number> {
+  return Deno.readTextFile(join(dir, "killed", "metrics.jsonl")).then(
+    (t) => t.split("\n").filter(Boolean).length,
+    () => 0,
+  );
+}
+
 /** Runs `trials` kill/resume cycles in `dir` against an uninterrupted reference run. */
 export async function killAndResume(
   dir: string,
@@ -110,13 +118,21 @@ export async function killAndResume(
       () => true,
       () => false,
     );
+    const before = await stepsWritten(dir);
     const child = new Deno.Command(Deno.execPath(), {
       args: [...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])],
       stdout: "null",
       stderr: "null",
     }).spawn();
-    // Kill at a random moment between start-up and a few steps in (checkpoints are written every step).
-    await new Promise((r) => setTimeout(r, 600 + next() * 2500));
+    // Kill at a random moment once this invocation has trained (checkpoints are written every step): after
+    // its first new step, 0–400 ms on, whatever the machine's speed.
+    let exited = false;
+    child.status.then(() => exited = true);
+    const deadline = Date.now() + 120_000;
+    while (!exited && (await stepsWritten(dir)) <= before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, next() * 400));
     try {
       child.kill("SIGKILL");
     } catch { /* already finished */ }
@@ -147,7 +163,7 @@ async function run({ trials, seed }: { trials: number; seed: number }): Promise<
 export const bench = defineBench({
   name: "preemption",
   measures:
-    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at seeded random moments, --trials times,
+    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at a seeded random moment after each start's first step, --trials times,
 resuming it with --resume each time, then lets it finish; prints the kills that landed and whether the final
 loss curve is bit-identical (exit 1 if not). The test suite runs 3 trials of the same harness.`,
   peer: "the same run uninterrupted",

@@ -18,7 +18,7 @@
  */
 
 /** How long {@linkcode display} waits after each message (ms): ample on a loaded 2-core machine. */
-export const DISPLAY_SETTLE_MS = 100;
+export const DISPLAY_SETTLE_MS = 400;
 
 /** Waits long enough for the kernel to send what the cell displayed or printed so far. */
 export function settleOutput(ms: number = DISPLAY_SETTLE_MS): Promise<void> {

@@ -150,7 +150,9 @@ Deno.test("SIGTERM mid-run: the step finishes, a checkpoint is written, exit 0, 
   }).spawn();
   const metrics = join(dir.path, "t", "metrics.jsonl");
   const lines = () => Deno.readTextFileSync(metrics).trim().split("\n").filter(Boolean).length;
-  for (let i = 0; i < 600 && !(await Deno.stat(metrics).then(() => lines() >= 2, () => false)); i++) {
+  const deadline = Date.now() + 120_000;
+  while (!(await Deno.stat(metrics).then(() => lines() >= 2, () => false))) {
+    assert.ok(Date.now() < deadline, "no training steps within 120 s");
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGTERM");

@@ -52,7 +52,8 @@ async function runConsumer(
   };
   delete env.MEDITRON_LIB;
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", "--node-modules-dir=none", "main.ts"],
+    // --reload of the loopback origin: a port an earlier run used must not serve its cached modules.
+    args: ["run", "-A", "--no-config", "--node-modules-dir=none", "--reload=http://127.0.0.1", "main.ts"],
     cwd: dir,
     env,
     clearEnv: true,

@@ -65,6 +65,26 @@ async function pretrain(a: string[]) {
   return { code: out.code, stderr: dec.decode(out.stderr) + dec.decode(out.stdout) };
 }
 
+/** Whatever happens, no process of a test in `dir` outlives it (mpirun and its ranks run in their own session). */
+function killAllOf(dir: string): Disposable {
+  return {
+    [Symbol.dispose]: () => void new Deno.Command("pkill", { args: ["-KILL", "-f", dir] }).outputSync(),
+  };
+}
+
+/** The 4 rank processes of the job launched by `launcher` in `dir`: deno running the CLI, not mpirun. */
+async function ranksOf(dir: string, launcher: number): Promise<number[]> {
+  const ps = await new Deno.Command("pgrep", {
+    args: ["-f", `^${Deno.execPath()} run -A ${CLI}.*${dir}`],
+    stdout: "piped",
+  }).output();
+  const ranks = new TextDecoder().decode(ps.stdout).trim().split("\n").map(Number).filter((p) =>
+    p !== launcher
+  );
+  assert.equal(ranks.length, 4, `expected the 4 ranks, found ${ranks}`);
+  return ranks;
+}
+
 // The numbers of each step (timings excluded).
 function metrics(dir: string): { step: number; loss: number; lr: number; grad_norm: number }[] {
   return Deno.readTextFileSync(join(dir, "par", "metrics.jsonl")).trim().split("\n").map((l) => {
@@ -143,6 +163,7 @@ Deno.test({
   ignore: !haveMpirun,
   fn: async () => {
     using dir = tempDir();
+    using _ = killAllOf(dir.path);
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -159,15 +180,9 @@ Deno.test({
       assert.ok(Date.now() < deadline, "no checkpoint appeared");
       await new Promise((r) => setTimeout(r, 200));
     }
-    // The ranks are deno processes running the CLI with our unique output directory.
-    const ps = await new Deno.Command("pgrep", { args: ["-f", `${CLI}.*${dir.path}`], stdout: "piped" })
-      .output();
-    const pids = new TextDecoder().decode(ps.stdout).trim().split("\n").map(Number).filter((p) =>
-      p !== child.pid
-    );
-    assert.ok(pids.length >= 4, `expected the 4 ranks, found ${pids}`);
+    const ranks = await ranksOf(dir.path, child.pid);
     const killedAt = Date.now();
-    Deno.kill(pids.at(-1)!, "SIGKILL");
+    Deno.kill(ranks[3], "SIGKILL");
     const status = await child.status;
     const seconds = (Date.now() - killedAt) / 1000;
     await child.stderr.cancel();
@@ -221,11 +236,7 @@ Deno.test({
   ignore: !haveMpirun,
   fn: async () => {
     using dir = tempDir();
-    // Whatever happens, no process of this test outlives it (the ranks run in mpirun's own session).
-    using _ = {
-      [Symbol.dispose]: () =>
-        void new Deno.Command("pkill", { args: ["-KILL", "-f", dir.path] }).outputSync(),
-    };
+    using _ = killAllOf(dir.path);
     const run = join(dir.path, "par");
     const metricsLines = () =>
       Deno.readTextFile(join(run, "metrics.jsonl")).then((t) => t.trim().split("\n").length, () => 0);
@@ -270,12 +281,7 @@ Deno.test({
     const first = stoppedAt();
     // 2. Resumed; then SIGTERM to one rank only (a scheduler signalling the tasks one by one).
     const b = await start(true);
-    const ps = await new Deno.Command("pgrep", {
-      args: ["-f", `^${Deno.execPath()} run -A ${CLI}.*${dir.path}`], // the deno processes, not mpirun
-      stdout: "piped",
-    }).output();
-    const ranks = dec.decode(ps.stdout).trim().split("\n").map(Number).filter((p) => p !== b.child.pid);
-    assert.equal(ranks.length, 4, `expected the 4 ranks, found ${ranks}`);
+    const ranks = await ranksOf(dir.path, b.child.pid);
     Deno.kill(ranks[2], "SIGTERM");
     const outB = await b.output;
     assert.equal(outB.code, 0, dec.decode(outB.stderr).slice(-3000));

@@ -61,7 +61,9 @@ function mpiJob(dir: string, onUsr1: "exit 0" | "true") {
     }
   };
   const until = async (what: string) => {
-    for (let i = 0; i < 300 && ![0, 1].every((r) => lines(r).includes(what)); i++) {
+    const deadline = Date.now() + 60_000;
+    while (![0, 1].every((r) => lines(r).includes(what))) {
+      assert.ok(Date.now() < deadline, `the ranks did not log '${what}' within 60 s`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };

@@ -210,7 +210,8 @@ export class TestHub {
       const stream = new ReadableStream<Uint8Array>({
         async pull(c) {
           c.enqueue(part.slice(0, drop.bytes));
-          await new Promise((r) => setTimeout(r, 20));
+          // Time for the server to flush those bytes before the connection is cut, even when it is starved.
+          await new Promise((r) => setTimeout(r, 200));
           c.close(); // fewer bytes than Content-Length: the client sees the connection end mid-body
         },
       });

@@ -122,8 +122,11 @@ export interface RunUnderMpiOptions extends LaunchOptions {
   onInterrupt?: (line: string) => void;
 }
 
-/** The signals {@linkcode runUnderMpi} passes on to its job, and SIGHUP, which ends it. */
-const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** The signals {@linkcode runUnderMpi} passes on to its job. */
+const INTERRUPTS = ["SIGINT", "SIGTERM"] as const;
+
+/** Set (to 1) in the ranks of a {@linkcode runUnderMpi} job: rank 0's stdin is the launching command's pipe. */
+const LAUNCHER_PIPE = "MEDITRON_LAUNCHER_PIPE";
 
 /**
  * Runs `program` under mpirun and resolves to its exit code (the job's: non-zero when any rank failed).
@@ -132,8 +135,10 @@ const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  * Interrupts: mpirun answers SIGINT or SIGTERM by killing every rank within a second, which leaves no time for
  * a checkpoint. So the job runs in its own session (a terminal's Ctrl-C reaches this process, not mpirun), and
  * the first SIGINT or SIGTERM here is passed to every rank as SIGUSR2, which mpirun forwards and the training
- * ranks take as "finish the step, write a checkpoint, exit 0". A second one, or a SIGHUP, sends mpirun SIGTERM:
- * the job is killed.
+ * ranks take as "finish the step, write a checkpoint, exit 0". A second one sends mpirun SIGTERM: the job is
+ * killed. And as its own session outlives this process, the job watches it: mpirun's stdin is a pipe from here,
+ * which mpirun passes to rank 0, and when this process ends however it ends (SIGKILL, a closed terminal's
+ * SIGHUP) that pipe closes and rank 0 asks for the same graceful stop ({@linkcode watchLauncher}).
  *
  * @example
  * ```ts ignore
@@ -146,10 +151,13 @@ const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  * ```
  */
 export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): Promise<number> {
-  const c = mpirunCommand(program, opts);
+  const c = mpirunCommand(program, {
+    ...opts,
+    mpiArgs: ["-x", `${LAUNCHER_PIPE}=1`, ...(opts.mpiArgs ?? [])],
+  });
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", detached: true }).spawn();
+    child = new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "piped", detached: true }).spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new Error(
@@ -158,9 +166,10 @@ export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): 
     }
     throw e;
   }
+  const pipe = child.stdin.getWriter(); // held open, never written: closed when this process ends
   let interrupted = false;
-  const onSignal = (sig: Deno.Signal) => () => {
-    const first = !interrupted && sig !== "SIGHUP";
+  const onSignal = () => {
+    const first = !interrupted;
     interrupted = true;
     if (first) {
       opts.onInterrupt?.(
@@ -174,13 +183,47 @@ export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): 
       // the job has just ended
     }
   };
-  const listeners = INTERRUPTS.map((sig) => [sig, onSignal(sig)] as const);
-  for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
+  for (const sig of INTERRUPTS) Deno.addSignalListener(sig, onSignal);
   try {
     return (await child.status).code;
   } finally {
-    for (const [sig, f] of listeners) Deno.removeSignalListener(sig, f);
+    for (const sig of INTERRUPTS) Deno.removeSignalListener(sig, onSignal);
+    await pipe.close().catch(() => {}); // mpirun is gone: the pipe may be broken
   }
+}
+
+/**
+ * In rank 0 of a job that {@linkcode runUnderMpi} started, calls `onEnd` once when the launching command has
+ * ended (the pipe it holds open to rank 0's stdin closes); elsewhere does nothing and never touches stdin.
+ * Disposing the result stops watching.
+ *
+ * @example
+ * ```ts ignore
+ * import { watchLauncher } from "./launcher.ts";
+ * using _ = watchLauncher(() => console.error("the launcher is gone: stopping"));
+ * ```
+ */
+export function watchLauncher(
+  onEnd: () => void,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): Disposable {
+  if (env[LAUNCHER_PIPE] !== "1" || launchRank(env) !== 0) return { [Symbol.dispose]: () => {} };
+  const reader = Deno.stdin.readable.getReader();
+  let watching = true;
+  (async () => {
+    try {
+      while (!(await reader.read()).done) { /* nothing is ever written */ }
+    } catch {
+      // a closed stdin reads as the end too
+    }
+    if (watching) onEnd();
+  })();
+  return {
+    [Symbol.dispose]: () => {
+      watching = false;
+      reader.cancel().catch(() => {});
+    },
+  };
 }
 
 /** Whether this process runs as root (OpenMPI needs to be told). */

@@ -287,9 +287,18 @@ Deno.test({
     assert.equal(outB.code, 0, dec.decode(outB.stderr).slice(-3000));
     const second = stoppedAt();
     assert.ok(second >= first + 2, `stopped at ${first}, then ${second}`);
+    // 3. Resumed; then the launching command is SIGKILLed: its job (in mpirun's own session) sees the pipe to
+    // rank 0 close, and stops the same way instead of training on unwatched.
+    const c = await start(true);
+    Deno.kill(c.child.pid, "SIGKILL");
+    const outC = await c.output; // the pipes close when mpirun and the ranks have exited
+    assert.equal(outC.signal, "SIGKILL");
+    assert.match(dec.decode(outC.stderr), /the launching command has ended: finishing the current step/);
+    const third = stoppedAt();
+    assert.ok(third >= second + 2, `stopped at ${second}, then ${third}`);
     const steps = Deno.readTextFileSync(join(run, "metrics.jsonl")).trim().split("\n").map((l) =>
       JSON.parse(l).step
     );
-    assert.deepEqual(steps, Array.from({ length: second }, (_, i) => i + 1));
+    assert.deepEqual(steps, Array.from({ length: third }, (_, i) => i + 1));
   },
 });

@@ -9,10 +9,13 @@ import { runMain, UsageError } from "../cli/common.ts";
 import { type Bench, benchHelp, type BenchOptions, runBench, usageLine, wantsHelp } from "./common.ts";
 
 /**
- * What a benchmark module exports: its declaration ({@linkcode Bench}), or only a `main` that reads its own
- * arguments (bench/gpu/gpu.ts, which must run on a bare Deno without npm packages).
+ * What a benchmark module exports: its declaration ({@linkcode Bench}), or a `main` that reads its own arguments
+ * and its `HELP` (bench/gpu/gpu.ts, which must run on a bare Deno without npm packages).
  */
-export type BenchModule = { bench: Bench<BenchOptions> } | { main(args: string[]): Promise<void> };
+export type BenchModule = { bench: Bench<BenchOptions> } | {
+  main(args: string[]): Promise<void>;
+  HELP: string;
+};
 
 /** One benchmark of the list: a line for `deno task bench`, and its module, loaded on demand. */
 export interface BenchEntry {
@@ -20,8 +23,6 @@ export interface BenchEntry {
   about: string;
   /** Imports the module. */
   load: () => Promise<BenchModule>;
-  /** For a module that reads its own arguments: its path, where its help points. */
-  source?: string;
 }
 
 /** Every benchmark, by name. */
@@ -70,7 +71,6 @@ export const BENCHES: Record<string, BenchEntry> = {
   gpu: {
     about: "CUDA backend (GPU machine; bench/gpu/run.sh): check vs CPU, train MFU vs PyTorch, decode tok/s",
     load: () => import("./gpu/gpu.ts"),
-    source: "bench/gpu/gpu.ts",
   },
   "sft-packing": {
     about: "SFT epoch time and useful tokens/s: packed rows (segment ids) vs padded batches",
@@ -94,14 +94,10 @@ const HELP = [
   "  deno task bench train-cpu --steps 5",
 ].join("\n");
 
-/** The help of benchmark `name`: its own, or for a module that reads its own arguments, where to look. */
+/** The help of benchmark `name`: from its declaration, or the module's own `HELP`. */
 export async function benchHelpFor(name: string): Promise<string> {
   const mod = await BENCHES[name].load();
-  if ("bench" in mod) return benchHelp(mod.bench);
-  return `${usageLine(name)}\n\n${BENCHES[name].about}\n\n` +
-    `Its arguments are read by ${
-      BENCHES[name].source ?? "its module"
-    } itself: see that module's documentation.`;
+  return "bench" in mod ? benchHelp(mod.bench) : mod.HELP;
 }
 
 /** `deno task bench [NAME [options]]`. */

@@ -429,6 +429,26 @@ async function runDecode(out: string, dry: boolean, opts: { layers: number }) {
   await Deno.writeTextFile(out, JSON.stringify(res, null, 1));
 }
 
+/** `deno task bench gpu --help` (bench/main.ts prints it too). */
+export const HELP = `Usage: deno task bench gpu <check|train|decode> [options]
+
+The CUDA backend on a GPU machine; bench/gpu/run.sh runs all three with the PyTorch peer and prints the table.
+  check    CUDA vs the CPU backend on the same weights and batch (loss within 1e-2 relative, gradient cosine
+           > 0.999), recompute, KV-cache decode vs full recompute, packed rows; writes the HF weights for
+           bench/gpu/hf_check.py (transformers' LlamaForCausalLM)
+  train    tokens/s and MFU of a training step on Llama-2-7B-shaped layers (d 4096, 32 heads, ffn 11008,
+           seq 2048)
+  decode   KV-cache decode tokens/s at batch 1 and 64 on the same layers
+
+Options:
+  --out FILE      where the JSON result goes (default gpu-<what>.json)
+  --dry-run       the same code on the CPU backend with tiny shapes (checks the script without a GPU)
+  --small-only    check: the small shapes only
+  --layers N      train/decode: layers (default 16 train, 8 decode; 2 with --dry-run)
+  --micro N       train: micro-batch (default 4; 2 with --dry-run)
+  --steps N       train: timed steps (default 5; 2 with --dry-run)
+  -h, --help      this help`;
+
 /** Entry point for bench/main.ts and bench/gpu/run.sh. */
 export async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -441,8 +461,13 @@ export async function main(args: string[]): Promise<void> {
       layers: { type: "string" },
       micro: { type: "string" },
       steps: { type: "string" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
   const what = positionals[0];
   const dry = values["dry-run"] ?? false;
   const out = values.out ?? `gpu-${what}.json`;
@@ -460,7 +485,7 @@ export async function main(args: string[]): Promise<void> {
   } else if (what === "decode") {
     await runDecode(out, dry, { layers: Number(values.layers ?? (dry ? 2 : 8)) });
   } else {
-    throw new Error("usage: deno task bench gpu <check|train|decode> [--out FILE] [--dry-run]");
+    throw new Error("usage: deno task bench gpu <check|train|decode> [options] (--help lists them)");
   }
 }
 

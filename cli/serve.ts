@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import { type Device, type NativeModel, setNumThreads } from "../runtime/mod.ts";
 import { openAnyModel } from "../models/convert/mod.ts";
 import { type ChatTemplate, fitTemplate, promptBudget } from "../models/chat.ts";
-import { BatchEngine, openAiHandler } from "../models/server.ts";
+import { BatchEngine, DEFAULT_MAX_BODY_BYTES, openAiHandler } from "../models/server.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { deviceFlag, resolveModelArg, runMain, UsageError } from "./common.ts";
 
@@ -30,6 +30,7 @@ Options:
                     <|im_start|>, else medical-one-shot, or medical-zero-shot (no worked example, no
                     default system message) when the context cannot hold them)
   --max-tokens N    default max_tokens (default 256)
+  --max-body-mb N   largest request body in MiB; larger ones get 413 (default 4)
   --no-verify       skip sha256 verification of checkpoint shards
   --threads N       kernel threads (default: all cores)
   --device cpu|cuda where the model runs (cuda: deno task build --cuda, MEDITRON_LIB=runtime/build-cuda/…)
@@ -177,6 +178,7 @@ export async function main(args: string[]): Promise<void> {
       "api-key": { type: "string" },
       template: { type: "string" },
       "max-tokens": { type: "string" },
+      "max-body-mb": { type: "string" },
       "no-verify": { type: "boolean" },
       threads: { type: "string" },
       device: { type: "string", default: "cpu" },
@@ -191,6 +193,7 @@ export async function main(args: string[]): Promise<void> {
   await setNumThreads(int("threads", v.threads, 0, 0));
   const host = v.host!, port = int("port", v.port, 0, 8000);
   const slots = int("slots", v.slots, 1, 8), maxTokens = int("max-tokens", v["max-tokens"], 1, 256);
+  const maxBodyBytes = int("max-body-mb", v["max-body-mb"], 1, DEFAULT_MAX_BODY_BYTES / 2 ** 20) * 2 ** 20;
   if (port !== 0) {
     try {
       Deno.listen({ hostname: host, port }).close(); // a taken port fails here, before the model loads
@@ -211,6 +214,7 @@ export async function main(args: string[]): Promise<void> {
     modelName: m.name,
     apiKey: v["api-key"],
     defaultMaxTokens: maxTokens,
+    maxBodyBytes,
   });
   const stop = new AbortController();
   let server: Deno.HttpServer;

@@ -46,8 +46,17 @@ Deno.test("serve CLI: --port 0 prints the address; /health, auth and a completio
       "0",
       "--api-key",
       "k",
+      "--max-body-mb",
+      "1",
     ]);
     assert.match(out, /template chatml/);
+    const big = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "x".repeat(1_100_000) }] }),
+    });
+    assert.equal(big.status, 413, "a body over --max-body-mb 1");
+    await big.body?.cancel();
     assert.equal((await (await fetch(`${url}/health`)).json()).status, "ok");
     const denied = await fetch(`${url}/v1/models`);
     assert.equal(denied.status, 401);

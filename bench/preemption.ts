@@ -163,9 +163,10 @@ async function run({ trials, seed }: { trials: number; seed: number }): Promise<
 export const bench = defineBench({
   name: "preemption",
   measures:
-    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at a seeded random moment after each start's first step, --trials times,
-resuming it with --resume each time, then lets it finish; prints the kills that landed and whether the final
-loss curve is bit-identical (exit 1 if not). The test suite runs 3 trials of the same harness.`,
+    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at a seeded random moment after each
+start's first step, --trials times, resuming it with --resume each time, then lets it finish; prints the kills
+that landed and whether the final loss curve is bit-identical (exit 1 if not). The test suite runs 3 trials of
+the same harness.`,
   peer: "the same run uninterrupted",
   options: {
     trials: { type: "int", default: 20, min: 1, help: "kill/resume cycles" },

@@ -93,10 +93,21 @@ async function runToEnd(args: string[]): Promise<void> {
   if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-2000));
 }
 
-/** Steps in the killed run's metrics.jsonl. */
-function stepsWritten(dir: string): Promise<number> {
+/** The killed run's metrics.jsonl: its steps, and the last one's duration (s). */
+function stepsWritten(dir: string): Promise<{ steps: number; stepTime: number }> {
   return Deno.readTextFile(join(dir, "killed", "metrics.jsonl")).then(
-    (t) => t.split("\n").filter(Boolean).length,
+    (t) => {
+      const lines = t.split("\n").filter(Boolean);
+      return { steps: lines.length, stepTime: lines.length ? JSON.parse(lines.at(-1)!).step_time : 0 };
+    },
+    () => ({ steps: 0, stepTime: 0 }),
+  );
+}
+
+/** The iteration of the killed run's latest checkpoint (0: none). */
+function latestIteration(dir: string): Promise<number> {
+  return Deno.readTextFile(join(dir, "killed", "checkpoints", "latest")).then(
+    (t) => Number(t.trim().replace("iter_", "")),
     () => 0,
   );
 }
@@ -118,25 +129,29 @@ export async function killAndResume(
       () => true,
       () => false,
     );
-    const before = await stepsWritten(dir);
+    const before = (await stepsWritten(dir)).steps;
     const child = new Deno.Command(Deno.execPath(), {
       args: [...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])],
       stdout: "null",
       stderr: "null",
     }).spawn();
     // Kill at a random moment once this invocation has trained (checkpoints are written every step): after
-    // its first new step, 0–400 ms on, whatever the machine's speed.
+    // 1–3 new steps, then up to one step's time on, in steps whatever the machine's speed.
     let exited = false;
     child.status.then(() => exited = true);
+    const wanted = before + 1 + Math.floor(next() * 3);
     const deadline = Date.now() + 120_000;
-    while (!exited && (await stepsWritten(dir)) <= before && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
+    let seen = await stepsWritten(dir);
+    while (!exited && seen.steps < wanted && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      seen = await stepsWritten(dir);
     }
-    await new Promise((r) => setTimeout(r, next() * 400));
+    await new Promise((r) => setTimeout(r, next() * seen.stepTime * 1000));
     try {
       child.kill("SIGKILL");
     } catch { /* already finished */ }
-    if ((await child.status).signal === "SIGKILL") kills++;
+    // A kill counts when it landed mid-run (not after the last checkpoint, while the plot was drawn).
+    if ((await child.status).signal === "SIGKILL" && (await latestIteration(dir)) < steps) kills++;
   }
   const started = await Deno.stat(join(dir, "killed", "checkpoints", "latest")).then(() => true, () => false);
   await runToEnd([...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])]);
@@ -163,8 +178,8 @@ async function run({ trials, seed }: { trials: number; seed: number }): Promise<
 export const bench = defineBench({
   name: "preemption",
   measures:
-    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at a seeded random moment after each
-start's first step, --trials times, resuming it with --resume each time, then lets it finish; prints the kills
+    `SIGKILLs a tiny 80-step pretraining run (checkpoint every step) at a seeded random moment 1-3 steps
+after each start, --trials times, resuming it with --resume each time, then lets it finish; prints the kills
 that landed and whether the final loss curve is bit-identical (exit 1 if not). The test suite runs 3 trials of
 the same harness.`,
   peer: "the same run uninterrupted",

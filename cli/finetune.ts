@@ -65,7 +65,7 @@ their first train.seq+1 tokens, and those left without an assistant token are dr
 (sft.pack) whole examples are packed first-fit into rows of train.seq tokens instead, each attending only to
 itself (segment ids in the attention, RoPE restarting per example): the same loss, fewer padding tokens.
 Ctrl-C, SIGTERM or SIGUSR2 finishes the step, writes a checkpoint and exits 0, every rank at the same step (a
-second signal kills); --resume RUN continues from it.
+second signal kills; one before the first step stops with nothing to write); --resume RUN continues from it.
 
 Options:
   --init PATH|REPO      the model to start from: a native run (dir, checkpoints/ or iter_*), a hub model
@@ -551,7 +551,6 @@ export async function main(rawArgs: string[]): Promise<void> {
       if (fresh) await Deno.remove(runDir, { recursive: true }).catch(() => {}); // nothing half-written
       throw e;
     }
-    if (hasCheckpoints) await Deno.remove(join(runDir, "checkpoints"), { recursive: true }); // --overwrite
     if (direct) await distAllOk(true); // the other ranks may read the initial checkpoint now
   }
   if (ranks > 1 && !launched) {
@@ -581,6 +580,7 @@ export async function main(rawArgs: string[]): Promise<void> {
     start,
     resume,
     verify,
+    overwrite: (v.overwrite ?? false) && !resume, // a resumed run keeps its checkpoints
     rank: dist.rank,
     ranks,
   });
@@ -600,6 +600,8 @@ interface RankRun {
   resume?: string;
   /** Verify the sha256 of the checkpoint's shards. */
   verify: boolean;
+  /** --overwrite: the run's old checkpoints are deleted before the first step. */
+  overwrite: boolean;
   rank: number;
   ranks: number;
 }
@@ -607,8 +609,8 @@ interface RankRun {
 async function finetuneRank(r: RankRun): Promise<void> {
   const { source, sft, config, data: { dataset }, runDir, rank, ranks } = r;
   const log = rank === 0 ? new Progress() : undefined;
-  // SIGTERM / Ctrl-C / SIGUSR2 (what the launcher forwards): finish the step, write a checkpoint, exit 0, every
-  // rank at the same step; from here on, so that a signal while the model loads stops before the first step.
+  // SIGTERM / Ctrl-C / SIGUSR2 / the launcher's pipe: finish the step, write a checkpoint, exit 0, every rank at
+  // the same step; from here on, so that a request while the model loads stops before the first step.
   using stop = stopOnSignals((s) => log?.line(s));
   const t = config.train;
   await setNumThreads(
@@ -674,6 +676,12 @@ async function finetuneRank(r: RankRun): Promise<void> {
         signal: stop.signal,
         sync: { allOk: distAllOk },
         onNotice: (s) => log?.line(s),
+        // The model is loaded and no stop came: only now does --overwrite delete the old checkpoints.
+        onStart: async () => {
+          if (r.overwrite && rank === 0) {
+            await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+          }
+        },
         onStep: (m, total) => {
           log?.update(
             `step ${m.step}/${total} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} gnorm ` +

@@ -54,8 +54,9 @@ const HELP = `Usage: deno task pretrain [options]
 
 Pretrains a Llama-2 model. With no options: configs/tiny.yaml on the embedded demo corpus.
 Ctrl-C, SIGTERM or SIGUSR2 finishes the step, writes a checkpoint and exits 0, every rank at the same step (a
-second signal kills); --resume continues from it. A job of --tp/--pp/--dp ranks started by this command gets
-the first signal as SIGUSR2 (mpirun would kill it on SIGINT/SIGTERM).
+second signal kills; one before the first step stops with nothing to write); --resume continues from it. A
+job of --tp/--pp/--dp ranks started by this command gets the first signal through a pipe to rank 0 (mpirun
+would kill the ranks on SIGINT/SIGTERM), and stops the same way if this command is killed.
 
 Options:
   --config FILE         YAML run config (default: configs/tiny.yaml; with --resume: the checkpoint's)
@@ -424,9 +425,9 @@ export async function main(rawArgs: string[]): Promise<void> {
   }
   const log = new RankLog(dist.rank, ranks > 1 ? join(runDir, "logs") : undefined);
   try {
-    // SIGINT (Ctrl-C), SIGTERM (preemption) and SIGUSR2 (what the launcher forwards) finish the current step,
-    // write a checkpoint and exit 0, on every rank at the same step; a second signal kills. Listening from
-    // here on: a signal while the data and the model load stops the run before its first step.
+    // SIGINT (Ctrl-C), SIGTERM (preemption), SIGUSR2 (kill -USR2 of mpirun, srun --signal) and the launcher's
+    // pipe finish the current step, write a checkpoint and exit 0, on every rank at the same step; a second
+    // signal kills. Listening from here on: a request while the data and model load stops before step one.
     using stop = stopOnSignals((s) => log.line(s));
     await pretrainRank({
       cfg,
@@ -479,10 +480,6 @@ async function pretrainRank(run: RankRun): Promise<void> {
     seed: cfg.train.seed,
     initStd: cfg.model.init_std,
   }, topologyOf(par));
-  // The data and the model are ready: only now does --overwrite delete the old checkpoints.
-  if (run.v.overwrite && rank === 0) {
-    await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
-  }
   try {
     // One rank's error takes the job down here, before `model` is freed (see failFast).
     await failFast(
@@ -526,6 +523,12 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
     signal: run.stop,
     sync: { allOk: distAllOk },
     onNotice: (s) => log.line(s),
+    // The data and the model are ready and no stop came: only now does --overwrite delete the old checkpoints.
+    onStart: async () => {
+      if (v.overwrite && rank === 0) {
+        await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+      }
+    },
     onStep: async (m, total) => {
       // The model, the checkpoint and the data all worked: the run's configuration is now its own.
       if (rank === 0 && stepsDone++ === 0) {

@@ -1,17 +1,17 @@
 /**
- * Graceful interruption of a training command: SIGINT (Ctrl-C), SIGTERM (preemption) and SIGUSR2 (what a
- * launcher forwards: `runUnderMpi` of parallel/launcher.ts, or Slurm's `--signal=USR2@SECONDS`) ask the run to finish its
- * current step, write a checkpoint and exit 0; a second signal kills the process. In a multi-rank job the
- * ranks agree on the step to stop at (the trainer's per-step all-reduce), so one rank's signal stops them all;
- * and a job whose launching command has ended stops the same way.
+ * Graceful interruption of a training command: SIGINT (Ctrl-C), SIGTERM (preemption) and SIGUSR2 (`kill -USR2`
+ * of a hand-started mpirun, or Slurm's `--signal=USR2@SECONDS`) ask the run to finish its current step, write a
+ * checkpoint and exit 0 (no checkpoint when no step has run yet); a second signal kills the process. In a job
+ * that `runUnderMpi` (parallel/launcher.ts) started, rank 0 also takes the launching command's interrupts, and
+ * its end, through a pipe. The ranks of a job agree after every step (the trainer's all-reduce) whether any of
+ * them was asked, so they all stop after the same step.
  *
  * @module
  */
+import { watchLauncher } from "../parallel/launcher.ts";
 
 /** The signals that stop a run gracefully. Not SIGUSR1: Deno opens its inspector (a debugger port) on it. */
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGUSR2"] as const;
-
-import { watchLauncher } from "../parallel/launcher.ts";
 
 /** The line logged on the first signal. */
 export const INTERRUPT_MESSAGE =
@@ -31,8 +31,8 @@ export interface SignalStop extends Disposable {
  * Turns the first SIGINT, SIGTERM or SIGUSR2 into a stop request: logs {@linkcode INTERRUPT_MESSAGE} through
  * `log`, aborts the returned `signal` and removes its listeners, so that a second signal has its default effect
  * (the process is killed). Disposing the result (`using`) removes the listeners if no signal came. In rank 0 of a
- * job `runUnderMpi` launched, the end of the launching command is a stop request too
- * ({@linkcode LAUNCHER_ENDED_MESSAGE}; `watchLauncher`).
+ * job `runUnderMpi` launched, an interrupt the launching command passes on, or its end
+ * ({@linkcode LAUNCHER_ENDED_MESSAGE}), is a stop request too (`watchLauncher`).
  *
  * @example
  * ```ts ignore
@@ -56,6 +56,8 @@ export function stopOnSignals(log: (line: string) => void): SignalStop {
   };
   const onSignal = () => stop(INTERRUPT_MESSAGE);
   for (const sig of SIGNALS) Deno.addSignalListener(sig, onSignal);
-  const launcher = watchLauncher(() => stop(LAUNCHER_ENDED_MESSAGE));
+  const launcher = watchLauncher((why) =>
+    stop(why === "interrupt" ? INTERRUPT_MESSAGE : LAUNCHER_ENDED_MESSAGE)
+  );
   return { signal: abort.signal, [Symbol.dispose]: remove };
 }

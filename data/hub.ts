@@ -554,6 +554,7 @@ async function fetchBlob(
   blob: string,
   s: HubSettings,
   attempts: number,
+  signal: AbortSignal,
   onBytes: (n: number, retry?: string) => void,
 ): Promise<void> {
   const part = `${blob}.incomplete`;
@@ -568,7 +569,7 @@ async function fetchBlob(
       if (bytes < meta.size || meta.size === 0) {
         const extra: Record<string, string> = { "accept-encoding": "identity" };
         if (bytes > 0) extra.range = `bytes=${bytes}-`;
-        const res = await request(meta.location, { headers: headers(s, meta.location, extra) });
+        const res = await request(meta.location, { headers: headers(s, meta.location, extra), signal });
         if (!res.ok) throw await httpError(res, ref, `${path} (${meta.location})`, s);
         const resumed = res.status === 206 &&
           new RegExp(`^bytes ${bytes}-`).test(res.headers.get("content-range") ?? `bytes ${bytes}-`);
@@ -592,6 +593,8 @@ async function fetchBlob(
       }
       break;
     } catch (e) {
+      // Another file failed (its error is the one reported): stop here, leaving the part file to resume.
+      if (signal.aborted) throw e;
       if (e instanceof HubError && e.status !== undefined && e.status < 500) throw e; // 5xx: retried
       if (attempt >= attempts) {
         throw new HubError(
@@ -685,7 +688,7 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
     filesDone: files.length - todo.length,
     files: files.length,
   };
-  await pool(todo, opts.concurrency ?? 8, async (f) => {
+  await pool(todo, opts.concurrency ?? 8, async (f, signal) => {
     // Each file's HEAD just before its download (as hf_hub_download does): a CDN location is used while fresh.
     const meta = await fileMetadata(ref, info.sha, f, s);
     progress.totalBytes += meta.size;
@@ -696,7 +699,7 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
         progress.bytes += meta.size;
         return;
       }
-      await fetchBlob(ref, f, meta, blob, s, opts.attempts ?? 5, (n, retry) => {
+      await fetchBlob(ref, f, meta, blob, s, opts.attempts ?? 5, signal, (n, retry) => {
         progress.bytes += n;
         opts.onProgress?.({ ...progress, file: f, retry });
       });
@@ -715,28 +718,33 @@ export async function snapshotDownload(ref: RepoRef, opts: SnapshotOptions = {})
 }
 
 /**
- * Maps `items` through `work` with at most `n` in flight; results in input order. After the first failure no
- * new item starts, and the failure is thrown only once every item in flight has settled: when this rejects,
- * nothing it started is still writing (a caller may then remove the directory it wrote to).
+ * Maps `items` through `work` with at most `n` in flight; results in input order. The first failure aborts
+ * the `signal` the items in flight were given and starts no new one, and it is thrown only once every item in
+ * flight has settled: when this rejects, nothing it started is still writing (a caller may then remove the
+ * directory it wrote to).
  */
-async function pool<T, R>(items: readonly T[], n: number, work: (item: T) => Promise<R>): Promise<R[]> {
+async function pool<T, R>(
+  items: readonly T[],
+  n: number,
+  work: (item: T, signal: AbortSignal) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
+  const abort = new AbortController();
   let next = 0;
-  let failed = false;
+  let failure: { error: unknown } | undefined;
   const worker = async () => {
-    while (!failed && next < items.length) {
+    while (!failure && next < items.length) {
       const i = next++;
       try {
-        out[i] = await work(items[i]);
+        out[i] = await work(items[i], abort.signal);
       } catch (e) {
-        failed = true;
-        throw e;
+        failure ??= { error: e }; // the first failure, not the aborts it caused
+        abort.abort();
       }
     }
   };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(n, items.length) }, worker));
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failure) throw failure.reason;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker)); // workers never reject
+  if (failure) throw failure.error;
   return out;
 }
 

@@ -76,6 +76,8 @@ export interface TrainOptions {
   onStep?: (m: StepMetrics, total: number) => unknown;
   /** Called with one-line notices (checkpoint written, resumed, …). */
   onNotice?: (message: string) => void;
+  /** Called once before the first step, when there is one (not when a stop request came first); awaited. */
+  onStart?: () => unknown;
   /** Stops after the current step, writing a checkpoint (with `sync`: after the step every rank reaches
    * once any rank's signal is aborted). */
   signal?: AbortSignal;
@@ -200,6 +202,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     notice(`stopped before the first step on request (iteration ${iteration}); nothing new to save`);
     return { history, iteration, consumedSamples: consumed, checkpoint };
   }
+  if (iteration < t.steps) await opts.onStart?.();
   while (iteration < t.steps) {
     const batch = data.train(consumed + rank.dpRank * rows, rows);
     const t0 = performance.now();

@@ -123,7 +123,7 @@ export interface RunUnderMpiOptions extends LaunchOptions {
 }
 
 /** The signals {@linkcode runUnderMpi} passes on to its job. */
-const INTERRUPTS = ["SIGINT", "SIGTERM"] as const;
+const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGUSR2"] as const;
 
 /** Set (to 1) in the ranks of a {@linkcode runUnderMpi} job: rank 0's stdin is the launching command's pipe. */
 const LAUNCHER_PIPE = "MEDITRON_LAUNCHER_PIPE";
@@ -134,11 +134,13 @@ const LAUNCHER_PIPE = "MEDITRON_LAUNCHER_PIPE";
  *
  * Interrupts: mpirun answers SIGINT or SIGTERM by killing every rank within a second, which leaves no time for
  * a checkpoint. So the job runs in its own session (a terminal's Ctrl-C reaches this process, not mpirun), and
- * the first SIGINT or SIGTERM here is passed to every rank as SIGUSR2, which mpirun forwards and the training
- * ranks take as "finish the step, write a checkpoint, exit 0". A second one sends mpirun SIGTERM: the job is
- * killed. And as its own session outlives this process, the job watches it: mpirun's stdin is a pipe from here,
- * which mpirun passes to rank 0, and when this process ends however it ends (SIGKILL, a closed terminal's
- * SIGHUP) that pipe closes and rank 0 asks for the same graceful stop ({@linkcode watchLauncher}).
+ * mpirun's stdin is a pipe from here, which mpirun passes on to rank 0 ({@linkcode watchLauncher}). The first
+ * SIGINT, SIGTERM or SIGUSR2 here writes a byte into it, which the training ranks take as "finish the step,
+ * write a checkpoint, exit 0" (rank 0 reads it, the per-step agreement tells the others; written before rank 0
+ * watches, it waits in the pipe, so an early interrupt is not lost, and kills no rank that has no handler
+ * yet). A second one sends mpirun SIGTERM: the job is killed; a third has its default effect here. And when
+ * this process ends however it ends (SIGKILL, a closed terminal's SIGHUP), the pipe closes, and rank 0 asks
+ * for the same graceful stop.
  *
  * @example
  * ```ts ignore
@@ -166,19 +168,25 @@ export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): 
     }
     throw e;
   }
-  const pipe = child.stdin.getWriter(); // held open, never written: closed when this process ends
-  let interrupted = false;
+  const pipe = child.stdin.getWriter(); // held open: closed when this process ends
+  let interrupts = 0;
+  const listening = new Set(INTERRUPTS);
+  const stopListening = () => {
+    for (const sig of listening) Deno.removeSignalListener(sig, onSignal);
+    listening.clear();
+  };
   const onSignal = () => {
-    const first = !interrupted;
-    interrupted = true;
-    if (first) {
+    if (++interrupts === 1) {
       opts.onInterrupt?.(
         `interrupt: asking the ${opts.ranks} ranks to finish the current step and write a checkpoint ` +
           `(signal again to kill the job)`,
       );
+      pipe.write(new Uint8Array([10])).catch(() => {}); // a broken pipe: the job has just ended
+      return;
     }
+    stopListening(); // a third signal has its default effect on this process
     try {
-      child.kill(first ? "SIGUSR2" : "SIGTERM");
+      child.kill("SIGTERM");
     } catch {
       // the job has just ended
     }
@@ -187,36 +195,42 @@ export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): 
   try {
     return (await child.status).code;
   } finally {
-    for (const sig of INTERRUPTS) Deno.removeSignalListener(sig, onSignal);
+    stopListening();
     await pipe.close().catch(() => {}); // mpirun is gone: the pipe may be broken
   }
 }
 
+/** Why {@linkcode watchLauncher} asks the job to stop. */
+export type LauncherStop = "interrupt" | "ended";
+
 /**
- * In rank 0 of a job that {@linkcode runUnderMpi} started, calls `onEnd` once when the launching command has
- * ended (the pipe it holds open to rank 0's stdin closes); elsewhere does nothing and never touches stdin.
- * Disposing the result stops watching.
+ * In rank 0 of a job that {@linkcode runUnderMpi} started, calls `onStop` once: with "interrupt" when the
+ * launching command passes on an interrupt (a byte in the pipe it holds to rank 0's stdin), with "ended" when
+ * it has ended (the pipe closes). Elsewhere (another rank, a job srun or mpirun started directly, one process)
+ * it does nothing and never touches stdin. Disposing the result stops watching.
  *
  * @example
  * ```ts ignore
  * import { watchLauncher } from "./launcher.ts";
- * using _ = watchLauncher(() => console.error("the launcher is gone: stopping"));
+ * using _ = watchLauncher((why) => console.error(`stopping: ${why}`));
  * ```
  */
 export function watchLauncher(
-  onEnd: () => void,
+  onStop: (why: LauncherStop) => void,
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): Disposable {
   if (env[LAUNCHER_PIPE] !== "1" || launchRank(env) !== 0) return { [Symbol.dispose]: () => {} };
   const reader = Deno.stdin.readable.getReader();
   let watching = true;
   (async () => {
+    let why: LauncherStop = "ended";
     try {
-      while (!(await reader.read()).done) { /* nothing is ever written */ }
+      const r = await reader.read();
+      if (!r.done) why = "interrupt";
     } catch {
       // a closed stdin reads as the end too
     }
-    if (watching) onEnd();
+    if (watching) onStop(why);
   })();
   return {
     [Symbol.dispose]: () => {

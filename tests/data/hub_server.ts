@@ -185,7 +185,13 @@ export class TestHub {
   }
 
   async #serveCdn(req: Request, key: string): Promise<Response> {
-    if (this.slow?.path === key) await new Promise((r) => setTimeout(r, this.slow!.ms));
+    if (this.slow?.path === key) {
+      const ms = this.slow.ms;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, ms);
+        req.signal.addEventListener("abort", () => (clearTimeout(t), r())); // the client went away
+      });
+    }
     let body: Uint8Array<ArrayBuffer> | undefined = this.#blobs.get(key);
     if (!body) return new Response("no such blob", { status: 404 });
     if (this.unavailable?.path === key && this.unavailable.times > 0) {

@@ -248,8 +248,10 @@ Deno.test("snapshotDownload: an LFS file whose sha256 does not match is rejected
   hub.add({ type: "model", id: "org/tiny", files: MODEL });
   const key = TestHub.sha256(MODEL["model-00002-of-00002.safetensors"]);
   hub.corrupt = key;
-  // Another file still downloading when the corrupt one fails: the rejection waits for it.
-  hub.slow = { path: TestHub.sha256(MODEL["model-00001-of-00002.safetensors"]), ms: 300 };
+  // Another file still downloading when the corrupt one fails: it is aborted (not left to run its 20 s),
+  // and the rejection waits for it to settle.
+  hub.slow = { path: TestHub.sha256(MODEL["model-00001-of-00002.safetensors"]), ms: 20_000 };
+  const t0 = performance.now();
   await assert.rejects(
     snapshotDownload(parseRepoRef("org/tiny", "model")!, {
       settings: settings(hub, d.path),
@@ -257,6 +259,7 @@ Deno.test("snapshotDownload: an LFS file whose sha256 does not match is rejected
     }),
     (e: Error) => e instanceof HubError && e.message.includes(`does not match the hub's ${key}`),
   );
+  assert.ok(performance.now() - t0 < 10_000, "the other download was aborted");
   const after = await listTree(d.path);
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual(await listTree(d.path), after, "nothing writes to the cache once the download has failed");

@@ -78,7 +78,7 @@ Deno.test("exact resume: 20 steps straight equal 10 + resume + 10, bit for bit",
   assert.deepEqual(lines.map((l) => JSON.parse(l).step), Array.from({ length: 20 }, (_, i) => i + 1));
 });
 
-Deno.test("stop requests: another rank's (via sync) stops after the same step with a checkpoint; one before the first step stops with none", async () => {
+Deno.test("stop requests: another rank's (via sync) stops after the same step with a checkpoint; one before the first step stops with none and no onStart", async () => {
   using dir = tempDir();
   const cfg = smallConfig(20);
   cfg.train.save_every = 0;
@@ -98,12 +98,14 @@ Deno.test("stop requests: another rank's (via sync) stops after the same step wi
   };
   const notices: string[] = [];
   const runDir = join(dir.path, "run");
+  let starts = 0; // onStart: where --overwrite deletes old checkpoints
   const result = await train({
     model,
     config: cfg,
     runDir,
     data,
     sync,
+    onStart: () => starts++,
     signal: new AbortController().signal, // never aborted here
     onStep: (m) => {
       if (m.step === 3) peerStops = true;
@@ -124,6 +126,7 @@ Deno.test("stop requests: another rank's (via sync) stops after the same step wi
     data,
     resume: runDir,
     sync,
+    onStart: () => starts++,
     signal: early.signal,
     onNotice: (s) => notices.push(s),
   });
@@ -131,4 +134,5 @@ Deno.test("stop requests: another rank's (via sync) stops after the same step wi
   assert.equal(none.iteration, 3);
   assert.equal(none.checkpoint, undefined);
   assert.match(notices.at(-1)!, /stopped before the first step on request \(iteration 3\)/);
+  assert.equal(starts, 1, "onStart: once for the run that trained, not for the one stopped before it began");
 });

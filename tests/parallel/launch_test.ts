@@ -65,6 +65,19 @@ async function pretrain(a: string[]) {
   return { code: out.code, stderr: dec.decode(out.stderr) + dec.decode(out.stdout) };
 }
 
+/** `p`, or a failure naming `what` after `ms` (a stop that never comes fails the test instead of hanging it). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Whatever happens, no process of a test in `dir` outlives it (mpirun and its ranks run in their own session). */
 function killAllOf(dir: string): Disposable {
   return {
@@ -183,7 +196,7 @@ Deno.test({
     const ranks = await ranksOf(dir.path, child.pid);
     const killedAt = Date.now();
     Deno.kill(ranks[3], "SIGKILL");
-    const status = await child.status;
+    const status = await within(child.status, 120_000, "the job after kill -9 of a rank");
     const seconds = (Date.now() - killedAt) / 1000;
     await child.stderr.cancel();
     assert.notEqual(status.code, 0);
@@ -273,7 +286,7 @@ Deno.test({
     // 1. A terminal's Ctrl-C: SIGINT to the launching command's process group.
     const a = await start(false);
     await new Deno.Command("kill", { args: ["-INT", "--", `-${a.child.pid}`] }).output();
-    const outA = await a.output;
+    const outA = await within(a.output, 180_000, "the job after Ctrl-C");
     const dec = new TextDecoder();
     assert.equal(outA.code, 0, dec.decode(outA.stderr).slice(-3000));
     assert.match(dec.decode(outA.stderr), /interrupt: asking the 4 ranks to finish the current step/);
@@ -283,7 +296,7 @@ Deno.test({
     const b = await start(true);
     const ranks = await ranksOf(dir.path, b.child.pid);
     Deno.kill(ranks[2], "SIGTERM");
-    const outB = await b.output;
+    const outB = await within(b.output, 180_000, "the job after SIGTERM to one rank");
     assert.equal(outB.code, 0, dec.decode(outB.stderr).slice(-3000));
     const second = stoppedAt();
     assert.ok(second >= first + 2, `stopped at ${first}, then ${second}`);
@@ -291,7 +304,8 @@ Deno.test({
     // rank 0 close, and stops the same way instead of training on unwatched.
     const c = await start(true);
     Deno.kill(c.child.pid, "SIGKILL");
-    const outC = await c.output; // the pipes close when mpirun and the ranks have exited
+    // The pipes close when mpirun and the ranks have exited.
+    const outC = await within(c.output, 180_000, "the job after SIGKILL of its launcher");
     assert.equal(outC.signal, "SIGKILL");
     assert.match(dec.decode(outC.stderr), /the launching command has ended: finishing the current step/);
     const third = stoppedAt();

@@ -29,8 +29,8 @@ export interface SignalStop extends Disposable {
 
 /**
  * Turns the first SIGINT, SIGTERM or SIGUSR2 into a stop request: logs {@linkcode INTERRUPT_MESSAGE} through
- * `log`, aborts the returned `signal` and removes its listeners, so that a second signal has its default effect
- * (the process is killed). Disposing the result (`using`) removes the listeners if no signal came. In rank 0 of a
+ * `log`, aborts the returned `signal` and removes its SIGINT and SIGTERM listeners, so that a second one has its
+ * default effect (the process is killed); a later SIGUSR2 is the same request again, never a kill. Disposing the result (`using`) removes the listeners if no signal came. In rank 0 of a
  * job `runUnderMpi` launched, an interrupt the launching command passes on, or its end
  * ({@linkcode LAUNCHER_ENDED_MESSAGE}), is a stop request too (`watchLauncher`).
  *
@@ -42,15 +42,21 @@ export interface SignalStop extends Disposable {
  */
 export function stopOnSignals(log: (line: string) => void): SignalStop {
   const abort = new AbortController();
-  let listening = true;
-  const remove = () => {
-    if (!listening) return;
-    listening = false;
-    for (const sig of SIGNALS) Deno.removeSignalListener(sig, onSignal);
-    launcher[Symbol.dispose]();
+  const listening = new Set<Deno.Signal>(SIGNALS);
+  const unlisten = (keep?: Deno.Signal) => {
+    for (const sig of listening) {
+      if (sig !== keep) {
+        Deno.removeSignalListener(sig, onSignal);
+        listening.delete(sig);
+      }
+    }
   };
   const stop = (line: string) => {
-    remove(); // first: the next signal has its default effect
+    if (abort.signal.aborted) return; // a repeated SIGUSR2
+    // First: a second SIGINT or SIGTERM has its default effect. SIGUSR2 only ever asks (never typed by a
+    // person; in a Slurm job it can reach a rank twice, from Slurm and through mpirun), so it stays caught.
+    unlisten("SIGUSR2");
+    launcher[Symbol.dispose]();
     log(line);
     abort.abort();
   };
@@ -59,5 +65,11 @@ export function stopOnSignals(log: (line: string) => void): SignalStop {
   const launcher = watchLauncher((why) =>
     stop(why === "interrupt" ? INTERRUPT_MESSAGE : LAUNCHER_ENDED_MESSAGE)
   );
-  return { signal: abort.signal, [Symbol.dispose]: remove };
+  return {
+    signal: abort.signal,
+    [Symbol.dispose]: () => {
+      unlisten();
+      launcher[Symbol.dispose]();
+    },
+  };
 }

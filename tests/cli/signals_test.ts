@@ -76,6 +76,19 @@ for (
   });
 }
 
+Deno.test("stopOnSignals: a repeated SIGUSR2 is the same request (it can reach a rank twice), not a kill", async () => {
+  const child = new Child("const stop = stopOnSignals((s) => console.log(s));");
+  await child.until("ready");
+  child.kill("SIGUSR2");
+  await child.until("aborted");
+  child.kill("SIGUSR2");
+  await new Promise((r) => setTimeout(r, 300)); // time to die of it, were it not caught
+  child.kill("SIGTERM");
+  const status = await child.status();
+  assert.equal(status.signal, "SIGTERM", `exit ${status.code}, output ${JSON.stringify(child.seen)}`);
+  assert.deepEqual(child.seen, ["ready", INTERRUPT_MESSAGE, "aborted"]);
+});
+
 Deno.test("stopOnSignals disposed: a signal has its default effect, nothing is logged", async () => {
   const child = new Child("let stop;\n{\n  using s = stopOnSignals((m) => console.log(m));\n  stop = s;\n}");
   await child.until("ready");

@@ -138,7 +138,8 @@ const LAUNCHER_PIPE = "MEDITRON_LAUNCHER_PIPE";
  * SIGINT, SIGTERM or SIGUSR2 here writes a byte into it, which the training ranks take as "finish the step,
  * write a checkpoint, exit 0" (rank 0 reads it, the per-step agreement tells the others; written before rank 0
  * watches, it waits in the pipe, so an early interrupt is not lost, and kills no rank that has no handler
- * yet). A second one sends mpirun SIGTERM: the job is killed; a third has its default effect here. And when
+ * yet). A second SIGINT or SIGTERM sends mpirun SIGTERM: the job is killed; a third has its default effect
+ * here (a repeated SIGUSR2 only asks again, as in the ranks). And when
  * this process ends however it ends (SIGKILL, a closed terminal's SIGHUP), the pipe closes, and rank 0 asks
  * for the same graceful stop.
  *
@@ -170,12 +171,13 @@ export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): 
   }
   const pipe = child.stdin.getWriter(); // held open: closed when this process ends
   let interrupts = 0;
-  const listening = new Set(INTERRUPTS);
+  const listeners = new Map(INTERRUPTS.map((sig) => [sig, () => onSignal(sig)]));
   const stopListening = () => {
-    for (const sig of listening) Deno.removeSignalListener(sig, onSignal);
-    listening.clear();
+    for (const [sig, f] of listeners) Deno.removeSignalListener(sig, f);
+    listeners.clear();
   };
-  const onSignal = () => {
+  const onSignal = (sig: Deno.Signal) => {
+    if (interrupts > 0 && sig === "SIGUSR2") return; // SIGUSR2 only ever asks (stopOnSignals)
     if (++interrupts === 1) {
       opts.onInterrupt?.(
         `interrupt: asking the ${opts.ranks} ranks to finish the current step and write a checkpoint ` +
@@ -191,7 +193,7 @@ export async function runUnderMpi(program: string[], opts: RunUnderMpiOptions): 
       // the job has just ended
     }
   };
-  for (const sig of INTERRUPTS) Deno.addSignalListener(sig, onSignal);
+  for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
   try {
     return (await child.status).code;
   } finally {

@@ -115,13 +115,20 @@ Deno.test("runUnderMpi: an interrupt before the ranks run waits in the pipe (no 
   assert.deepEqual(job.lines(0), ["up", "interrupt", "done"]);
 });
 
-Deno.test("runUnderMpi: a second interrupt kills the job; the launcher's end reads as EOF in rank 0", async () => {
+Deno.test("runUnderMpi: a second SIGUSR2 asks again, a SIGTERM then kills the job; the launcher's end reads as EOF in rank 0", async () => {
   using dir = tempDir();
   const job = mpiJob(dir.path, false); // rank 0 goes on after the interrupt
   using _ = job.cleanup;
   await job.until(1, "up");
-  await job.groupKill("INT");
+  await job.groupKill("USR2");
   await job.until(0, "interrupt");
+  await job.groupKill("USR2"); // asks again: not a kill
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(
+    [job.lines(0), job.lines(1)],
+    [["up", "interrupt"], ["up"]],
+    "a second SIGUSR2 kills nothing",
+  );
   const t0 = performance.now();
   await job.groupKill("TERM");
   const out = await job.child.output();

@@ -245,7 +245,7 @@ distFinalize();`;
 
 Deno.test({
   name:
-    "Ctrl-C of the launching command, then SIGTERM to one rank only: every rank stops after the same step",
+    "Ctrl-C of the launcher, SIGTERM to one rank only, SIGKILL of the launcher: all ranks stop after one step",
   ignore: !haveMpirun,
   fn: async () => {
     using dir = tempDir();

@@ -125,10 +125,7 @@ export async function killAndResume(
   const next = () => (rand = (Math.imul(rand, 1664525) + 1013904223) >>> 0) / 4294967296;
   let kills = 0;
   for (let t = 0; t < trials; t++) {
-    const started = await Deno.stat(join(dir, "killed", "checkpoints", "latest")).then(
-      () => true,
-      () => false,
-    );
+    const started = (await latestIteration(dir)) > 0;
     const before = (await stepsWritten(dir)).steps;
     const child = new Deno.Command(Deno.execPath(), {
       args: [...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])],
@@ -153,7 +150,7 @@ export async function killAndResume(
     // A kill counts when it landed mid-run (not after the last checkpoint, while the plot was drawn).
     if ((await child.status).signal === "SIGKILL" && (await latestIteration(dir)) < steps) kills++;
   }
-  const started = await Deno.stat(join(dir, "killed", "checkpoints", "latest")).then(() => true, () => false);
+  const started = (await latestIteration(dir)) > 0;
   await runToEnd([...baseArgs(dir, "killed", steps), ...(started ? ["--resume"] : [])]);
   const resumed = curve(join(dir, "killed"));
   return { kills, identical: JSON.stringify(resumed) === JSON.stringify(reference), steps };

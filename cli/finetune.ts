@@ -580,7 +580,7 @@ export async function main(rawArgs: string[]): Promise<void> {
     start,
     resume,
     verify,
-    overwrite: (v.overwrite ?? false) && !resume, // a resumed run keeps its checkpoints
+    overwrite: v.overwrite ?? false,
     rank: dist.rank,
     ranks,
   });
@@ -600,7 +600,7 @@ interface RankRun {
   resume?: string;
   /** Verify the sha256 of the checkpoint's shards. */
   verify: boolean;
-  /** --overwrite: the run's old checkpoints are deleted before the first step. */
+  /** --overwrite: the run's old checkpoints are deleted at the first step (not when resuming). */
   overwrite: boolean;
   rank: number;
   ranks: number;
@@ -676,12 +676,7 @@ async function finetuneRank(r: RankRun): Promise<void> {
         signal: stop.signal,
         sync: { allOk: distAllOk },
         onNotice: (s) => log?.line(s),
-        // The model is loaded and no stop came: only now does --overwrite delete the old checkpoints.
-        onStart: async () => {
-          if (r.overwrite && rank === 0) {
-            await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
-          }
-        },
+        overwrite: r.overwrite, // the old checkpoints go at the first step, once the model is loaded
         onStep: (m, total) => {
           log?.update(
             `step ${m.step}/${total} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} gnorm ` +

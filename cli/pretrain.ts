@@ -523,12 +523,7 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
     signal: run.stop,
     sync: { allOk: distAllOk },
     onNotice: (s) => log.line(s),
-    // The data and the model are ready and no stop came: only now does --overwrite delete the old checkpoints.
-    onStart: async () => {
-      if (v.overwrite && rank === 0) {
-        await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
-      }
-    },
+    overwrite: v.overwrite, // the old checkpoints go at the first step, once the data and model are ready
     onStep: async (m, total) => {
       // The model, the checkpoint and the data all worked: the run's configuration is now its own.
       if (rank === 0 && stepsDone++ === 0) {

@@ -30,9 +30,10 @@ export interface SignalStop extends Disposable {
 /**
  * Turns the first SIGINT, SIGTERM or SIGUSR2 into a stop request: logs {@linkcode INTERRUPT_MESSAGE} through
  * `log`, aborts the returned `signal` and removes its SIGINT and SIGTERM listeners, so that a second one has its
- * default effect (the process is killed); a later SIGUSR2 is the same request again, never a kill. Disposing the result (`using`) removes the listeners if no signal came. In rank 0 of a
- * job `runUnderMpi` launched, an interrupt the launching command passes on, or its end
- * ({@linkcode LAUNCHER_ENDED_MESSAGE}), is a stop request too (`watchLauncher`).
+ * default effect (the process is killed); a later SIGUSR2 is the same request again, never a kill. Disposing
+ * the result (`using`) removes the listeners if no signal came. In rank 0 of a job `runUnderMpi` launched, an
+ * interrupt the launching command passes on, or its end ({@linkcode LAUNCHER_ENDED_MESSAGE}), is a stop request
+ * too (`watchLauncher`).
  *
  * @example
  * ```ts ignore

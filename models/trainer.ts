@@ -76,8 +76,9 @@ export interface TrainOptions {
   onStep?: (m: StepMetrics, total: number) => unknown;
   /** Called with one-line notices (checkpoint written, resumed, …). */
   onNotice?: (message: string) => void;
-  /** Called once before the first step, when there is one (not when a stop request came first); awaited. */
-  onStart?: () => unknown;
+  /** A fresh run (no `resume`) deletes the run directory's old checkpoints when its first step begins: not
+   * when a stop request comes first, so an interrupted start leaves them in place. */
+  overwrite?: boolean;
   /** Stops after the current step, writing a checkpoint (with `sync`: after the step every rank reaches
    * once any rank's signal is aborted). */
   signal?: AbortSignal;
@@ -198,11 +199,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const wanted = opts.signal?.aborted ?? false;
     return opts.sync ? !(await opts.sync.allOk(!wanted)) : wanted;
   };
-  if (iteration < t.steps && await stopRequested()) {
-    notice(`stopped before the first step on request (iteration ${iteration}); nothing new to save`);
-    return { history, iteration, consumedSamples: consumed, checkpoint };
+  if (iteration < t.steps) {
+    if (await stopRequested()) {
+      notice(`stopped before the first step on request (iteration ${iteration}); nothing new to save`);
+      return { history, iteration, consumedSamples: consumed, checkpoint };
+    }
+    if (opts.overwrite && !opts.resume && leader) {
+      await Deno.remove(join(runDir, "checkpoints"), { recursive: true }).catch(() => {});
+    }
   }
-  if (iteration < t.steps) await opts.onStart?.();
   while (iteration < t.steps) {
     const batch = data.train(consumed + rank.dpRank * rows, rows);
     const t0 = performance.now();

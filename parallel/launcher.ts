@@ -139,9 +139,8 @@ const LAUNCHER_PIPE = "MEDITRON_LAUNCHER_PIPE";
  * write a checkpoint, exit 0" (rank 0 reads it, the per-step agreement tells the others; written before rank 0
  * watches, it waits in the pipe, so an early interrupt is not lost, and kills no rank that has no handler
  * yet). A second SIGINT or SIGTERM sends mpirun SIGTERM: the job is killed; a third has its default effect
- * here (a repeated SIGUSR2 only asks again, as in the ranks). And when
- * this process ends however it ends (SIGKILL, a closed terminal's SIGHUP), the pipe closes, and rank 0 asks
- * for the same graceful stop.
+ * here (a repeated SIGUSR2 only asks again, as in the ranks). And when this process ends however it ends
+ * (SIGKILL, a closed terminal's SIGHUP), the pipe closes, and rank 0 asks for the same graceful stop.
  *
  * @example
  * ```ts ignore

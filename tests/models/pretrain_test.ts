@@ -1,5 +1,6 @@
 // Training on the embedded corpus: the loss falls by a measured margin, and resume is bit-exact.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { NativeModel } from "../../runtime/mod.ts";
 import {
@@ -78,7 +79,7 @@ Deno.test("exact resume: 20 steps straight equal 10 + resume + 10, bit for bit",
   assert.deepEqual(lines.map((l) => JSON.parse(l).step), Array.from({ length: 20 }, (_, i) => i + 1));
 });
 
-Deno.test("stop requests: another rank's (via sync) stops after the same step with a checkpoint; one before the first step stops with none and no onStart", async () => {
+Deno.test("stop requests: another rank's (via sync) stops after the same step with a checkpoint; one before the first step stops with none and keeps --overwrite's old checkpoints", async () => {
   using dir = tempDir();
   const cfg = smallConfig(20);
   cfg.train.save_every = 0;
@@ -98,14 +99,12 @@ Deno.test("stop requests: another rank's (via sync) stops after the same step wi
   };
   const notices: string[] = [];
   const runDir = join(dir.path, "run");
-  let starts = 0; // onStart: where --overwrite deletes old checkpoints
   const result = await train({
     model,
     config: cfg,
     runDir,
     data,
     sync,
-    onStart: () => starts++,
     signal: new AbortController().signal, // never aborted here
     onStep: (m) => {
       if (m.step === 3) peerStops = true;
@@ -126,7 +125,6 @@ Deno.test("stop requests: another rank's (via sync) stops after the same step wi
     data,
     resume: runDir,
     sync,
-    onStart: () => starts++,
     signal: early.signal,
     onNotice: (s) => notices.push(s),
   });
@@ -134,5 +132,25 @@ Deno.test("stop requests: another rank's (via sync) stops after the same step wi
   assert.equal(none.iteration, 3);
   assert.equal(none.checkpoint, undefined);
   assert.match(notices.at(-1)!, /stopped before the first step on request \(iteration 3\)/);
-  assert.equal(starts, 1, "onStart: once for the run that trained, not for the one stopped before it began");
+  // --overwrite: a fresh run stopped before its first step leaves the old checkpoints in place; one that
+  // trains deletes them at its first step.
+  const fresh = (signal: AbortSignal) =>
+    train({
+      model,
+      config: cfg,
+      runDir,
+      data,
+      sync,
+      signal,
+      overwrite: true,
+      onStep: () => peerStops = true,
+    });
+  assert.equal((await fresh(early.signal)).history.length, 0);
+  assert.ok(existsSync(join(runDir, "checkpoints", "iter_0000003")), "kept by a run that never started");
+  const trained = await fresh(new AbortController().signal); // a peer stops it after its first step
+  assert.equal(trained.iteration, 1);
+  assert.deepEqual([...Deno.readDirSync(join(runDir, "checkpoints"))].map((e) => e.name).sort(), [
+    "iter_0000001",
+    "latest",
+  ]);
 });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { buildNative, cudaDefines, MissingDependencyError, SOURCE_DIR } from "../runtime/build.ts";
 import { runMain } from "./common.ts";
 
-const HELP = `Usage: deno task build [--sanitize] [--cuda] [--verbose]
+const HELP = `Usage: deno task build [--sanitize] [--cuda] [--cuda-emulator] [--verbose]
 
 Builds the native library into runtime/build/ (or runtime/build-sanitize/ with --sanitize).
 Missing system packages are installed with apt-get when running as root; otherwise they are named.
@@ -18,11 +18,15 @@ Missing system packages are installed with apt-get when running as root; otherwi
 machine's CUDA toolkit is used when it has one, else the CUDA 13 PyPI wheels are installed into
 ~/.cache/meditron/cuda13 (about 1.4 GB; compiling and linking need no GPU). Use it with
 MEDITRON_LIB=runtime/build-cuda/libmeditron.so.
+--cuda-emulator builds the same CUDA backend for the CPU into runtime/build-emulate/: its kernels run on
+an emulated GPU (runtime/src/cuda/emulator.hpp; slow, tiny shapes only), which is how the tests check the
+CUDA code without a GPU. It needs only the CUDA headers (the same toolchain as --cuda).
 
 Examples:
   deno task build
   deno task build --verbose
   deno task build --cuda
+  deno task build --cuda-emulator
 `;
 
 async function aptInstall(packages: string[]): Promise<boolean> {
@@ -46,17 +50,26 @@ async function main(args: string[]): Promise<void> {
       sanitize: { type: "boolean" },
       verbose: { type: "boolean" },
       cuda: { type: "boolean" },
+      "cuda-emulator": { type: "boolean" },
       debug: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   }).values;
   if (v.help) return console.log(HELP);
-  if (v.cuda && v.sanitize) throw new Error("--cuda and --sanitize are separate builds: pass one of them");
-  const buildDir = join(SOURCE_DIR, v.sanitize ? "build-sanitize" : v.cuda ? "build-cuda" : "build");
+  const emulator = v["cuda-emulator"] ?? false;
+  if ([v.cuda, v.sanitize, emulator].filter(Boolean).length > 1) {
+    throw new Error("--cuda, --cuda-emulator and --sanitize are separate builds: pass one of them");
+  }
+  const buildDir = join(
+    SOURCE_DIR,
+    v.sanitize ? "build-sanitize" : v.cuda ? "build-cuda" : emulator ? "build-emulate" : "build",
+  );
   const defines = v.sanitize
     ? { MEDITRON_SANITIZE: "ON", CMAKE_BUILD_TYPE: "RelWithDebInfo" }
     : v.cuda
     ? await cudaDefines()
+    : emulator
+    ? { ...await cudaDefines(), MEDITRON_CUDA_EMULATE: "ON" }
     : undefined;
   for (let attempt = 0;; attempt++) {
     try {

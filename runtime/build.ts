@@ -35,6 +35,8 @@ export const SOURCE_FILES: readonly string[] = [
   "src/cuda/backend.cu",
   "src/cuda/common.cuh",
   "src/cuda/cuda.cmake",
+  "src/cuda/emulator.cpp",
+  "src/cuda/emulator.hpp",
   "src/cuda/kernels.cu",
   "src/cuda/kernels.cuh",
   "src/cuda/nccl_comm.cu",

@@ -1,11 +1,16 @@
 // bench/gpu/attention_check.cu — the tensor-core attention kernels (attention_mma.cu) against the CUDA-core ones
 // (MEDITRON_CUDA_ATTENTION=simple, which gpu.ts `check` validates against the CPU backend), kernel level, on
 // random q|k|v in the model's fused layout; then both timed on a Llama-2-7B-shaped layer (the ratio is the
-// claim, both measured in this run). Needs only the CUDA driver once built:
+// claim, both measured in this run). Needs only the CUDA driver once built (kernels.cu for the profiling marks
+// the launchers make; it links cuBLAS):
 //   nvcc -std=c++17 -O3 --use_fast_math -arch=sm_90 -cudart static -Iruntime/include -Iruntime/src \
-//     -I<cuda>/include -I<nccl>/include bench/gpu/attention_check.cu runtime/src/cuda/attention.cu \
-//     runtime/src/cuda/attention_mma.cu -o runtime/build-cuda/attention_check
-// (<cuda>, <nccl>: the directories runtime/cuda_toolchain.sh prints; only the headers are used).
+//     -I<cuda>/include -I<nccl>/include bench/gpu/attention_check.cu runtime/src/cuda/kernels.cu \
+//     runtime/src/cuda/attention.cu runtime/src/cuda/attention_mma.cu -L<cuda>/lib -l:libcublas.so.13 \
+//     -o runtime/build-cuda/attention_check
+// (<cuda>, <nccl>: the directories runtime/cuda_toolchain.sh prints). On the CUDA emulator (no GPU; --small):
+//   g++ -std=c++17 -O2 -fno-strict-aliasing -DMEDITRON_CUDA -DMEDITRON_CUDA_EMULATE -Iruntime/include \
+//     -Iruntime/src -I<cuda>/include -I<nccl>/include -xc++ bench/gpu/attention_check.cu runtime/src/cuda/kernels.cu \
+//     runtime/src/cuda/attention.cu runtime/src/cuda/attention_mma.cu -xnone runtime/src/cuda/emulator.cpp -lopenblas
 // Exit status 1 when a comparison fails.
 #include <cmath>
 #include <cstdio>

@@ -284,14 +284,22 @@ async function withAttention<T>(mode: Attention, fn: () => Promise<T>): Promise<
   }
 }
 
-async function runCheck(out: string, dry: boolean, smallOnly: boolean): Promise<boolean> {
+/**
+ * `emulated`: the CUDA backend on the CUDA emulator (a library from `deno task build --cuda-emulator`, whose
+ * kernels run on one CPU thread): the same checks on narrower models and shorter rows (T 72: still not a
+ * multiple of the kernels' 64-row tiles, and two of them).
+ */
+async function runCheck(out: string, dry: boolean, smallOnly: boolean, emulated = false): Promise<boolean> {
   const dev: Device = dry ? "cpu" : "cuda";
   const checks: Check[] = [];
-  const small = dims(256, 2, 8, 4, 688, 1000, 256); // GQA, head_dim 32 (CUDA-core attention), padded vocabulary
-  const hd64 = dims(512, 2, 8, 2, 1376, 1000, 256); // head_dim 64, GQA 4:1 (tensor-core attention)
-  const hd128 = dims(512, 2, 4, 2, 1376, 1000, 256); // head_dim 128, GQA 2:1 (tensor-core attention)
+  // GQA, head_dim 32 (CUDA-core attention), padded vocabulary
+  const small = emulated ? dims(128, 2, 4, 2, 344, 1000, 128) : dims(256, 2, 8, 4, 688, 1000, 256);
+  // head_dim 64, GQA 4:1 and head_dim 128, GQA 2:1 (tensor-core attention)
+  const hd64 = emulated ? dims(256, 2, 4, 1, 688, 1000, 128) : dims(512, 2, 8, 2, 1376, 1000, 256);
+  const hd128 = emulated ? dims(256, 2, 2, 1, 688, 1000, 128) : dims(512, 2, 4, 2, 1376, 1000, 256);
   const llama = dims(1024, 2, 8, 8, 2816, 32000, 512); // head_dim 128 as Llama-2, the real vocabulary
-  await compareBackends("small (hd 32, GQA)", small, 2, 128, dev, checks, join(dirOf(out), "hf"));
+  const T = emulated ? 72 : 200, Tsmall = emulated ? 72 : 128;
+  await compareBackends("small (hd 32, GQA)", small, 2, Tsmall, dev, checks, join(dirOf(out), "hf"));
   // T = 200 is not a multiple of the kernels' 64-row tiles. Both attention paths against the CPU (on the CPU
   // backend the variable changes nothing: one run).
   const modes: Attention[] = dry ? ["tensor"] : ["tensor", "simple"];
@@ -299,22 +307,33 @@ async function runCheck(out: string, dry: boolean, smallOnly: boolean): Promise<
     for (const mode of modes) {
       await withAttention(
         mode,
-        () => compareBackends(`${name}, T 200, ${mode} attention`, d, 2, 200, dev, checks),
+        () => compareBackends(`${name}, T ${T}, ${mode} attention`, d, 2, T, dev, checks),
       );
     }
   }
   // Packed rows (segment ids: masks and RoPE positions restart per segment) through both attention paths.
   for (const [name, d] of [["hd 64", hd64], ["hd 128", hd128]] as const) {
     for (const mode of modes) {
-      const label = `${name} packed, T 200, ${mode} attention`;
+      const label = `${name} packed, T ${T}, ${mode} attention`;
       await withAttention(
         mode,
-        () => compareBackends(label, d, 2, 200, dev, checks, undefined, packedIds(2, 200)),
+        () => compareBackends(label, d, 2, T, dev, checks, undefined, packedIds(2, T)),
       );
     }
   }
-  await compareBackends("small packed (hd 32)", small, 2, 128, dev, checks, undefined, packedIds(2, 128));
-  if (!dry && !smallOnly) await compareBackends("llama-like (hd 128, V 32000)", llama, 2, 256, dev, checks);
+  await compareBackends(
+    "small packed (hd 32)",
+    small,
+    2,
+    Tsmall,
+    dev,
+    checks,
+    undefined,
+    packedIds(2, Tsmall),
+  );
+  if (!dry && !smallOnly && !emulated) {
+    await compareBackends("llama-like (hd 128, V 32000)", llama, 2, 256, dev, checks);
+  }
   await checkDecode("small", small, dev, checks);
   await checkDecode("hd 128", hd128, dev, checks);
   for (const c of checks) console.log(`${c.ok ? "PASS" : "FAIL"} ${c.name}: ${c.detail}`);
@@ -444,6 +463,8 @@ Options:
   --out FILE      where the JSON result goes (default gpu-<what>.json)
   --dry-run       the same code on the CPU backend with tiny shapes (checks the script without a GPU)
   --small-only    check: the small shapes only
+  --emulated      check: narrower models and shorter rows, for a library built with
+                  deno task build --cuda-emulator (the CUDA backend on the CPU; MEDITRON_LIB)
   --layers N      train/decode: layers (default 16 train, 8 decode; 2 with --dry-run)
   --micro N       train: micro-batch (default 4; 2 with --dry-run)
   --steps N       train: timed steps (default 5; 2 with --dry-run)
@@ -458,6 +479,7 @@ export async function main(args: string[]): Promise<void> {
       out: { type: "string" },
       "dry-run": { type: "boolean" },
       "small-only": { type: "boolean" },
+      emulated: { type: "boolean" },
       layers: { type: "string" },
       micro: { type: "string" },
       steps: { type: "string" },
@@ -472,7 +494,7 @@ export async function main(args: string[]): Promise<void> {
   const dry = values["dry-run"] ?? false;
   const out = values.out ?? `gpu-${what}.json`;
   if (what === "check") {
-    if (!(await runCheck(out, dry, values["small-only"] ?? false))) {
+    if (!(await runCheck(out, dry, values["small-only"] ?? false, values.emulated ?? false))) {
       console.error("gpu check: FAILED");
       Deno.exitCode = 1;
     }

@@ -49,7 +49,7 @@ __device__ void load_rows(float* dst, int ld, const bf16* src, size_t stride, in
 __global__ void attention_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
                                          int T, int H, int KVH, int hd, size_t qs, size_t ks, size_t os,
                                          const int32_t* start) {
-  extern __shared__ float smem[];
+  MT_DYNAMIC_SHARED(float, smem);
   float* q_s = smem;                   // [QB][hd]
   float* k_s = q_s + QB * hd;          // [KB][hd + 1]
   float* v_s = k_s + KB * (hd + 1);    // [KB][hd]
@@ -139,7 +139,7 @@ __global__ void attention_d_kernel(float* D, const bf16* dout, const bf16* out, 
 __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const bf16* dout, const bf16* q,
                                     const bf16* k, const bf16* v, const float* lse, int T, int H, int KVH, int hd,
                                     size_t qs, size_t ks, size_t os, const int32_t* start) {
-  extern __shared__ float smem[];
+  MT_DYNAMIC_SHARED(float, smem);
   float* q_s = smem;                  // [QB][hd], scaled by 1/√hd
   float* do_s = q_s + QB * hd;        // [QB][hd]
   float* k_s = do_s + QB * hd;        // [KB][hd + 1]
@@ -210,7 +210,7 @@ __global__ void attention_dq_kernel(float* dq, size_t gs, const float* D, const 
 __global__ void attention_dkdv_kernel(float* dk, float* dv, size_t gs, const float* D, const bf16* dout,
                                       const bf16* q, const bf16* k, const bf16* v, const float* lse, int T, int H,
                                       int KVH, int hd, size_t qs, size_t ks, size_t os, const int32_t* start) {
-  extern __shared__ float smem[];
+  MT_DYNAMIC_SHARED(float, smem);
   float* q_s = smem;              // [QT][hd], scaled by 1/√hd
   float* do_s = q_s + QT * hd;    // [QT][hd]
   float* lse_s = do_s + QT * hd;  // [QT]
@@ -288,7 +288,7 @@ __global__ void attention_dkdv_kernel(float* dk, float* dv, size_t gs, const flo
 __global__ void attention_cached_kernel(bf16* out, const bf16* q, size_t qs, const bf16* kc, const bf16* vc,
                                         const int32_t* seq, const int32_t* pos, int H, int KVH, int hd,
                                         int max_len) {
-  extern __shared__ float q_s[];  // [hd]
+  MT_DYNAMIC_SHARED(float, q_s);  // [hd]
   const int h = blockIdx.x, r = blockIdx.y, lane = threadIdx.x, g = h / (H / KVH);
   const float scale = rsqrtf((float)hd);
   for (int f = lane; f < hd; f += 32) q_s[f] = __bfloat162float(q[(size_t)r * qs + (size_t)h * hd + f]) * scale;
@@ -369,7 +369,7 @@ void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, cons
   const size_t smem = (size_t)(QB * hd + KB * (hd + 1) + KB * hd) * sizeof(float);
   allow_smem(attention_forward_kernel, smem);
   const dim3 grid(ceil_div(T, QB), H, B);
-  attention_forward_kernel<<<grid, WARPS * 32, smem, s>>>(out, lse, q, k, v, T, H, KVH, hd, qs, ks, os, start);
+  MT_LAUNCH(attention_forward_kernel, grid, WARPS * 32, smem, s)(out, lse, q, k, v, T, H, KVH, hd, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -379,19 +379,19 @@ void attention_backward(float* dq, float* dk, float* dv, size_t gs, float* D, co
   profile_mark(Work::Attention, s);
   check_hd(hd);
   check_grid(B, H);
-  attention_d_kernel<<<ceil_div((size_t)B * T * H, WARPS), WARPS * 32, 0, s>>>(D, dout, out, B, T, H, hd, os);
+  MT_LAUNCH(attention_d_kernel, ceil_div((size_t)B * T * H, WARPS), WARPS * 32, 0, s)(D, dout, out, B, T, H, hd, os);
   CUDA_LAUNCH_CHECK();
   if (attention_mma_supported(hd, q, k, v, dout, qs, ks, os))
     return attention_backward_mma(dq, dk, dv, gs, D, dout, q, k, v, lse, B, T, H, KVH, hd, qs, ks, os, s, start);
   const size_t smem_q = (size_t)(2 * QB * hd + 2 * KB * (hd + 1)) * sizeof(float);
   allow_smem(attention_dq_kernel, smem_q);
-  attention_dq_kernel<<<dim3(ceil_div(T, QB), H, B), WARPS * 32, smem_q, s>>>(dq, gs, D, dout, q, k, v, lse, T, H,
-                                                                               KVH, hd, qs, ks, os, start);
+  MT_LAUNCH(attention_dq_kernel, dim3(ceil_div(T, QB), H, B), WARPS * 32, smem_q, s)(dq, gs, D, dout, q, k, v, lse,
+                                                                                     T, H, KVH, hd, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
   const size_t smem_k = (size_t)(2 * QT * hd + 2 * QT) * sizeof(float) + QT * sizeof(int32_t);
   allow_smem(attention_dkdv_kernel, smem_k);
-  attention_dkdv_kernel<<<dim3(ceil_div(T, KBB), KVH, B), WARPS * 32, smem_k, s>>>(dk, dv, gs, D, dout, q, k, v, lse,
-                                                                                   T, H, KVH, hd, qs, ks, os, start);
+  MT_LAUNCH(attention_dkdv_kernel, dim3(ceil_div(T, KBB), KVH, B), WARPS * 32, smem_k, s)(
+      dk, dv, gs, D, dout, q, k, v, lse, T, H, KVH, hd, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -399,7 +399,7 @@ void attention_cached(bf16* out, const bf16* q, size_t qs, const bf16* kc, const
                       const int32_t* pos, int rows, int H, int KVH, int hd, int max_len, cudaStream_t s) {
   check_hd(hd);
   check_grid(rows, H);
-  attention_cached_kernel<<<dim3(H, rows), 32, hd * sizeof(float), s>>>(out, q, qs, kc, vc, seq, pos, H, KVH, hd,
+  MT_LAUNCH(attention_cached_kernel, dim3(H, rows), 32, hd * sizeof(float), s)(out, q, qs, kc, vc, seq, pos, H, KVH, hd,
                                                                         max_len);
   CUDA_LAUNCH_CHECK();
 }
@@ -407,7 +407,8 @@ void attention_cached(bf16* out, const bf16* q, size_t qs, const bf16* kc, const
 void kv_store(bf16* kc, bf16* vc, const bf16* qkv, size_t qs, size_t koff, size_t voff, const int32_t* seq,
               const int32_t* pos, int rows, int kvd, int max_len, cudaStream_t s) {
   const size_t total = (size_t)rows * kvd;
-  kv_store_kernel<<<ceil_div(total, 256), 256, 0, s>>>(kc, vc, qkv, qs, koff, voff, seq, pos, rows, kvd, max_len);
+  MT_LAUNCH(kv_store_kernel, ceil_div(total, 256), 256, 0, s)(kc, vc, qkv, qs, koff, voff, seq, pos, rows, kvd,
+                                                              max_len);
   CUDA_LAUNCH_CHECK();
 }
 

@@ -45,11 +45,15 @@ constexpr float LN2 = 0.6931471805599453f;
 constexpr int THREADS = 128;  // 4 warps
 
 __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+#ifdef MEDITRON_CUDA_EMULATE
+  ::mt::emu::mma_m16n8k16_bf16(c, a, b0, b1);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 // Two consecutive bf16 (p[0] in the low half).
@@ -67,15 +71,29 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 
 // 16-byte global → shared copy that bypasses L1; n = 0 zero-fills the 16 bytes (rows past T).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+#ifdef MEDITRON_CUDA_EMULATE
+  ::mt::emu::cp_async16(dst, src, valid);
+#else
   const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
   const int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n) : "memory");
+#endif
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_commit() {
+#ifdef MEDITRON_CUDA_EMULATE
+  ::mt::emu::cp_async_commit();
+#else
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
 // Waits until at most N of this thread's committed groups are still in flight.
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
+#ifdef MEDITRON_CUDA_EMULATE
+  ::mt::emu::cp_async_wait(N);
+#else
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
 }
 
 // Starts copying rows [r0, r0 + ROWS) of a [T, ·] bf16 tensor (rows `stride` apart, head offset applied by the
@@ -238,7 +256,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward_mma_kernel(float* 
                                                                          size_t qs, size_t ks, size_t os,
                                                                          const int32_t* start) {
   constexpr int LD = HD + 8;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  MT_DYNAMIC_SHARED(unsigned char, smem_raw);
   bf16* k_s = reinterpret_cast<bf16*>(smem_raw);  // [BKB][LD]
   bf16* v_s = k_s + BKB * LD;                     // [BKB][LD]
   bf16* q_s = v_s + BKB * LD;                     // [2][BQB][LD] (double buffer)
@@ -413,7 +431,7 @@ template <int HD>
 void forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KVH,
                  size_t qs, size_t ks, size_t os, cudaStream_t s, const int32_t* start) {
   const dim3 grid(ceil_div(T, 64), H, B);
-  attention_forward_mma_kernel<HD><<<grid, THREADS, 0, s>>>(out, lse, q, k, v, T, H, KVH, qs, ks, os, start);
+  MT_LAUNCH(attention_forward_mma_kernel<HD>, grid, THREADS, 0, s)(out, lse, q, k, v, T, H, KVH, qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -422,14 +440,14 @@ void backward_mma(float* dq, float* dk, float* dv, size_t gs, const float* D, co
                   const bf16* k, const bf16* v, const float* lse, int B, int T, int H, int KVH, size_t qs, size_t ks,
                   size_t os, cudaStream_t s, const int32_t* start) {
   const size_t rows = (size_t)B * T;
-  zero_rows_kernel<<<std::min<size_t>(ceil_div(rows * H * HD, 256), 65535), 256, 0, s>>>(dq, gs, rows, H * HD);
+  MT_LAUNCH(zero_rows_kernel, std::min<size_t>(ceil_div(rows * H * HD, 256), 65535), 256, 0, s)(dq, gs, rows, H * HD);
   CUDA_LAUNCH_CHECK();
   constexpr size_t smem = backward_smem_bytes<HD>();
   if (smem > 48 * 1024)
     CUDA_CHECK(cudaFuncSetAttribute(attention_backward_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)smem));
   const dim3 grid(ceil_div(T, BKB), KVH, B);
-  attention_backward_mma_kernel<HD><<<grid, THREADS, smem, s>>>(dq, dk, dv, gs, D, dout, q, k, v, lse, T, H, KVH,
+  MT_LAUNCH(attention_backward_mma_kernel<HD>, grid, THREADS, smem, s)(dq, dk, dv, gs, D, dout, q, k, v, lse, T, H, KVH,
                                                                  qs, ks, os, start);
   CUDA_LAUNCH_CHECK();
 }

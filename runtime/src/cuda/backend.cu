@@ -92,7 +92,7 @@ struct CudaBackend : DeviceBackend {
   int CH = 0;  // rows per logits chunk
   Buffer<int32_t> dec_tok, seq_d, pos_d, idx_d;
   // Decoding scratch (grown on demand).
-  Buffer<float> dec_x, dec_tmp, dec_rstd;
+  Buffer<float> dec_x, dec_tmp, dec_rstd, dec_logits;
   Buffer<bf16> dec_h, dec_qkv, dec_att, dec_gu, dec_s;
 
   explicit CudaBackend(Model& m) : M(m) {
@@ -542,12 +542,12 @@ struct CudaBackend : DeviceBackend {
     M.finish_eval(read_loss(), mask, (size_t)b * t, loss_sum, count);
   }
 
-  // Logits of hidden rows h[rows, d] (bf16) into host out[rows, V], CH rows at a time through the loss's fp32
-  // logits chunk (allocated and accounted by ensure_acts).
-  void head_to_host(const bf16* h, int rows, float* out) {
+  // Logits of hidden rows h[rows, d] (bf16) into host out[rows, V], `ch` rows at a time through the fp32 chunk
+  // lg[ch, Vl] (≥ 1 row).
+  void head_to_host(const bf16* h, int rows, float* out, float* lg, int ch) {
     const int d = M.cfg.dim, Vl = M.Vl, V = M.cfg.vocab_size;
-    const int ch = std::min(CH, rows);
-    float* lg = logits32.data();
+    ch = std::min(ch, rows);
+    MT_CHECK(ch >= 1, "logits of %d rows through a chunk of %d", rows, ch);
     for (int r0 = 0; r0 < rows; r0 += ch) {
       const int n = std::min(ch, rows - r0);
       cuda::matmul_forward(blas, lg, CUDA_R_32F, h + (size_t)r0 * d, W(M.head_idx), n, d, Vl, 0.0f);
@@ -565,7 +565,7 @@ struct CudaBackend : DeviceBackend {
     use(0);
     upload_batch(tokens, nullptr, nullptr, seg);
     forward(fwd_tag(0));
-    head_to_host(a->h_f.data(), b * t, out);
+    head_to_host(a->h_f.data(), b * t, out, logits32.data(), CH);  // the loss's chunk (ensure_acts)
   }
 
   void zero_grad() override {
@@ -691,7 +691,9 @@ struct CudaBackend : DeviceBackend {
     CUDA_CHECK(cudaMemcpyAsync(id, idx.data(), idx.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
     cuda::gather_rows(t32, x, id, (int)idx.size(), d, stream);
     cuda::rmsnorm_forward(h, rstd, t32, W(M.norm_idx), (int)idx.size(), d, M.cfg.norm_eps, stream);
-    head_to_host(h, (int)idx.size(), logits_out);
+    // A chunk of its own (decoding may come before any forward pass sized the loss's): up to 64 MiB of rows.
+    const int ch = (int)std::clamp<size_t>(((size_t)64 << 20) / (4 * (size_t)M.Vl), 1, idx.size());
+    head_to_host(h, (int)idx.size(), logits_out, grow(dec_logits, (size_t)ch * M.Vl), ch);
   }
 };
 

@@ -13,6 +13,19 @@
 
 #include "common.hpp"
 
+// Kernel launch and dynamic shared memory, spelled once so that the same sources also build for the CUDA
+// emulator (emulator.hpp: MEDITRON_CUDA_EMULATE, the kernels run on the CPU in tests without a GPU):
+//   MT_LAUNCH(kernel, grid, block, smem, stream)(args...)  is  kernel<<<grid, block, smem, stream>>>(args...)
+//   MT_DYNAMIC_SHARED(T, name);                          is  extern __shared__ __align__(16) T name[];
+#ifdef MEDITRON_CUDA_EMULATE
+#include "cuda/emulator.hpp"
+#define MT_LAUNCH(kernel, grid, block, smem, stream) ::mt::emu::launch(kernel, #kernel, grid, block, smem, stream)
+#define MT_DYNAMIC_SHARED(T, name) T* name = static_cast<T*>(::mt::emu::dynamic_shared())
+#else
+#define MT_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#define MT_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#endif
+
 namespace mt::cuda {
 
 using bf16 = __nv_bfloat16;
@@ -91,7 +104,7 @@ struct Buffer {
   size_t bytes() const { return n * sizeof(T); }
 };
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(MEDITRON_CUDA_EMULATE)
 // Sum / max of v over the 32 lanes of a warp (every lane gets the result).
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

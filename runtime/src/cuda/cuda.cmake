@@ -5,6 +5,24 @@
 set(MEDITRON_CUDA_ROOT "" CACHE PATH "directory with include/cublas_v2.h and lib/libcublas.so*")
 set(MEDITRON_NCCL_ROOT "" CACHE PATH "directory with include/nccl.h and lib/libnccl.so*")
 set(MEDITRON_CUDA_ARCHS "80;90" CACHE STRING "GPU architectures of the CUDA backend (80 A100, 90 H100/H200)")
+set(MEDITRON_CUDA_SOURCES src/cuda/kernels.cu src/cuda/attention.cu src/cuda/attention_mma.cu src/cuda/nccl_comm.cu
+  src/cuda/backend.cu)
+if(MEDITRON_CUDA_EMULATE)
+  # The emulator (src/cuda/emulator.hpp): the .cu sources compile as C++ into libmeditron with emulator.cpp in
+  # place of cudart, cuBLAS and NCCL, of which only the headers are needed (no nvcc, no GPU).
+  find_path(MEDITRON_CUBLAS_INCLUDE cublas_v2.h HINTS ${MEDITRON_CUDA_ROOT} PATH_SUFFIXES include)
+  find_path(MEDITRON_NCCL_INCLUDE nccl.h HINTS ${MEDITRON_NCCL_ROOT} ${MEDITRON_CUDA_ROOT} PATH_SUFFIXES include)
+  if(NOT MEDITRON_CUBLAS_INCLUDE OR NOT MEDITRON_NCCL_INCLUDE)
+    message(FATAL_ERROR "MEDITRON-MISSING: the CUDA headers (cublas_v2.h, nccl.h) for MEDITRON_CUDA_EMULATE=ON were not found (MEDITRON_CUDA_ROOT=${MEDITRON_CUDA_ROOT}, MEDITRON_NCCL_ROOT=${MEDITRON_NCCL_ROOT}); runtime/cuda_toolchain.sh installs them.")
+  endif()
+  message(STATUS "meditron: CUDA backend on the CUDA emulator (headers ${MEDITRON_CUBLAS_INCLUDE})")
+  set_source_files_properties(${MEDITRON_CUDA_SOURCES} PROPERTIES LANGUAGE CXX COMPILE_OPTIONS "-xc++")
+  target_sources(meditron PRIVATE ${MEDITRON_CUDA_SOURCES} src/cuda/emulator.cpp)
+  target_include_directories(meditron PRIVATE src ${MEDITRON_CUBLAS_INCLUDE} ${MEDITRON_NCCL_INCLUDE})
+  target_compile_definitions(meditron PRIVATE MEDITRON_CUDA MEDITRON_CUDA_EMULATE)
+  target_compile_options(meditron PRIVATE -fno-strict-aliasing -Wno-unknown-pragmas)
+  return()
+endif()
 set(CMAKE_CUDA_RUNTIME_LIBRARY None)  # cudart is linked explicitly below (the wheels ship only libcudart.so.13)
 include(CheckLanguage)
 check_language(CUDA)
@@ -37,12 +55,7 @@ endforeach()
 message(STATUS "meditron: CUDA ${CMAKE_CUDA_COMPILER_VERSION} (${CMAKE_CUDA_COMPILER}), archs ${MEDITRON_CUDA_ARCHS}")
 message(STATUS "meditron: cudart ${MEDITRON_CUDART}, cuBLAS ${MEDITRON_CUBLAS}, NCCL ${MEDITRON_NCCL}")
 
-add_library(meditron_cuda OBJECT
-  src/cuda/kernels.cu
-  src/cuda/attention.cu
-  src/cuda/attention_mma.cu
-  src/cuda/nccl_comm.cu
-  src/cuda/backend.cu)
+add_library(meditron_cuda OBJECT ${MEDITRON_CUDA_SOURCES})
 set_target_properties(meditron_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_VISIBILITY_PRESET hidden
   CUDA_ARCHITECTURES "${MEDITRON_CUDA_ARCHS}")
 set_target_properties(meditron PROPERTIES CUDA_ARCHITECTURES OFF)  # no CUDA sources of its own

@@ -85,7 +85,7 @@ __global__ void rmsnorm_forward_kernel(bf16* out, float* rstd, const float* x, c
 // One warp per row; dw partial sums of each block's rows are kept in shared memory, then added atomically.
 __global__ void rmsnorm_backward_kernel(float* dx, float* dw, const float* dout, const float* x, const bf16* w,
                                         const float* rstd, int N, int d, bool accumulate) {
-  extern __shared__ float dw_s[];  // [d]
+  MT_DYNAMIC_SHARED(float, dw_s);  // [d]
   for (int i = threadIdx.x; i < d; i += blockDim.x) dw_s[i] = 0;
   __syncthreads();
   const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
@@ -340,44 +340,44 @@ void matmul_backward_weight(cublasHandle_t h, float* dw, const bf16* dy, const b
 void cast_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s) {
   profile_mark(Work::Elementwise, s);
   if (!n) return;
-  cast_kernel<<<grid_for(n), BLOCK, 0, s>>>(out, in, n);
+  MT_LAUNCH(cast_kernel, grid_for(n), BLOCK, 0, s)(out, in, n);
   CUDA_LAUNCH_CHECK();
 }
 
 void cast_rows_to_bf16(bf16* out, size_t os, const float* in, size_t is, int N, int width, cudaStream_t s) {
   profile_mark(Work::Elementwise, s);
-  cast_rows_kernel<<<grid_for((size_t)N * width), BLOCK, 0, s>>>(out, os, in, is, N, width);
+  MT_LAUNCH(cast_rows_kernel, grid_for((size_t)N * width), BLOCK, 0, s)(out, os, in, is, N, width);
   CUDA_LAUNCH_CHECK();
 }
 
 void residual_add(float* out, const float* a, const float* b, size_t n, cudaStream_t s) {
   profile_mark(Work::Elementwise, s);
-  residual_kernel<<<grid_for(n), BLOCK, 0, s>>>(out, a, b, n);
+  MT_LAUNCH(residual_kernel, grid_for(n), BLOCK, 0, s)(out, a, b, n);
   CUDA_LAUNCH_CHECK();
 }
 
 void gather_rows(float* out, const float* in, const int32_t* idx, int rows, int d, cudaStream_t s) {
-  gather_kernel<<<grid_for((size_t)rows * d), BLOCK, 0, s>>>(out, in, idx, rows, d);
+  MT_LAUNCH(gather_kernel, grid_for((size_t)rows * d), BLOCK, 0, s)(out, in, idx, rows, d);
   CUDA_LAUNCH_CHECK();
 }
 
 void embedding_forward(float* out, const int32_t* tokens, const bf16* wte, int N, int d, int v0, int rows,
                        cudaStream_t s) {
   profile_mark(Work::Embedding, s);
-  embedding_forward_kernel<<<grid_for((size_t)N * d), BLOCK, 0, s>>>(out, tokens, wte, N, d, v0, rows);
+  MT_LAUNCH(embedding_forward_kernel, grid_for((size_t)N * d), BLOCK, 0, s)(out, tokens, wte, N, d, v0, rows);
   CUDA_LAUNCH_CHECK();
 }
 
 void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int d, int v0, int rows,
                         cudaStream_t s) {
   profile_mark(Work::Embedding, s);
-  embedding_backward_kernel<<<grid_for((size_t)N * d), BLOCK, 0, s>>>(dwte, dout, tokens, N, d, v0, rows);
+  MT_LAUNCH(embedding_backward_kernel, grid_for((size_t)N * d), BLOCK, 0, s)(dwte, dout, tokens, N, d, v0, rows);
   CUDA_LAUNCH_CHECK();
 }
 
 void rmsnorm_forward(bf16* out, float* rstd, const float* x, const bf16* w, int N, int d, float eps, cudaStream_t s) {
   profile_mark(Work::Norm, s);
-  rmsnorm_forward_kernel<<<row_grid(N), BLOCK, 0, s>>>(out, rstd, x, w, N, d, eps);
+  MT_LAUNCH(rmsnorm_forward_kernel, row_grid(N), BLOCK, 0, s)(out, rstd, x, w, N, d, eps);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -386,7 +386,7 @@ void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, c
   profile_mark(Work::Norm, s);
   // A bounded grid: each block reduces its rows' dw in shared memory first (d floats).
   const unsigned blocks = std::min(row_grid(N), 1024u);
-  rmsnorm_backward_kernel<<<blocks, BLOCK, (size_t)d * sizeof(float), s>>>(dx, dw, dout, x, w, rstd, N, d,
+  MT_LAUNCH(rmsnorm_backward_kernel, blocks, BLOCK, (size_t)d * sizeof(float), s)(dx, dw, dout, x, w, rstd, N, d,
                                                                             accumulate_dx);
   CUDA_LAUNCH_CHECK();
 }
@@ -394,40 +394,40 @@ void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, c
 void rope_forward(bf16* x, const float* cos_sin, const int32_t* pos, int N, int T, int nh, int hd, size_t stride,
                   cudaStream_t s) {
   profile_mark(Work::Elementwise, s);
-  rope_forward_kernel<<<grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s>>>(x, cos_sin, pos, N, T, nh, hd, stride);
+  MT_LAUNCH(rope_forward_kernel, grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s)(x, cos_sin, pos, N, T, nh, hd, stride);
   CUDA_LAUNCH_CHECK();
 }
 
 void rope_backward(bf16* dx, size_t os, const float* dxr, size_t is, const float* cos_sin, int N, int T, int nh,
                    int hd, cudaStream_t s, const int32_t* pos) {
   profile_mark(Work::Elementwise, s);
-  rope_backward_kernel<<<grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s>>>(dx, os, dxr, is, cos_sin, N, T, nh, hd,
-                                                                          pos);
+  MT_LAUNCH(rope_backward_kernel, grid_for((size_t)N * nh * hd / 2), BLOCK, 0, s)(dx, os, dxr, is, cos_sin, N, T, nh,
+                                                                                  hd, pos);
   CUDA_LAUNCH_CHECK();
 }
 
 void swiglu_forward(bf16* out, const bf16* gu, int N, int F, cudaStream_t s) {
   profile_mark(Work::Elementwise, s);
-  swiglu_forward_kernel<<<grid_for((size_t)N * F), BLOCK, 0, s>>>(out, gu, N, F);
+  MT_LAUNCH(swiglu_forward_kernel, grid_for((size_t)N * F), BLOCK, 0, s)(out, gu, N, F);
   CUDA_LAUNCH_CHECK();
 }
 
 void swiglu_backward(bf16* dgu, const bf16* dout, const bf16* gu, int N, int F, cudaStream_t s) {
   profile_mark(Work::Elementwise, s);
-  swiglu_backward_kernel<<<grid_for((size_t)N * F), BLOCK, 0, s>>>(dgu, dout, gu, N, F);
+  MT_LAUNCH(swiglu_backward_kernel, grid_for((size_t)N * F), BLOCK, 0, s)(dgu, dout, gu, N, F);
   CUDA_LAUNCH_CHECK();
 }
 
 void ce_rowmax(float* rowmax, const float* logits, int rows, int Vl, int v0, int V, cudaStream_t s) {
   profile_mark(Work::CrossEntropy, s);
-  ce_rowmax_kernel<<<row_grid(rows), BLOCK, 0, s>>>(rowmax, logits, rows, Vl, v0, V);
+  MT_LAUNCH(ce_rowmax_kernel, row_grid(rows), BLOCK, 0, s)(rowmax, logits, rows, Vl, v0, V);
   CUDA_LAUNCH_CHECK();
 }
 
 void ce_sums(float* stats, const float* logits, const float* rowmax, const int32_t* targets, int rows, int Vl,
              int v0, int V, cudaStream_t s) {
   profile_mark(Work::CrossEntropy, s);
-  ce_sums_kernel<<<row_grid(rows), BLOCK, 0, s>>>(stats, logits, rowmax, targets, rows, Vl, v0, V);
+  MT_LAUNCH(ce_sums_kernel, row_grid(rows), BLOCK, 0, s)(stats, logits, rowmax, targets, rows, Vl, v0, V);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -435,15 +435,15 @@ void ce_finish(bf16* dlogits, double* loss_sum, const float* logits, const float
                const int32_t* targets, const float* mask, float denom, int rows, int Vl, int v0, int V,
                cudaStream_t s) {
   profile_mark(Work::CrossEntropy, s);
-  ce_finish_kernel<<<row_grid(rows), BLOCK, 0, s>>>(dlogits, loss_sum, logits, rowmax, stats, targets, mask, denom,
-                                                    rows, Vl, v0, V);
+  MT_LAUNCH(ce_finish_kernel, row_grid(rows), BLOCK, 0, s)(dlogits, loss_sum, logits, rowmax, stats, targets, mask,
+                                                          denom, rows, Vl, v0, V);
   CUDA_LAUNCH_CHECK();
 }
 
 void sum_squares(double* out, const float* g, size_t n, cudaStream_t s) {
   profile_mark(Work::Optimizer, s);
   if (!n) return;
-  sum_squares_kernel<<<std::min(grid_for(n), 2048u), BLOCK, 0, s>>>(out, g, n);
+  MT_LAUNCH(sum_squares_kernel, std::min(grid_for(n), 2048u), BLOCK, 0, s)(out, g, n);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -451,8 +451,8 @@ void adamw(float* master, bf16* param, const float* grad, float* m, float* v, si
            float lr, float beta1, float beta2, float bc1, float bc2, float eps, float wd, cudaStream_t s) {
   profile_mark(Work::Optimizer, s);
   if (!n) return;
-  adamw_kernel<<<grid_for(n), BLOCK, 0, s>>>(master, param, grad, m, v, n, grad_scale, lr, beta1, beta2, bc1, bc2,
-                                             eps, wd);
+  MT_LAUNCH(adamw_kernel, grid_for(n), BLOCK, 0, s)(master, param, grad, m, v, n, grad_scale, lr, beta1, beta2, bc1,
+                                                   bc2, eps, wd);
   CUDA_LAUNCH_CHECK();
 }
 

@@ -1,0 +1,188 @@
+// The CUDA emulator's own checks (tests/runtime/cuda_emulator_test.ts compiles this with g++ -xc++ against
+// runtime/src/cuda/emulator.cpp): its warp collectives, mma.sync fragments, cp.async timing and launch checks
+// against plain references, and that it reports what a GPU would make of a broken kernel (a deadlock, a
+// shuffle with an exited lane, a launch over the limits). Prints "PASS name" or "FAIL name: why" per check
+// and, with the argument `race`, only the output of a kernel with a missing barrier (the test runs it in both
+// MEDITRON_CUDA_EMULATE_ORDER orders and expects them to differ). Exit status 1 when a check failed.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/common.cuh"
+
+using mt::cuda::bf16;
+
+namespace {
+
+int failures = 0;
+void report(const char* name, bool ok, const std::string& why = "") {
+  if (ok) std::printf("PASS %s\n", name);
+  else std::printf("FAIL %s: %s\n", name, why.c_str()), failures++;
+}
+
+// The launch's error (cudaGetLastError) and its message; "" when it succeeded.
+std::string launch_error() {
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? "" : cudaGetErrorString(e);
+}
+
+// ---- warp shuffles: a butterfly sum and a broadcast from lane 5 in every warp ----------------------------------
+__global__ void shuffle_kernel(float* sum, int* bcast) {
+  const int t = threadIdx.x;
+  float v = (float)t;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  sum[t] = v;
+  bcast[t] = __shfl_sync(0xffffffffu, t * 10, 5);
+}
+
+void check_shuffles() {
+  std::vector<float> sum(64);
+  std::vector<int> bc(64);
+  MT_LAUNCH(shuffle_kernel, 1, 64, 0, nullptr)(sum.data(), bc.data());
+  const std::string err = launch_error();
+  bool ok = err.empty();
+  for (int t = 0; t < 64; t++) {
+    const int w = t / 32;
+    ok &= sum[t] == (float)(32 * 32 * w + 31 * 32 / 2) && bc[t] == (32 * w + 5) * 10;
+  }
+  report("warp shuffles: xor butterfly sum and indexed broadcast", ok, err.empty() ? "wrong values" : err);
+}
+
+// ---- mma.m16n8k16: each lane loads its fragments by the PTX ISA table, D = A·B + C against a plain product ----
+__global__ void mma_kernel(float* d, const bf16* a, const bf16* b, const float* c) {
+  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  const auto pair = [](bf16 lo, bf16 hi) {
+    uint16_t l, h;
+    std::memcpy(&l, &lo, 2), std::memcpy(&h, &hi, 2);
+    return (uint32_t)l | ((uint32_t)h << 16);
+  };
+  // A row-major [16][16], B [16][8] (k × n), C and D [16][8].
+  const uint32_t af[4] = {pair(a[g * 16 + 2 * t], a[g * 16 + 2 * t + 1]),
+                          pair(a[(g + 8) * 16 + 2 * t], a[(g + 8) * 16 + 2 * t + 1]),
+                          pair(a[g * 16 + 2 * t + 8], a[g * 16 + 2 * t + 9]),
+                          pair(a[(g + 8) * 16 + 2 * t + 8], a[(g + 8) * 16 + 2 * t + 9])};
+  const uint32_t b0 = pair(b[(2 * t) * 8 + g], b[(2 * t + 1) * 8 + g]);
+  const uint32_t b1 = pair(b[(2 * t + 8) * 8 + g], b[(2 * t + 9) * 8 + g]);
+  float acc[4] = {c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t], c[(g + 8) * 8 + 2 * t + 1]};
+  mt::emu::mma_m16n8k16_bf16(acc, af, b0, b1);
+  d[g * 8 + 2 * t] = acc[0], d[g * 8 + 2 * t + 1] = acc[1];
+  d[(g + 8) * 8 + 2 * t] = acc[2], d[(g + 8) * 8 + 2 * t + 1] = acc[3];
+}
+
+void check_mma() {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  std::vector<bf16> a(256), b(128);
+  std::vector<float> c(128), d(128, NAN);
+  for (auto& x : a) x = __float2bfloat16(nd(rng));
+  for (auto& x : b) x = __float2bfloat16(nd(rng));
+  for (auto& x : c) x = nd(rng);
+  MT_LAUNCH(mma_kernel, 1, 32, 0, nullptr)(d.data(), a.data(), b.data(), c.data());
+  const std::string err = launch_error();
+  double worst = 0;
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 8; j++) {
+      double ref = c[i * 8 + j];
+      for (int k = 0; k < 16; k++) ref += (double)__bfloat162float(a[i * 16 + k]) * __bfloat162float(b[k * 8 + j]);
+      worst = std::max(worst, std::fabs(ref - d[i * 8 + j]));
+    }
+  report("mma.m16n8k16 bf16: D = A·B + C", err.empty() && worst < 1e-4,
+         err.empty() ? "max abs error " + std::to_string(worst) : err);
+}
+
+// ---- cp.async: the copy lands at the wait of its group, not before ---------------------------------------------
+__global__ void cp_async_kernel(float* before, float* after, const float* src) {
+  __shared__ __align__(16) float s[4];
+  s[0] = -1;
+  mt::emu::cp_async16(s, src, true);
+  mt::emu::cp_async_commit();
+  before[0] = s[0];
+  mt::emu::cp_async_wait(0);
+  after[0] = s[0];
+}
+
+void check_cp_async() {
+  alignas(16) float src[4] = {42, 43, 44, 45};
+  float before = 0, after = 0;
+  MT_LAUNCH(cp_async_kernel, 1, 32, 0, nullptr)(&before, &after, src);
+  const std::string err = launch_error();
+  report("cp.async lands at cp.async.wait_group", err.empty() && before == -1 && after == 42,
+         err.empty() ? "before " + std::to_string(before) + ", after " + std::to_string(after) : err);
+}
+
+// ---- broken kernels: the launch fails with a message naming the problem ---------------------------------------
+__global__ void deadlock_kernel(float* out) {
+  // Half of warp 1 waits at a shuffle with the other half, which waits at __syncthreads with warp 0: neither
+  // can complete (a GPU hangs).
+  if (threadIdx.x < 48) __syncthreads();
+  else out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+__global__ void exited_lane_kernel(float* out) {
+  if (threadIdx.x == 3) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+__global__ void smem_kernel(float* out) {
+  MT_DYNAMIC_SHARED(float, big);
+  big[threadIdx.x] = 1;
+  __syncthreads();
+  out[threadIdx.x] = big[(threadIdx.x + 1) % blockDim.x];
+}
+
+void expect_error(const char* name, const std::string& err, const char* needle) {
+  report(name, err.find(needle) != std::string::npos,
+         err.empty() ? "the launch succeeded" : "message: " + err);
+}
+
+void check_errors() {
+  std::vector<float> out(1024);
+  MT_LAUNCH(deadlock_kernel, 1, 64, 0, nullptr)(out.data());
+  expect_error("a deadlock (warps at different barriers) fails the launch", launch_error(), "deadlock");
+  MT_LAUNCH(exited_lane_kernel, 1, 32, 0, nullptr)(out.data());
+  expect_error("a shuffle whose mask names an exited lane fails the launch", launch_error(),
+               "lane 3 of warp 0 has exited");
+  MT_LAUNCH(smem_kernel, 1, 2048, 0, nullptr)(out.data());
+  expect_error("a block of 2048 threads is an invalid configuration", launch_error(), "invalid configuration");
+  MT_LAUNCH(smem_kernel, 1, 32, 64 * 1024, nullptr)(out.data());
+  expect_error("64 KiB of dynamic shared memory needs cudaFuncSetAttribute", launch_error(),
+               "over its limit of 49152");
+  CUDA_CHECK(cudaFuncSetAttribute(smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024));
+  MT_LAUNCH(smem_kernel, 1, 32, 64 * 1024, nullptr)(out.data());
+  const std::string err = launch_error();
+  report("64 KiB of dynamic shared memory after cudaFuncSetAttribute", err.empty() && out[0] == 1, err);
+}
+
+// ---- a missing barrier: thread 1 reads what thread 0 writes, unordered ---------------------------------------
+__global__ void race_kernel(float* out) {
+  __shared__ float x;
+  if (threadIdx.x == 0) x = 1;
+  if (threadIdx.x == 0) x = 7;
+  // (no __syncthreads here)
+  if (threadIdx.x == 1) out[0] = x;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc > 1 && std::string(argv[1]) == "race") {
+      float out = 0;
+      MT_LAUNCH(race_kernel, 1, 32, 0, nullptr)(&out);
+      CUDA_LAUNCH_CHECK();
+      std::printf("race %g\n", out);
+      return 0;
+    }
+    check_shuffles();
+    check_mma();
+    check_cp_async();
+    check_errors();
+  } catch (const std::exception& e) {
+    std::printf("FAIL %s\n", e.what());
+    return 1;
+  }
+  return failures ? 1 : 0;
+}

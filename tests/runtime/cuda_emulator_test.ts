@@ -1,0 +1,116 @@
+// The CUDA backend without a GPU: `deno task build --cuda-emulator` builds it for the CUDA emulator
+// (runtime/src/cuda/emulator.hpp: the same .cu sources, their kernels run as fibers on the CPU), into
+// runtime/build-emulate/. CI builds it before the tests; elsewhere these tests are skipped until it is built.
+//   - the emulator's own checks (tests/runtime/cuda_emulator_kernels.cu): warp collectives, mma.sync, cp.async,
+//     launch limits, and that a deadlock, an exited lane or a missing barrier shows;
+//   - bench/gpu/gpu.ts check --emulated on it: the CUDA backend (both attention paths, packed rows, selective
+//     recompute, KV-cache decode) against the CPU backend of the same library, as on a GPU.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LIB_NAME, SOURCE_DIR } from "../../runtime/build.ts";
+
+const BUILD = join(SOURCE_DIR, "build-emulate");
+const LIB = join(BUILD, LIB_NAME);
+const ROOT = join(SOURCE_DIR, "..");
+const haveLib = await Deno.stat(LIB).then((s) => s.isFile, () => false);
+const inCi = Deno.env.get("CI") === "true";
+
+Deno.test({
+  name: "CUDA emulator: CI has built it (deno task build --cuda-emulator)",
+  ignore: !inCi,
+  fn: () => assert.ok(haveLib, `${LIB} is missing: .ci/run builds it before the tests`),
+});
+
+/** A CMake cache entry of the emulator's build (the CUDA header directories it found). */
+async function cacheEntry(name: string): Promise<string> {
+  const cache = await Deno.readTextFile(join(BUILD, "CMakeCache.txt"));
+  const m = cache.match(new RegExp(`^${name}:[A-Z]+=(.*)$`, "m"));
+  assert.ok(m && m[1], `${name} not in ${BUILD}/CMakeCache.txt`);
+  return m[1];
+}
+
+async function run(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped", cwd: ROOT })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { ok: out.success, text };
+}
+
+Deno.test({
+  name: "CUDA emulator: warp collectives, mma.sync, cp.async and launch checks; broken kernels fail",
+  ignore: !haveLib,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "mt-emu-" });
+    try {
+      const exe = join(dir, "kernels");
+      const inc = [await cacheEntry("MEDITRON_CUBLAS_INCLUDE"), await cacheEntry("MEDITRON_NCCL_INCLUDE")];
+      const cc = await run("g++", [
+        "-std=c++17",
+        "-O1",
+        "-fno-strict-aliasing",
+        "-Wall",
+        "-Wno-unknown-pragmas",
+        "-DMEDITRON_CUDA",
+        "-DMEDITRON_CUDA_EMULATE",
+        "-Iruntime/include",
+        "-Iruntime/src",
+        ...inc.map((d) => `-I${d}`),
+        "-xc++",
+        "tests/runtime/cuda_emulator_kernels.cu",
+        "-xnone",
+        "runtime/src/cuda/emulator.cpp",
+        "-o",
+        exe,
+        "-lopenblas",
+      ]);
+      assert.ok(cc.ok, `compiling the emulator's checks failed:\n${cc.text}`);
+      for (const order of ["forward", "reverse"]) {
+        const r = await run(exe, [], { MEDITRON_CUDA_EMULATE_ORDER: order });
+        const lines = r.text.trim().split("\n");
+        assert.ok(r.ok, `${order} order:\n${r.text}`);
+        assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 8, r.text);
+      }
+      // A read that a missing __syncthreads leaves unordered gives different values in the two orders.
+      const fwd = await run(exe, ["race"]),
+        rev = await run(exe, ["race"], { MEDITRON_CUDA_EMULATE_ORDER: "reverse" });
+      assert.ok(fwd.ok && rev.ok, fwd.text + rev.text);
+      assert.equal(fwd.text.trim(), "race 7");
+      assert.notEqual(rev.text.trim(), "race 7", "the reverse order should read before the write");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "CUDA emulator: the CUDA backend matches the CPU backend (bench/gpu/gpu.ts check --emulated)",
+  ignore: !haveLib,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "mt-emu-" });
+    try {
+      const out = join(dir, "check.json");
+      const r = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "bench/gpu/gpu.ts",
+        "check",
+        "--emulated",
+        "--out",
+        out,
+      ], {
+        MEDITRON_LIB: LIB,
+      });
+      assert.ok(r.ok, r.text.split("\n").filter((l) => !l.includes("grad cosine per tensor")).join("\n"));
+      const { checks } = JSON.parse(await Deno.readTextFile(out)) as {
+        checks: { name: string; ok: boolean; detail: string }[];
+      };
+      // 10 model configurations × 5 checks, 2 decode checks; every one passes on the emulated GPU.
+      assert.equal(checks.length, 52, checks.map((c) => c.name).join("\n"));
+      const failed = checks.filter((c) => !c.ok);
+      assert.deepEqual(failed, []);
+      assert.ok(checks.some((c) => /packed, T 72, tensor attention: grad cosine/.test(c.name)));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

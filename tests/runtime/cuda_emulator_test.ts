@@ -4,7 +4,9 @@
 //   - the emulator's own checks (tests/runtime/cuda_emulator_kernels.cu): warp collectives, mma.sync, cp.async,
 //     launch limits, and that a deadlock, an exited lane or a missing barrier shows;
 //   - bench/gpu/gpu.ts check --emulated on it: the CUDA backend (both attention paths, packed rows, selective
-//     recompute, KV-cache decode) against the CPU backend of the same library, as on a GPU.
+//     recompute, KV-cache decode) against the CPU backend of the same library, as on a GPU;
+//   - bench/gpu/layouts.ts on it: every parallel layout (TP, PP, DP, ZeRO-1, packed) of the CUDA backend
+//     against its 1-rank run, the ranks sharing the emulated GPU (the staged communicator), as on one GPU.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LIB_NAME, SOURCE_DIR } from "../../runtime/build.ts";
@@ -29,10 +31,16 @@ async function cacheEntry(name: string): Promise<string> {
   return m[1];
 }
 
+/** Runs a command to completion, or kills it after 8 minutes (a hang on the emulated GPU fails the test). */
 async function run(cmd: string, args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped", cwd: ROOT })
-    .output();
+  const signal = AbortSignal.timeout(8 * 60_000);
+  const what = `${cmd} ${args.join(" ")}`;
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped", cwd: ROOT, signal })
+    .output().catch((e) => {
+      throw new Error(signal.aborted ? `${what} did not finish in 8 minutes` : `${what}: ${e}`);
+    });
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.ok(!signal.aborted, `${what} did not finish in 8 minutes:\n${text.slice(-3000)}`);
   return { ok: out.success, text };
 }
 
@@ -109,6 +117,36 @@ Deno.test({
       const failed = checks.filter((c) => !c.ok);
       assert.deepEqual(failed, []);
       assert.ok(checks.some((c) => /packed, T 72, tensor attention: grad cosine/.test(c.name)));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
+  .output()
+  .then((o) => o.success, () => false);
+
+Deno.test({
+  name: "CUDA emulator: every parallel layout equals the 1-rank CUDA run (bench/gpu/layouts.ts)",
+  ignore: !haveLib || !haveMpirun,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "mt-emu-" });
+    try {
+      const out = join(dir, "layouts.json");
+      const r = await run(Deno.execPath(), ["run", "-A", "bench/gpu/layouts.ts", "--out", out], {
+        MEDITRON_LIB: LIB,
+        OMPI_ALLOW_RUN_AS_ROOT: "1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
+      });
+      assert.ok(r.ok, r.text);
+      const { device, rows } = JSON.parse(await Deno.readTextFile(out)) as {
+        device: string;
+        rows: { layout: string; pass: boolean }[];
+      };
+      assert.equal(device, "cuda");
+      assert.equal(rows.length, 8, r.text);
+      assert.deepEqual(rows.filter((x) => !x.pass), []);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,7 +35,9 @@ struct cublasContext {
 namespace mt::emu {
 namespace {
 
-constexpr size_t STACK_BYTES = 128 * 1024;  // per emulated thread
+// Per emulated thread. Not a power of two: stacks 128 KiB apart would put every thread's top of stack in the same
+// cache sets, and each switch would miss.
+constexpr size_t STACK_BYTES = 128 * 1024 + 17 * 64;
 constexpr size_t SMEM_DEFAULT = 48 * 1024, SMEM_OPTIN = 227 * 1024;
 
 std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -145,13 +148,16 @@ struct Block {
   std::string error;
 };
 
-thread_local Block* cur_block = nullptr;
-thread_local Fiber* cur_fiber = nullptr;
-thread_local Context scheduler;
-thread_local const std::function<void()>* cur_body = nullptr;
-thread_local dim3 cur_grid;
-thread_local std::vector<char> stacks;
-thread_local bool reverse_order = [] {
+// One launch runs at a time in the process (run_grid holds launch_mutex), so the running block's state and the
+// kernels' __shared__ variables (function statics) need not be per host thread.
+std::mutex launch_mutex;
+Block* cur_block = nullptr;
+Fiber* cur_fiber = nullptr;
+Context scheduler;
+const std::function<void()>* cur_body = nullptr;
+dim3 cur_grid;
+std::vector<char> stacks;
+const bool reverse_order = [] {
   const char* v = std::getenv("MEDITRON_CUDA_EMULATE_ORDER");
   return v != nullptr && std::string(v) == "reverse";
 }();
@@ -320,7 +326,8 @@ std::map<const void*, int>& max_dynamic_smem() {
   return m;
 }
 
-// Emulated device memory: allocations and their sizes.
+// Emulated device memory: allocations and their sizes (under memory_mutex).
+std::mutex memory_mutex;
 std::map<void*, size_t>& allocations() {
   static std::map<void*, size_t> m;
   return m;
@@ -405,6 +412,7 @@ void cp_async_wait(int n) {
 
 void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t,
               const std::function<void()>& thread) {
+  const std::lock_guard<std::mutex> lock(launch_mutex);
   const size_t threads = (size_t)block.x * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.y > 65535 || grid.z > 65535) {
@@ -509,11 +517,13 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
 }
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
+  const std::lock_guard<std::mutex> lock(mt::emu::memory_mutex);
   *total = mt::emu::memory_total();
   *free = *total - std::min(*total, mt::emu::allocated);
   return cudaSuccess;
 }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  const std::lock_guard<std::mutex> lock(mt::emu::memory_mutex);
   *p = nullptr;
   if (bytes > mt::emu::memory_total() - std::min(mt::emu::memory_total(), mt::emu::allocated))
     return fail(cudaErrorMemoryAllocation, "out of memory (the emulated device's MEDITRON_CUDA_EMULATE_GIB)");
@@ -527,6 +537,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  const std::lock_guard<std::mutex> lock(mt::emu::memory_mutex);
   const auto it = mt::emu::allocations().find(p);
   if (it == mt::emu::allocations().end())
     return fail(cudaErrorInvalidValue, format("cudaFree of %p, which cudaMalloc did not return", p));
@@ -588,6 +599,7 @@ cudaError_t cudaFuncSetAttribute(const void* f, cudaFuncAttribute attr, int valu
   if (value < 0 || (size_t)value > mt::emu::SMEM_OPTIN)
     return fail(cudaErrorInvalidValue, format("cudaFuncSetAttribute: %d bytes of dynamic shared memory is over the "
                                               "device's %zu", value, mt::emu::SMEM_OPTIN));
+  const std::lock_guard<std::mutex> lock(mt::emu::launch_mutex);
   mt::emu::max_dynamic_smem()[f] = value;
   return cudaSuccess;
 }

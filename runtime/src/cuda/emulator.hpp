@@ -5,7 +5,7 @@
 // the CUDA backend on the CPU: slowly (one OS thread, tiny shapes only), but with the GPU's execution model:
 //   - a launch runs its blocks one after another; the threads of a block are fibers (own stacks) scheduled
 //     cooperatively: a thread runs until it waits at __syncthreads, a warp collective (__shfl*_sync,
-//     __syncwarp, mma) or cp.async.wait_group, so __shared__ memory (static thread_local here) is per block;
+//     __syncwarp, mma) or cp.async.wait_group, so __shared__ memory (a function static here) is per block;
 //   - a barrier that cannot complete (threads of one block at different barriers, a lane of a collective's
 //     mask that has exited, lanes of one warp at different collectives) fails the launch with a message,
 //     as does a launch the GPU would refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory
@@ -93,7 +93,7 @@ T shuffle(unsigned mask, T v, int arg, Shuffle kind, int width) {
 
 // ---- the device-side builtins the kernels use ------------------------------------------------------------------
 #undef __shared__
-#define __shared__ static thread_local
+#define __shared__ static
 #define threadIdx (::mt::emu::thread_idx())
 #define blockIdx (::mt::emu::block_idx())
 #define blockDim (::mt::emu::block_dim())

@@ -271,18 +271,33 @@ async function writeHf(
 type Attention = "tensor" | "simple";
 const ATTENTION_ENV = "MEDITRON_CUDA_ATTENTION";
 
-/** Runs `fn` with MEDITRON_CUDA_ATTENTION set for `mode` (the CUDA backend reads it on every attention call). */
-async function withAttention<T>(mode: Attention, fn: () => Promise<T>): Promise<T> {
-  const prev = Deno.env.get(ATTENTION_ENV);
-  if (mode === "simple") Deno.env.set(ATTENTION_ENV, "simple");
-  else Deno.env.delete(ATTENTION_ENV);
+/** Runs `fn` with the environment variables set (undefined: unset), then restores them. */
+async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const prev = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+  const apply = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) x === undefined ? Deno.env.delete(k) : Deno.env.set(k, x);
+  };
+  apply(vars);
   try {
     return await fn();
   } finally {
-    if (prev === undefined) Deno.env.delete(ATTENTION_ENV);
-    else Deno.env.set(ATTENTION_ENV, prev);
+    apply(prev);
   }
 }
+
+/** Runs `fn` with MEDITRON_CUDA_ATTENTION set for `mode` (the CUDA backend reads it on every attention call). */
+function withAttention<T>(mode: Attention, fn: () => Promise<T>): Promise<T> {
+  return withEnv({ [ATTENTION_ENV]: mode === "simple" ? "simple" : undefined }, fn);
+}
+
+/**
+ * The CUDA emulator's adversarial schedule (read at every launch): blocks and threads in reverse order, cp.async
+ * landing at once instead of at its wait. The emulated check runs the packed rows with it, the rest without.
+ */
+const EMULATOR_ADVERSARIAL = {
+  MEDITRON_CUDA_EMULATE_ORDER: "reverse",
+  MEDITRON_CUDA_EMULATE_CPASYNC: "eager",
+};
 
 /**
  * `emulated`: the CUDA backend on the CUDA emulator (a library from `deno task build --cuda-emulator`, whose
@@ -311,14 +326,19 @@ async function runCheck(out: string, dry: boolean, smallOnly: boolean, emulated 
       );
     }
   }
-  // Packed rows (segment ids: masks and RoPE positions restart per segment) through both attention paths.
+  // Packed rows (segment ids: masks and RoPE positions restart per segment) through both attention paths; on
+  // the emulator, in its adversarial schedule.
+  const schedule = emulated ? EMULATOR_ADVERSARIAL : {};
   for (const [name, d] of [["hd 64", hd64], ["hd 128", hd128]] as const) {
     for (const mode of modes) {
-      const label = `${name} packed, T ${T}, ${mode} attention`;
-      await withAttention(
-        mode,
-        () => compareBackends(label, d, 2, T, dev, checks, undefined, packedIds(2, T)),
-      );
+      const label = `${name} packed, T ${T}, ${mode} attention${
+        emulated ? " (reverse order, eager cp.async)" : ""
+      }`;
+      await withEnv(schedule, () =>
+        withAttention(
+          mode,
+          () => compareBackends(label, d, 2, T, dev, checks, undefined, packedIds(2, T)),
+        ));
     }
   }
   await compareBackends(

@@ -5,7 +5,9 @@
 // and, with the argument `race`, only the output of a kernel with a missing barrier (the test runs it in both
 // MEDITRON_CUDA_EMULATE_ORDER orders and expects them to differ). Exit status 1 when a check failed.
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -21,6 +23,10 @@ int failures = 0;
 void report(const char* name, bool ok, const std::string& why = "") {
   if (ok) std::printf("PASS %s\n", name);
   else std::printf("FAIL %s: %s\n", name, why.c_str()), failures++;
+}
+
+void expect_error(const char* name, const std::string& err, const char* needle) {
+  report(name, err.find(needle) != std::string::npos, err.empty() ? "it succeeded" : "message: " + err);
 }
 
 // The launch's error (cudaGetLastError) and its message; "" when it succeeded.
@@ -104,13 +110,43 @@ __global__ void cp_async_kernel(float* before, float* after, const float* src) {
   after[0] = s[0];
 }
 
+// Lazy (default): the copy lands at the wait; eager (MEDITRON_CUDA_EMULATE_CPASYNC=eager): at once.
 void check_cp_async() {
+  const char* mode = std::getenv("MEDITRON_CUDA_EMULATE_CPASYNC");
+  const bool eager = mode && std::string(mode) == "eager";
   alignas(16) float src[4] = {42, 43, 44, 45};
   float before = 0, after = 0;
   MT_LAUNCH(cp_async_kernel, 1, 32, 0, nullptr)(&before, &after, src);
   const std::string err = launch_error();
-  report("cp.async lands at cp.async.wait_group", err.empty() && before == -1 && after == 42,
+  report(eager ? "cp.async (eager) lands at once" : "cp.async lands at cp.async.wait_group",
+         err.empty() && before == (eager ? 42 : -1) && after == 42,
          err.empty() ? "before " + std::to_string(before) + ", after " + std::to_string(after) : err);
+}
+
+// ---- memory starts as NaN: static shared memory not yet written, a fresh cudaMalloc ------------------------------
+__global__ void unwritten_shared_kernel(float* out) {
+  __shared__ float z[32];
+  out[threadIdx.x] = z[threadIdx.x];
+}
+
+void check_poison() {
+  float out[32];
+  MT_LAUNCH(unwritten_shared_kernel, 1, 32, 0, nullptr)(out);
+  std::string err = launch_error();
+  bool ok = err.empty();
+  for (float x : out) ok &= std::isnan(x);
+  report("static shared memory starts as NaN at a launch", ok, err.empty() ? "a value that is not NaN" : err);
+  float* d = nullptr;
+  CUDA_CHECK(cudaMalloc(&d, 4 * sizeof(float)));
+  float h[4] = {0, 0, 0, 0};
+  CUDA_CHECK(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost));
+  report("cudaMalloc memory starts as NaN", std::isnan(h[0]) && std::isnan(h[3]));
+  // A copy whose kind does not match its pointers fails, as on a GPU.
+  const cudaError_t e = cudaMemcpy(h, h + 2, sizeof(float), cudaMemcpyHostToDevice);
+  const std::string msg = e == cudaSuccess ? "" : cudaGetErrorString(e);
+  cudaGetLastError();
+  expect_error("a host-to-device copy into host memory fails", msg, "is host memory");
+  CUDA_CHECK(cudaFree(d));
 }
 
 // ---- broken kernels: the launch fails with a message naming the problem ---------------------------------------
@@ -121,9 +157,21 @@ __global__ void deadlock_kernel(float* out) {
   else out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
 }
 
+// Lane 3 exits: the others' shuffle completes without it, and lane 2, which reads it, gets garbage (NaN).
 __global__ void exited_lane_kernel(float* out) {
   if (threadIdx.x == 3) return;
   out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+// A block of 48 threads: warp 1 has 16 lanes, a full-mask shuffle among them reads NaN from lanes 16-31.
+__global__ void partial_warp_kernel(float* out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 16); }
+
+__global__ void mma_exited_kernel(float* out) {
+  if (threadIdx.x == 0) return;
+  float c[4] = {0, 0, 0, 0};
+  const uint32_t a[4] = {0, 0, 0, 0};
+  mt::emu::mma_m16n8k16_bf16(c, a, 0, 0);
+  out[threadIdx.x] = c[0];
 }
 
 __global__ void smem_kernel(float* out) {
@@ -133,18 +181,22 @@ __global__ void smem_kernel(float* out) {
   out[threadIdx.x] = big[(threadIdx.x + 1) % blockDim.x];
 }
 
-void expect_error(const char* name, const std::string& err, const char* needle) {
-  report(name, err.find(needle) != std::string::npos,
-         err.empty() ? "the launch succeeded" : "message: " + err);
-}
 
 void check_errors() {
   std::vector<float> out(1024);
   MT_LAUNCH(deadlock_kernel, 1, 64, 0, nullptr)(out.data());
   expect_error("a deadlock (warps at different barriers) fails the launch", launch_error(), "deadlock");
+  std::fill(out.begin(), out.end(), 0.0f);
   MT_LAUNCH(exited_lane_kernel, 1, 32, 0, nullptr)(out.data());
-  expect_error("a shuffle whose mask names an exited lane fails the launch", launch_error(),
-               "lane 3 of warp 0 has exited");
+  std::string err = launch_error();
+  report("a shuffle goes on without an exited lane; reading it gives NaN",
+         err.empty() && std::isnan(out[2]) && out[0] == 1 && out[31] == 1 && out[3] == 0, err);
+  MT_LAUNCH(partial_warp_kernel, 1, 48, 0, nullptr)(out.data());
+  err = launch_error();
+  report("a partial warp's shuffle reads NaN from the lanes past the block",
+         err.empty() && out[0] == 1 && std::isnan(out[32]) && std::isnan(out[47]), err);
+  MT_LAUNCH(mma_exited_kernel, 1, 32, 0, nullptr)(out.data());
+  expect_error("mma.sync in a warp with an exited lane fails the launch", launch_error(), "exited");
   MT_LAUNCH(smem_kernel, 1, 2048, 0, nullptr)(out.data());
   expect_error("a block of 2048 threads is an invalid configuration", launch_error(), "invalid configuration");
   MT_LAUNCH(smem_kernel, 1, 32, 64 * 1024, nullptr)(out.data());
@@ -152,7 +204,7 @@ void check_errors() {
                "over its limit of 49152");
   CUDA_CHECK(cudaFuncSetAttribute(smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024));
   MT_LAUNCH(smem_kernel, 1, 32, 64 * 1024, nullptr)(out.data());
-  const std::string err = launch_error();
+  err = launch_error();
   report("64 KiB of dynamic shared memory after cudaFuncSetAttribute", err.empty() && out[0] == 1, err);
 }
 
@@ -179,6 +231,7 @@ int main(int argc, char** argv) {
     check_shuffles();
     check_mma();
     check_cp_async();
+    check_poison();
     check_errors();
   } catch (const std::exception& e) {
     std::printf("FAIL %s\n", e.what());

@@ -2,7 +2,8 @@
 // (runtime/src/cuda/emulator.hpp: the same .cu sources, their kernels run as fibers on the CPU), into
 // runtime/build-emulate/. CI builds it before the tests; elsewhere these tests are skipped until it is built.
 //   - the emulator's own checks (tests/runtime/cuda_emulator_kernels.cu): warp collectives, mma.sync, cp.async,
-//     launch limits, and that a deadlock, an exited lane or a missing barrier shows;
+//     NaN-filled fresh memory, copy kinds, launch limits, and that a deadlock, an exited lane or a missing
+//     barrier shows;
 //   - bench/gpu/gpu.ts check --emulated on it: the CUDA backend (both attention paths, packed rows, selective
 //     recompute, KV-cache decode) against the CPU backend of the same library, as on a GPU;
 //   - bench/gpu/layouts.ts on it: every parallel layout (TP, PP, DP, ZeRO-1, packed) of the CUDA backend
@@ -75,11 +76,16 @@ Deno.test({
         "-lopenblas",
       ]);
       assert.ok(cc.ok, `compiling the emulator's checks failed:\n${cc.text}`);
-      for (const order of ["forward", "reverse"]) {
-        const r = await run(exe, [], { MEDITRON_CUDA_EMULATE_ORDER: order });
+      // The default schedule, then the adversarial one (reverse order, cp.async landing at once).
+      const schedules: Record<string, string>[] = [
+        {},
+        { MEDITRON_CUDA_EMULATE_ORDER: "reverse", MEDITRON_CUDA_EMULATE_CPASYNC: "eager" },
+      ];
+      for (const env of schedules) {
+        const r = await run(exe, [], env);
         const lines = r.text.trim().split("\n");
-        assert.ok(r.ok, `${order} order:\n${r.text}`);
-        assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 8, r.text);
+        assert.ok(r.ok, `${JSON.stringify(env)}:\n${r.text}`);
+        assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 13, r.text);
       }
       // A read that a missing __syncthreads leaves unordered gives different values in the two orders.
       const fwd = await run(exe, ["race"]),
@@ -119,7 +125,11 @@ Deno.test({
       assert.equal(checks.length, 52, checks.map((c) => c.name).join("\n"));
       const failed = checks.filter((c) => !c.ok);
       assert.deepEqual(failed, []);
-      assert.ok(checks.some((c) => /packed, T 72, tensor attention: grad cosine/.test(c.name)));
+      assert.ok(
+        checks.some((c) =>
+          /packed, T 72, tensor attention \(reverse order, eager cp\.async\): grad cosine/.test(c.name)
+        ),
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -2,6 +2,8 @@
 // collectives, cp.async and mma.sync, and the parts of the CUDA runtime, cuBLAS and NCCL that the backend calls.
 #include "cuda/emulator.hpp"
 
+#include "common.hpp"
+
 #include <cblas.h>
 #include <cublas_v2.h>
 #include <nccl.h>
@@ -11,11 +13,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -39,16 +39,6 @@ namespace {
 // cache sets, and each switch would miss.
 constexpr size_t STACK_BYTES = 128 * 1024 + 17 * 64;
 constexpr size_t SMEM_DEFAULT = 48 * 1024, SMEM_OPTIN = 227 * 1024;
-
-std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string format(const char* fmt, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return buf;
-}
 
 // A failed launch or API call: what cudaGetLastError returns next, and the message cudaGetErrorString gives.
 thread_local cudaError_t last_error = cudaSuccess;
@@ -124,14 +114,18 @@ struct Fiber {
   uint3 tid{};
   int lane = 0, warp = 0;
   enum State { Ready, AtBarrier, AtWarp, Done } state = Ready;
+  size_t pos = 0;  // place in the schedule order (thread index, or reversed)
   std::vector<Copy> open;                 // cp.async issued since the last commit
   std::vector<std::vector<Copy>> groups;  // committed, oldest first
 };
 
+// The pending collective of a warp: which one, its mask, the lanes arrived so far and their operands.
+enum class Op { Shuffle, Sync, Mma };
 struct Warp {
-  unsigned arrived = 0, mask = 0;  // lanes arrived at the pending collective, and its mask
+  unsigned arrived = 0, mask = 0;
+  unsigned exited = 0;  // lanes that have exited (or do not exist: a partial last warp)
+  Op op = Op::Sync;
   Shuffle kind = Shuffle::None;
-  bool mma = false;
   uint64_t in[32] = {}, out[32] = {};
   int arg[32] = {};
   uint32_t a[32][4] = {}, b[32][2] = {};
@@ -144,9 +138,17 @@ struct Block {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   int live = 0, arrived = 0;  // threads not exited; threads waiting at __syncthreads
+  std::vector<uint64_t> ready;  // bit pos of each Ready fiber (the scheduler takes the lowest)
   std::vector<unsigned char> smem;
   std::string error;
 };
+
+void set_state(Block& b, Fiber& f, Fiber::State s) {
+  f.state = s;
+  const uint64_t bit = uint64_t(1) << (f.pos % 64);
+  if (s == Fiber::Ready) b.ready[f.pos / 64] |= bit;
+  else b.ready[f.pos / 64] &= ~bit;
+}
 
 // One launch runs at a time in the process (run_grid holds launch_mutex), so the running block's state and the
 // kernels' __shared__ variables (function statics) need not be per host thread.
@@ -157,10 +159,27 @@ Context scheduler;
 const std::function<void()>* cur_body = nullptr;
 dim3 cur_grid;
 std::vector<char> stacks;
-const bool reverse_order = [] {
-  const char* v = std::getenv("MEDITRON_CUDA_EMULATE_ORDER");
-  return v != nullptr && std::string(v) == "reverse";
-}();
+// MEDITRON_CUDA_EMULATE_ORDER=reverse and MEDITRON_CUDA_EMULATE_CPASYNC=eager, read at every launch.
+bool reverse_order = false, eager_copies = false;
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string(v) == value;
+}
+// Reading a lane that does not take part in a shuffle (outside the mask, exited) gives these bits: NaN as a
+// float, -1 as an int (a GPU gives an undefined value).
+constexpr uint64_t POISON = ~uint64_t(0);
+
+// Every kernel's static __shared__ variable is in the section mt_emu_shared (emulator.hpp), which the linker
+// brackets with these symbols: a launch fills it with NaN bytes, as it fills dynamic shared memory, so a read
+// of an element no thread of the block wrote shows (a GPU's shared memory starts undefined). Blocks of one
+// launch see what the previous block left (as stale as a GPU's, but not poisoned again).
+extern "C" char __start_mt_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_mt_emu_shared[] __attribute__((weak, visibility("hidden")));
+void poison_static_shared() {
+  const auto begin = reinterpret_cast<uintptr_t>(__start_mt_emu_shared);
+  const auto end = reinterpret_cast<uintptr_t>(__stop_mt_emu_shared);
+  if (begin && end > begin) std::memset(__start_mt_emu_shared, 0xff, end - begin);
+}
 
 Fiber& self() {
   if (!cur_fiber) throw std::logic_error("CUDA emulator: a device builtin was called outside a kernel");
@@ -181,34 +200,7 @@ void maybe_release_barrier(Block& b) {
   if (b.arrived == 0 || b.arrived < b.live) return;
   b.arrived = 0;
   for (Fiber& f : b.fibers)
-    if (f.state == Fiber::AtBarrier) f.state = Fiber::Ready;
-}
-
-// The end of a thread: its outstanding cp.async land; a warp collective it belongs to can no longer complete.
-void finish(Block& b, Fiber& f) {
-  for (auto& g : f.groups) perform(g);
-  perform(f.open);
-  f.groups.clear(), f.open.clear();
-  f.state = Fiber::Done;
-  b.live--;
-  const Warp& w = b.warps[f.warp];
-  if (w.arrived && (w.mask >> f.lane & 1u) && b.error.empty())
-    b.error = format("lane %d of warp %d has exited while lanes 0x%08x wait for it at a warp collective (mask 0x%08x)",
-                     f.lane, f.warp, w.arrived, w.mask);
-  maybe_release_barrier(b);
-}
-
-void fiber_main() {
-  Block& b = *cur_block;
-  Fiber& f = *cur_fiber;
-  try {
-    (*cur_body)();
-  } catch (const std::exception& e) {
-    if (b.error.empty()) b.error = format("thread %u: %s", f.tid.x, e.what());
-  }
-  finish(b, f);
-  switch_context(f.ctx, scheduler);  // never resumed
-  std::abort();
+    if (f.state == Fiber::AtBarrier) set_state(b, f, Fiber::Ready);
 }
 
 // mma.m16n8k16 with the PTX ISA's fragment layout (groupID g = lane/4, threadID_in_group t = lane%4):
@@ -245,42 +237,89 @@ void mma_release(Warp& w) {
   }
 }
 
-// Arrives at the warp's pending collective; the last lane computes it for all (release), the others wait.
-template <class Deposit, class Release>
-void warp_collective(unsigned mask, Shuffle kind, bool mma, Deposit deposit, Release release) {
+// A shuffle's results: lane l reads lane src(l) when that lane takes part, else POISON. CUDA: __shfl_sync reads
+// lane src % 32; __shfl_xor_sync reads lane l ^ m, or l's own value when that is past the warp (m ≥ 32).
+void shuffle_release(Warp& w) {
+  const unsigned taking_part = w.mask & ~w.exited;
+  for (int l = 0; l < 32; l++) {
+    if (!(taking_part >> l & 1u)) continue;
+    int src = w.kind == Shuffle::Xor ? (l ^ w.arg[l]) : (w.arg[l] & 31);
+    if (src >= 32) src = l;
+    w.out[l] = (taking_part >> src & 1u) ? w.in[src] : POISON;
+  }
+}
+
+// Completes the warp's pending collective once every lane of its mask that is still running has arrived (CUDA:
+// the non-exited lanes named in the mask must all execute it) and wakes them.
+void maybe_release_warp(Block& b, int warp) {
+  Warp& w = b.warps[warp];
+  if (w.arrived == 0 || w.arrived != (w.mask & ~w.exited)) return;
+  if (w.op == Op::Mma) mma_release(w);
+  else if (w.op == Op::Shuffle) shuffle_release(w);
+  for (int l = 0; l < 32; l++) {
+    if (!(w.arrived >> l & 1u)) continue;
+    Fiber& f = b.fibers[(size_t)warp * 32 + l];
+    if (f.state == Fiber::AtWarp) set_state(b, f, Fiber::Ready);
+  }
+  w.arrived = 0;
+}
+
+// Arrives at the warp's pending collective (deposit: this lane's operands); the last lane to arrive completes it
+// for all, the others wait. mma.sync.aligned needs all 32 lanes.
+template <class Deposit>
+void warp_collective(unsigned mask, Op op, Shuffle kind, Deposit deposit) {
   Block& b = *cur_block;
   Fiber& f = self();
   Warp& w = b.warps[f.warp];
-  const char* what = mma ? "mma.sync" : kind == Shuffle::None ? "__syncwarp" : "__shfl_sync";
+  const char* what = op == Op::Mma ? "mma.sync" : op == Op::Sync ? "__syncwarp" : "__shfl_sync";
   if (!(mask >> f.lane & 1u))
     throw std::runtime_error(format("lane %d of warp %d called %s with a mask (0x%08x) without it", f.lane, f.warp,
                                     what, mask));
+  if (op == Op::Mma && w.exited)
+    throw std::runtime_error(format("mma.sync in warp %d, whose lanes 0x%08x have exited or do not exist", f.warp,
+                                    w.exited));
   if (w.arrived == 0) {
-    for (int l = 0; l < 32; l++) {
-      if (!(mask >> l & 1u)) continue;
-      const size_t t = (size_t)f.warp * 32 + l;
-      if (t >= b.fibers.size() || b.fibers[t].state == Fiber::Done)
-        throw std::runtime_error(format("%s with mask 0x%08x: lane %d of warp %d %s", what, mask, l, f.warp,
-                                        t >= b.fibers.size() ? "does not exist" : "has exited"));
-    }
-    w.mask = mask, w.kind = kind, w.mma = mma;
-  } else if (w.mask != mask || w.kind != kind || w.mma != mma) {
+    w.mask = mask, w.op = op, w.kind = kind;
+  } else if (w.mask != mask || w.op != op || w.kind != kind) {
     throw std::runtime_error(format("lanes of warp %d are at different warp collectives (%s with mask 0x%08x, "
                                     "and mask 0x%08x)", f.warp, what, mask, w.mask));
   }
   deposit(w, f.lane);
   w.arrived |= 1u << f.lane;
-  if (w.arrived == w.mask) {
-    release(w);
-    w.arrived = 0;
-    for (int l = 0; l < 32; l++) {
-      const size_t t = (size_t)f.warp * 32 + l;
-      if ((mask >> l & 1u) && b.fibers[t].state == Fiber::AtWarp) b.fibers[t].state = Fiber::Ready;
-    }
-    return;
+  set_state(b, f, Fiber::AtWarp);
+  maybe_release_warp(b, f.warp);
+  if (f.state == Fiber::AtWarp) yield();
+}
+
+// The end of a thread: its outstanding cp.async land; a warp collective it belongs to can no longer complete.
+void finish(Block& b, Fiber& f) {
+  for (auto& g : f.groups) perform(g);
+  perform(f.open);
+  f.groups.clear(), f.open.clear();
+  set_state(b, f, Fiber::Done);
+  b.live--;
+  Warp& w = b.warps[f.warp];
+  w.exited |= 1u << f.lane;
+  if (w.arrived && (w.mask >> f.lane & 1u)) {
+    if (w.op == Op::Mma && b.error.empty())
+      b.error = format("lane %d of warp %d has exited while lanes 0x%08x wait for it at mma.sync", f.lane, f.warp,
+                       w.arrived);
+    else maybe_release_warp(b, f.warp);  // the lanes still running may all be there now
   }
-  f.state = Fiber::AtWarp;
-  yield();
+  maybe_release_barrier(b);
+}
+
+void fiber_main() {
+  Block& b = *cur_block;
+  Fiber& f = *cur_fiber;
+  try {
+    (*cur_body)();
+  } catch (const std::exception& e) {
+    if (b.error.empty()) b.error = format("thread %u: %s", f.tid.x, e.what());
+  }
+  finish(b, f);
+  switch_context(f.ctx, scheduler);  // never resumed
+  std::abort();
 }
 
 std::string describe_deadlock(const Block& b) {
@@ -294,30 +333,26 @@ std::string describe_deadlock(const Block& b) {
   return format("deadlock: %d of %d live threads wait at __syncthreads%s", at_barrier, b.live, warps.c_str());
 }
 
-// Runs one block to completion (or to its first error).
+// Runs one block to completion (or to its first error). Schedule: always the first ready thread (in thread
+// order, or reverse), so a warp runs ahead until it waits at __syncthreads while the others have not started:
+// the largest skew between warps, where a missing barrier between them changes what they read.
 void run_block(Block& b) {
   const size_t n = b.fibers.size();
   if (stacks.size() < n * STACK_BYTES) stacks.resize(n * STACK_BYTES);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     make_context(b.fibers[i].ctx, stacks.data() + i * STACK_BYTES, STACK_BYTES, fiber_main);
-  }
-  for (;;) {
-    bool ran = false, done = true;
-    for (size_t k = 0; k < n && b.error.empty(); k++) {
-      Fiber& f = b.fibers[reverse_order ? n - 1 - k : k];
-      if (f.state == Fiber::Done) continue;
-      done = false;
-      if (f.state != Fiber::Ready) continue;
-      cur_fiber = &f;
-      switch_context(scheduler, f.ctx);
-      cur_fiber = nullptr;
-      ran = true;
-    }
-    if (!b.error.empty() || done) return;
-    if (!ran) {
-      b.error = describe_deadlock(b);
+  std::vector<Fiber*> order(n);  // by schedule position
+  for (Fiber& f : b.fibers) order[f.pos] = &f;
+  while (b.error.empty()) {
+    size_t w = 0;
+    while (w < b.ready.size() && b.ready[w] == 0) w++;
+    if (w == b.ready.size()) {
+      if (b.live > 0) b.error = describe_deadlock(b);
       return;
     }
+    cur_fiber = order[w * 64 + (size_t)__builtin_ctzll(b.ready[w])];
+    switch_context(scheduler, cur_fiber->ctx);
+    cur_fiber = nullptr;
   }
 }
 
@@ -333,6 +368,26 @@ std::map<void*, size_t>& allocations() {
   return m;
 }
 size_t allocated = 0;
+// Whether p is inside a cudaMalloc allocation (under memory_mutex).
+bool on_device(const void* p) {
+  auto it = allocations().upper_bound(const_cast<void*>(p));
+  if (it == allocations().begin()) return false;
+  --it;
+  return static_cast<const char*>(p) < static_cast<const char*>(it->first) + it->second;
+}
+// A copy's pointers against its kind (a GPU refuses a host pointer where device memory is expected, and the
+// reverse); cudaMemcpyDefault takes either.
+cudaError_t check_kind(const char* call, void* dst, const void* src, cudaMemcpyKind kind) {
+  if (kind == cudaMemcpyDefault) return cudaSuccess;
+  const bool dev_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool dev_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  const std::lock_guard<std::mutex> lock(memory_mutex);
+  if (on_device(dst) != dev_dst || (src && on_device(src) != dev_src))
+    return fail(cudaErrorInvalidValue,
+                format("%s (kind %d): the destination %p is %s memory and the source %p is %s memory", call, (int)kind,
+                       dst, on_device(dst) ? "device" : "host", src, src && on_device(src) ? "device" : "host"));
+  return cudaSuccess;
+}
 size_t memory_total() {
   static const size_t total = [] {
     const char* v = std::getenv("MEDITRON_CUDA_EMULATE_GIB");
@@ -357,23 +412,14 @@ void sync_block() {
     maybe_release_barrier(b);
     return;
   }
-  f.state = Fiber::AtBarrier;
+  set_state(b, f, Fiber::AtBarrier);
   yield();
 }
 
 uint64_t warp_exchange(unsigned mask, uint64_t value, int arg, Shuffle kind) {
   const int lane = self().lane;
-  warp_collective(
-      mask, kind, false,
-      [&](Warp& w, int l) { w.in[l] = value, w.arg[l] = arg; },
-      [&](Warp& w) {
-        for (int l = 0; l < 32; l++) {
-          if (!(w.mask >> l & 1u)) continue;
-          const int src = (kind == Shuffle::Xor ? (l ^ w.arg[l]) : w.arg[l]) & 31;
-          // A source lane outside the mask reads an unspecified value on the GPU: the lane's own here.
-          w.out[l] = (w.mask >> src & 1u) ? w.in[src] : w.in[l];
-        }
-      });
+  warp_collective(mask, kind == Shuffle::None ? Op::Sync : Op::Shuffle, kind,
+                  [&](Warp& w, int l) { w.in[l] = value, w.arg[l] = arg; });
   return cur_block->warps[self().warp].out[lane];
 }
 
@@ -381,21 +427,19 @@ void* dynamic_shared() { return cur_block->smem.data(); }
 
 void mma_m16n8k16_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
   const int lane = self().lane;
-  warp_collective(
-      0xffffffffu, Shuffle::None, true,
-      [&](Warp& w, int l) {
-        std::memcpy(w.a[l], a, sizeof w.a[l]);
-        w.b[l][0] = b0, w.b[l][1] = b1;
-        std::memcpy(w.c[l], c, sizeof w.c[l]);
-      },
-      mma_release);
+  warp_collective(0xffffffffu, Op::Mma, Shuffle::None, [&](Warp& w, int l) {
+    std::memcpy(w.a[l], a, sizeof w.a[l]);
+    w.b[l][0] = b0, w.b[l][1] = b1;
+    std::memcpy(w.c[l], c, sizeof w.c[l]);
+  });
   std::memcpy(c, cur_block->warps[self().warp].c[lane], 4 * sizeof(float));
 }
 
 void cp_async16(void* dst, const void* src, bool valid) {
   if ((reinterpret_cast<uintptr_t>(dst) | (valid ? reinterpret_cast<uintptr_t>(src) : 0)) & 15u)
     throw std::runtime_error("cp.async of 16 bytes from or to an address that is not 16-byte aligned");
-  self().open.push_back({dst, src, valid});
+  if (eager_copies) perform({{dst, src, valid}});  // lands at once: a write over data still being read shows
+  else self().open.push_back({dst, src, valid});
 }
 void cp_async_commit() {
   Fiber& f = self();
@@ -432,29 +476,39 @@ void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_
     fail(cudaErrorNotSupported, format("launch of %s: the CUDA emulator runs one-dimensional blocks only", name));
     return;
   }
+  reverse_order = env_is("MEDITRON_CUDA_EMULATE_ORDER", "reverse");
+  eager_copies = env_is("MEDITRON_CUDA_EMULATE_CPASYNC", "eager");
+  poison_static_shared();
   cur_grid = grid;
   cur_body = &thread;
-  for (unsigned z = 0; z < grid.z; z++)
-    for (unsigned y = 0; y < grid.y; y++)
-      for (unsigned x = 0; x < grid.x; x++) {
-        Block b;
-        b.idx = {x, y, z};
-        b.dim = block;
-        b.fibers.resize(threads);
-        for (size_t i = 0; i < threads; i++) b.fibers[i].tid = {(unsigned)i, 0, 0}, b.fibers[i].lane = i % 32,
-                                             b.fibers[i].warp = (int)(i / 32);
-        b.warps.resize((threads + 31) / 32);
-        b.live = (int)threads;
-        b.smem.assign(smem, 0xff);
-        cur_block = &b;
-        run_block(b);
-        cur_block = nullptr;
-        if (!b.error.empty()) {
-          fail(cudaErrorLaunchFailure, format("kernel %s, block (%u, %u, %u): %s", name, x, y, z, b.error.c_str()));
-          cur_body = nullptr;
-          return;
-        }
-      }
+  const size_t blocks = (size_t)grid.x * grid.y * grid.z;
+  for (size_t i = 0; i < blocks; i++) {
+    const size_t k = reverse_order ? blocks - 1 - i : i;
+    Block b;
+    b.idx = {(unsigned)(k % grid.x), (unsigned)(k / grid.x % grid.y), (unsigned)(k / grid.x / grid.y)};
+    b.dim = block;
+    b.fibers.resize(threads);
+    b.ready.assign((threads + 63) / 64, 0);
+    for (size_t t = 0; t < threads; t++) {
+      Fiber& f = b.fibers[t];
+      f.tid = {(unsigned)t, 0, 0}, f.lane = (int)(t % 32), f.warp = (int)(t / 32);
+      f.pos = reverse_order ? threads - 1 - t : t;
+      set_state(b, f, Fiber::Ready);
+    }
+    b.warps.resize((threads + 31) / 32);
+    if (threads % 32) b.warps.back().exited = ~((1u << (threads % 32)) - 1);  // lanes past the block
+    b.live = (int)threads;
+    b.smem.assign(smem, 0xff);
+    cur_block = &b;
+    run_block(b);
+    cur_block = nullptr;
+    if (!b.error.empty()) {
+      fail(cudaErrorLaunchFailure,
+           format("kernel %s, block (%u, %u, %u): %s", name, b.idx.x, b.idx.y, b.idx.z, b.error.c_str()));
+      cur_body = nullptr;
+      return;
+    }
+  }
   cur_body = nullptr;
 }
 
@@ -462,7 +516,7 @@ void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_
 
 // ---- the CUDA runtime API the backend uses -------------------------------------------------------------------
 using mt::emu::fail;
-using mt::emu::format;
+using mt::format;
 
 extern "C" {
 
@@ -546,22 +600,28 @@ cudaError_t cudaFree(void* p) {
   std::free(p);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind) {
-  if (n) std::memmove(dst, src, n);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  if (!n) return cudaSuccess;
+  if (const cudaError_t e = mt::emu::check_kind("cudaMemcpy", dst, src, kind)) return e;
+  std::memmove(dst, src, n);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind k, cudaStream_t) {
   return cudaMemcpy(dst, src, n, k);
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
-                              cudaMemcpyKind, cudaStream_t) {
+                              cudaMemcpyKind kind, cudaStream_t) {
   if (width > dpitch || width > spitch)
     return fail(cudaErrorInvalidValue, "cudaMemcpy2DAsync: width over a pitch");
+  if (!width || !height) return cudaSuccess;
+  if (const cudaError_t e = mt::emu::check_kind("cudaMemcpy2DAsync", dst, src, kind)) return e;
   for (size_t r = 0; r < height; r++)
     std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) {
+  if (!n) return cudaSuccess;
+  if (const cudaError_t e = mt::emu::check_kind("cudaMemset", p, nullptr, cudaMemcpyHostToDevice)) return e;
   std::memset(p, v, n);
   return cudaSuccess;
 }
@@ -650,9 +710,10 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cub
                                        int k, const void* alpha, const void* A, cudaDataType at, int lda,
                                        const void* B, cudaDataType bt, int ldb, const void* beta, void* C,
                                        cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t) {
-  const auto type_ok = [](cudaDataType t) { return t == CUDA_R_32F || t == CUDA_R_16BF; };
+  // The combinations of CUBLAS_COMPUTE_32F the backend uses: A and B of one type, C of theirs or fp32.
+  const auto type_ok = [&](cudaDataType t) { return (t == CUDA_R_32F || t == CUDA_R_16BF) && at == bt; };
   const auto op_ok = [](cublasOperation_t o) { return o == CUBLAS_OP_N || o == CUBLAS_OP_T; };
-  if (compute != CUBLAS_COMPUTE_32F || !type_ok(at) || !type_ok(bt) || !type_ok(ct) || !op_ok(ta) || !op_ok(tb))
+  if (compute != CUBLAS_COMPUTE_32F || !type_ok(at) || (ct != at && ct != CUDA_R_32F) || !op_ok(ta) || !op_ok(tb))
     return CUBLAS_STATUS_NOT_SUPPORTED;
   const int ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
   const int br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;

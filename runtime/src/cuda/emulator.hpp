@@ -5,18 +5,26 @@
 // the CUDA backend on the CPU: slowly (one OS thread, tiny shapes only), but with the GPU's execution model:
 //   - a launch runs its blocks one after another; the threads of a block are fibers (own stacks) scheduled
 //     cooperatively: a thread runs until it waits at __syncthreads, a warp collective (__shfl*_sync,
-//     __syncwarp, mma) or cp.async.wait_group, so __shared__ memory (a function static here) is per block;
-//   - a barrier that cannot complete (threads of one block at different barriers, a lane of a collective's
-//     mask that has exited, lanes of one warp at different collectives) fails the launch with a message,
-//     as does a launch the GPU would refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory
-//     over 48 KiB without cudaFuncSetAttribute or over the device's 227 KiB);
+//     __syncwarp, mma) or cp.async.wait_group, then the first ready thread in order runs, so one warp runs
+//     ahead until it waits at a barrier (the largest skew between warps). __shared__ variables are function
+//     statics in one section;
+//   - a barrier that cannot complete (threads of a block waiting at __syncthreads while others of it wait at a
+//     warp collective, lanes of one warp at different collectives), an mma.sync in a warp with an exited lane,
+//     or a launch the GPU would refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory over
+//     48 KiB without cudaFuncSetAttribute or over the device's 227 KiB) fails the launch with a message. As on
+//     a GPU, __syncthreads counts exited threads as arrived and does not tell its call sites apart;
+//   - a shuffle completes when the lanes of its mask that have not exited arrive; reading a lane that does not
+//     take part (outside the mask, exited) gives all-ones bits (NaN, -1), where a GPU gives an undefined value;
 //   - cp.async copies land at the cp.async.wait_group that waits for their group (the latest moment the PTX
-//     memory model allows), so a read before the wait sees the old contents, as it may on a GPU;
+//     memory model allows), so a read before the wait sees the old contents; MEDITRON_CUDA_EMULATE_CPASYNC=
+//     eager lands them at once instead (the earliest), so an overwrite of data other warps still read shows;
 //   - mma.sync.m16n8k16 (bf16 → fp32) gathers the 32 lanes' fragments and computes with the PTX ISA's
 //     fragment layout, independently of the kernels' own comments;
-//   - dynamic shared memory starts as NaN bytes (0xff) in every block: a read of an unwritten element shows;
-//   - MEDITRON_CUDA_EMULATE_ORDER=reverse runs each block's threads in the reverse order (a race between
-//     threads that a missing barrier leaves unordered shows as a difference between the two orders).
+//   - shared memory (static at every launch, dynamic at every block) and cudaMalloc memory start as NaN bytes
+//     (0xff): a read of an unwritten element shows;
+//   - MEDITRON_CUDA_EMULATE_ORDER=reverse runs the blocks of a launch and the threads of a block in reverse
+//     order (a race that a missing barrier leaves unordered shows as a difference between the two orders);
+//   - copies check their kind against the pointers (a host pointer where device memory is expected fails).
 // Device memory is host memory (cudaMalloc is an aligned malloc, counted against MEDITRON_CUDA_EMULATE_GIB,
 // default 16); streams and copies are synchronous; events read the wall clock; cublasGemmEx is OpenBLAS
 // sgemm on the bf16 inputs widened to fp32 (exact products, fp32 accumulation, as cuBLAS's CUBLAS_COMPUTE_32F);
@@ -93,7 +101,7 @@ T shuffle(unsigned mask, T v, int arg, Shuffle kind, int width) {
 
 // ---- the device-side builtins the kernels use ------------------------------------------------------------------
 #undef __shared__
-#define __shared__ static
+#define __shared__ __attribute__((section("mt_emu_shared"))) static
 #define threadIdx (::mt::emu::thread_idx())
 #define blockIdx (::mt::emu::block_idx())
 #define blockDim (::mt::emu::block_dim())

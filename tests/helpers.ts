@@ -37,6 +37,12 @@ export const TEST_OPTIM: OptimSettings = {
   gradClip: 1,
 };
 
+/** Whether `mpirun` is on PATH (the multi-rank tests need it). */
+export async function hasMpirun(): Promise<boolean> {
+  return await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" }).output()
+    .then((o) => o.success, () => false);
+}
+
 /** A fresh temporary directory removed by `using`. */
 export function tempDir(prefix = "meditron-test-"): { path: string } & Disposable {
   const path = Deno.makeTempDirSync({ prefix });

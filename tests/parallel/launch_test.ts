@@ -5,13 +5,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { readCheckpointMeta, resolveCheckpoint } from "../../models/checkpoint.ts";
-import { tempDir } from "../helpers.ts";
+import { hasMpirun, tempDir } from "../helpers.ts";
 import { runRanks } from "../../parallel/launcher.ts";
 
 const CLI = new URL("../../cli/pretrain.ts", import.meta.url).pathname;
-const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
-  .output()
-  .then((o) => o.success, () => false);
+const haveMpirun = await hasMpirun();
 
 function corpus(dir: string): string {
   const path = join(dir, "c.jsonl");

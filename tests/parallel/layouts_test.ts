@@ -2,11 +2,9 @@
 // relative (fp32), on a GQA model with 4 micro-batches per step, a partial loss mask and clipping that clips.
 import assert from "node:assert/strict";
 import { assemble, OPTIM, type RankOut, runLayout } from "./worker.ts";
-import { relErr } from "../helpers.ts";
+import { hasMpirun, relErr } from "../helpers.ts";
 
-const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
-  .output()
-  .then((o) => o.success, () => false);
+const haveMpirun = await hasMpirun();
 
 const STEPS = 5;
 let baseline: { losses: number[]; norms: number[]; params: Map<string, Float64Array> } | undefined;

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LIB_NAME, SOURCE_DIR } from "../../runtime/build.ts";
+import { hasMpirun, tempDir } from "../helpers.ts";
 
 const BUILD = join(SOURCE_DIR, "build-emulate");
 const LIB = join(BUILD, LIB_NAME);
@@ -52,50 +53,46 @@ Deno.test({
   name: "CUDA emulator: warp collectives, mma.sync, cp.async and launch checks; broken kernels fail",
   ignore: !haveLib,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "mt-emu-" });
-    try {
-      const exe = join(dir, "kernels");
-      const inc = [await cacheEntry("MEDITRON_CUBLAS_INCLUDE"), await cacheEntry("MEDITRON_NCCL_INCLUDE")];
-      const cc = await run("g++", [
-        "-std=c++17",
-        "-O1",
-        "-fno-strict-aliasing",
-        "-Wall",
-        "-Wno-unknown-pragmas",
-        "-DMEDITRON_CUDA",
-        "-DMEDITRON_CUDA_EMULATE",
-        "-Iruntime/include",
-        "-Iruntime/src",
-        ...inc.map((d) => `-I${d}`),
-        "-xc++",
-        "tests/runtime/cuda_emulator_kernels.cu",
-        "-xnone",
-        "runtime/src/cuda/emulator.cpp",
-        "-o",
-        exe,
-        "-lopenblas",
-      ]);
-      assert.ok(cc.ok, `compiling the emulator's checks failed:\n${cc.text}`);
-      // The default schedule, then the adversarial one (reverse order, cp.async landing at once).
-      const schedules: Record<string, string>[] = [
-        {},
-        { MEDITRON_CUDA_EMULATE_ORDER: "reverse", MEDITRON_CUDA_EMULATE_CPASYNC: "eager" },
-      ];
-      for (const env of schedules) {
-        const r = await run(exe, [], env);
-        const lines = r.text.trim().split("\n");
-        assert.ok(r.ok, `${JSON.stringify(env)}:\n${r.text}`);
-        assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 13, r.text);
-      }
-      // A read that a missing __syncthreads leaves unordered gives different values in the two orders.
-      const fwd = await run(exe, ["race"]),
-        rev = await run(exe, ["race"], { MEDITRON_CUDA_EMULATE_ORDER: "reverse" });
-      assert.ok(fwd.ok && rev.ok, fwd.text + rev.text);
-      assert.equal(fwd.text.trim(), "race 7");
-      assert.notEqual(rev.text.trim(), "race 7", "the reverse order should read before the write");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    using dir = tempDir("mt-emu-");
+    const exe = join(dir.path, "kernels");
+    const inc = [await cacheEntry("MEDITRON_CUBLAS_INCLUDE"), await cacheEntry("MEDITRON_NCCL_INCLUDE")];
+    const cc = await run("g++", [
+      "-std=c++17",
+      "-O1",
+      "-fno-strict-aliasing",
+      "-Wall",
+      "-Wno-unknown-pragmas",
+      "-DMEDITRON_CUDA",
+      "-DMEDITRON_CUDA_EMULATE",
+      "-Iruntime/include",
+      "-Iruntime/src",
+      ...inc.map((d) => `-I${d}`),
+      "-xc++",
+      "tests/runtime/cuda_emulator_kernels.cu",
+      "-xnone",
+      "runtime/src/cuda/emulator.cpp",
+      "-o",
+      exe,
+      "-lopenblas",
+    ]);
+    assert.ok(cc.ok, `compiling the emulator's checks failed:\n${cc.text}`);
+    // The default schedule, then the adversarial one (reverse order, cp.async landing at once).
+    const schedules: Record<string, string>[] = [
+      {},
+      { MEDITRON_CUDA_EMULATE_ORDER: "reverse", MEDITRON_CUDA_EMULATE_CPASYNC: "eager" },
+    ];
+    for (const env of schedules) {
+      const r = await run(exe, [], env);
+      const lines = r.text.trim().split("\n");
+      assert.ok(r.ok, `${JSON.stringify(env)}:\n${r.text}`);
+      assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 13, r.text);
     }
+    // A read that a missing __syncthreads leaves unordered gives different values in the two orders.
+    const fwd = await run(exe, ["race"]),
+      rev = await run(exe, ["race"], { MEDITRON_CUDA_EMULATE_ORDER: "reverse" });
+    assert.ok(fwd.ok && rev.ok, fwd.text + rev.text);
+    assert.equal(fwd.text.trim(), "race 7");
+    assert.notEqual(rev.text.trim(), "race 7", "the reverse order should read before the write");
   },
 });
 
@@ -103,65 +100,55 @@ Deno.test({
   name: "CUDA emulator: the CUDA backend matches the CPU backend (bench/gpu/gpu.ts check --emulated)",
   ignore: !haveLib,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "mt-emu-" });
-    try {
-      const out = join(dir, "check.json");
-      const r = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "bench/gpu/gpu.ts",
-        "check",
-        "--emulated",
-        "--out",
-        out,
-      ], {
-        MEDITRON_LIB: LIB,
-      });
-      assert.ok(r.ok, r.text.split("\n").filter((l) => !l.includes("grad cosine per tensor")).join("\n"));
-      const { checks } = JSON.parse(await Deno.readTextFile(out)) as {
-        checks: { name: string; ok: boolean; detail: string }[];
-      };
-      // 10 model configurations × 5 checks, 2 decode checks; every one passes on the emulated GPU.
-      assert.equal(checks.length, 52, checks.map((c) => c.name).join("\n"));
-      const failed = checks.filter((c) => !c.ok);
-      assert.deepEqual(failed, []);
-      assert.ok(
-        checks.some((c) =>
-          /packed, T 72, tensor attention \(reverse order, eager cp\.async\): grad cosine/.test(c.name)
-        ),
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    using dir = tempDir("mt-emu-");
+    const out = join(dir.path, "check.json");
+    const r = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      "bench/gpu/gpu.ts",
+      "check",
+      "--emulated",
+      "--out",
+      out,
+    ], {
+      MEDITRON_LIB: LIB,
+    });
+    assert.ok(r.ok, r.text.split("\n").filter((l) => !l.includes("grad cosine per tensor")).join("\n"));
+    const { checks } = JSON.parse(await Deno.readTextFile(out)) as {
+      checks: { name: string; ok: boolean; detail: string }[];
+    };
+    // 10 model configurations × 5 checks, 2 decode checks; every one passes on the emulated GPU.
+    assert.equal(checks.length, 52, checks.map((c) => c.name).join("\n"));
+    const failed = checks.filter((c) => !c.ok);
+    assert.deepEqual(failed, []);
+    assert.ok(
+      checks.some((c) =>
+        /packed, T 72, tensor attention \(reverse order, eager cp\.async\): grad cosine/.test(c.name)
+      ),
+    );
   },
 });
 
-const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
-  .output()
-  .then((o) => o.success, () => false);
+const haveMpirun = await hasMpirun();
 
 Deno.test({
   name: "CUDA emulator: every parallel layout equals the 1-rank CUDA run (bench/gpu/layouts.ts)",
   ignore: !haveLib || !haveMpirun,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "mt-emu-" });
-    try {
-      const out = join(dir, "layouts.json");
-      const r = await run(Deno.execPath(), ["run", "-A", "bench/gpu/layouts.ts", "--out", out], {
-        MEDITRON_LIB: LIB,
-        OMPI_ALLOW_RUN_AS_ROOT: "1",
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
-      });
-      assert.ok(r.ok, r.text);
-      const { device, rows } = JSON.parse(await Deno.readTextFile(out)) as {
-        device: string;
-        rows: { layout: string; pass: boolean }[];
-      };
-      assert.equal(device, "cuda");
-      assert.equal(rows.length, 8, r.text);
-      assert.deepEqual(rows.filter((x) => !x.pass), []);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    using dir = tempDir("mt-emu-");
+    const out = join(dir.path, "layouts.json");
+    const r = await run(Deno.execPath(), ["run", "-A", "bench/gpu/layouts.ts", "--out", out], {
+      MEDITRON_LIB: LIB,
+      OMPI_ALLOW_RUN_AS_ROOT: "1",
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
+    });
+    assert.ok(r.ok, r.text);
+    const { device, rows } = JSON.parse(await Deno.readTextFile(out)) as {
+      device: string;
+      rows: { layout: string; pass: boolean }[];
+    };
+    assert.equal(device, "cuda");
+    assert.equal(rows.length, 8, r.text);
+    assert.deepEqual(rows.filter((x) => !x.pass), []);
   },
 });

@@ -291,7 +291,8 @@ void warp_collective(unsigned mask, Op op, Shuffle kind, Deposit deposit) {
   if (f.state == Fiber::AtWarp) yield();
 }
 
-// The end of a thread: its outstanding cp.async land; a warp collective it belongs to can no longer complete.
+// The end of a thread: its outstanding cp.async land; a pending shuffle of its warp goes on without it (an
+// mma.sync cannot).
 void finish(Block& b, Fiber& f) {
   for (auto& g : f.groups) perform(g);
   perform(f.open);
@@ -396,6 +397,8 @@ size_t memory_total() {
   }();
   return total;
 }
+// Unallocated bytes of the emulated device (under memory_mutex).
+size_t memory_free() { return memory_total() - std::min(memory_total(), allocated); }
 
 }  // namespace
 
@@ -573,13 +576,13 @@ cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
   const std::lock_guard<std::mutex> lock(mt::emu::memory_mutex);
   *total = mt::emu::memory_total();
-  *free = *total - std::min(*total, mt::emu::allocated);
+  *free = mt::emu::memory_free();
   return cudaSuccess;
 }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   const std::lock_guard<std::mutex> lock(mt::emu::memory_mutex);
   *p = nullptr;
-  if (bytes > mt::emu::memory_total() - std::min(mt::emu::memory_total(), mt::emu::allocated))
+  if (bytes > mt::emu::memory_free())
     return fail(cudaErrorMemoryAllocation, "out of memory (the emulated device's MEDITRON_CUDA_EMULATE_GIB)");
   void* q = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
   if (!q) return fail(cudaErrorMemoryAllocation, "out of memory");
@@ -711,19 +714,18 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cub
                                        const void* B, cudaDataType bt, int ldb, const void* beta, void* C,
                                        cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t) {
   // The combinations of CUBLAS_COMPUTE_32F the backend uses: A and B of one type, C of theirs or fp32.
-  const auto type_ok = [&](cudaDataType t) { return (t == CUDA_R_32F || t == CUDA_R_16BF) && at == bt; };
+  const bool types_ok = (at == CUDA_R_32F || at == CUDA_R_16BF) && bt == at && (ct == at || ct == CUDA_R_32F);
   const auto op_ok = [](cublasOperation_t o) { return o == CUBLAS_OP_N || o == CUBLAS_OP_T; };
-  if (compute != CUBLAS_COMPUTE_32F || !type_ok(at) || (ct != at && ct != CUDA_R_32F) || !op_ok(ta) || !op_ok(tb))
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (compute != CUBLAS_COMPUTE_32F || !types_ok || !op_ok(ta) || !op_ok(tb)) return CUBLAS_STATUS_NOT_SUPPORTED;
   const int ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
   const int br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
   if (m < 0 || n < 0 || k < 0 || lda < std::max(1, ar) || ldb < std::max(1, br) || ldc < std::max(1, m))
     return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   const std::vector<float> a = widen(A, at, ar, ac, lda), b = widen(B, bt, br, bc, ldb);
-  std::vector<float> c = widen(C, ct, m, n, ldc);
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
-  if (be == 0.0f) std::fill(c.begin(), c.end(), 0.0f);  // beta 0: C is not read (it may hold NaN)
+  // beta 0: C is not read (it may hold NaN)
+  std::vector<float> c = be == 0.0f ? std::vector<float>((size_t)ldc * n) : widen(C, ct, m, n, ldc);
   const auto op = [](cublasOperation_t o) { return o == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; };
   cblas_sgemm(CblasColMajor, op(ta), op(tb), m, n, k, al, a.data(), lda, b.data(), ldb, be, c.data(), ldc);
   for (int j = 0; j < n; j++)

@@ -10,7 +10,7 @@ import { NativeCheckpointReader, writeNativeCheckpoint } from "../../../models/c
 import { reshard } from "../../../models/convert/reshard.ts";
 import { growRowsWithMean } from "../../../models/convert/resize.ts";
 import { NativeModel } from "../../../runtime/model.ts";
-import { assertClose, tempDir, TEST_OPTIM } from "../../helpers.ts";
+import { assertClose, hasMpirun, tempDir, TEST_OPTIM } from "../../helpers.ts";
 import { GQA, values } from "./fixtures.ts";
 
 const CFG = { ...presetConfig("tiny"), model: GQA };
@@ -160,9 +160,7 @@ Deno.test("the ZeRO-1 flat layout (order, padded vocab rows) matches the runtime
 // ---- End to end under mpirun -------------------------------------------------------------------------------
 
 const CLI = new URL("../../../cli/pretrain.ts", import.meta.url).pathname;
-const haveMpirun = await new Deno.Command("sh", { args: ["-c", "command -v mpirun"], stdout: "null" })
-  .output()
-  .then((o) => o.success, () => false);
+const haveMpirun = await hasMpirun();
 
 function corpus(dir: string): string {
   const path = join(dir, "c.jsonl");

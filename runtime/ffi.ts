@@ -127,7 +127,7 @@ export const SYMBOLS = {
 export type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** ABI version this binding speaks (MT_ABI_VERSION). */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** Tensor kinds of `mt_model_tensor_read/write`. */
 export const TensorKind = { param: 0, grad: 1, adamM: 2, adamV: 3 } as const;

@@ -62,6 +62,12 @@ export interface RankInfo extends Required<Topology> {
   numLayers: number;
   /** World rank. */
   worldRank: number;
+  /**
+   * How the TP and DP groups communicate: "host" (MPI on host buffers, the CPU backend), "nccl" (device
+   * buffers), or "staged" (device buffers copied through host memory and MPI: ranks of the job share a GPU,
+   * which NCCL refuses; slower).
+   */
+  comm: "host" | "nccl" | "staged";
 }
 
 /** Initialisation of a new model. */
@@ -207,7 +213,7 @@ export class NativeModel implements Disposable {
 
   /** This rank's place in the parallel grid. */
   get rank(): RankInfo {
-    const v = new Int32Array(12);
+    const v = new Int32Array(13);
     checkModel(loaded().mt_model_topology(this.#h, v), this.#h);
     return {
       tp: v[0],
@@ -222,6 +228,7 @@ export class NativeModel implements Disposable {
       worldRank: v[9],
       device: v[10] === 1 ? "cuda" : "cpu",
       recompute: v[11] === 1 ? "selective" : "none",
+      comm: (["host", "nccl", "staged"] as const)[v[12]],
     };
   }
 

@@ -2,7 +2,10 @@
 // GPU: 2–4 ranks share it, so the TP/DP groups use the staged (host) communicator instead of NCCL, and pipeline
 // stages exchange activations as they always do (through the host). Same worker, batches and checks as
 // tests/parallel/layouts_test.ts, in bf16 (head_dim 64: the tensor-core attention): per-step losses and grad
-// norms, and the parameters after the run, within bf16 tolerances; the measured differences are printed.
+// norms, and the parameters after the run, within bf16 tolerances; the measured differences are printed, with
+// the TP/DP communicator the ranks chose (every rank of a job must choose the same). On the CUDA emulator with
+// MEDITRON_CUDA_EMULATE_GPUS=2, the 2-rank layouts run on two emulated GPUs (NCCL, emulated over MPI) and the
+// 4-rank ones share them (staged).
 //
 //   deno run -A bench/gpu/layouts.ts [--out FILE.json] [--dry-run]    (--dry-run: the CPU backend, fp32 bounds)
 //
@@ -60,12 +63,13 @@ for (const l of layouts) {
       ...(l.packed ? ["packed" as const] : []),
     ]);
     const d = compare(run, l.packed ? refPacked : ref);
-    const pass = d.loss <= TOL.loss && d.norm <= TOL.norm && d.params <= TOL.params;
+    const comms = [...new Set(run.map((o) => o.rank.comm))], comm = comms.join("+");
+    const pass = d.loss <= TOL.loss && d.norm <= TOL.norm && d.params <= TOL.params && comms.length === 1;
     ok &&= pass;
-    rows.push({ layout: name, ...d, pass });
+    rows.push({ layout: name, ...d, comm, pass });
     console.log(
       `${name.padEnd(18)} loss ${d.loss.toExponential(2)}  grad norm ${d.norm.toExponential(2)}  ` +
-        `params ${d.params.toExponential(2)}  ${pass ? "ok" : "FAIL"}`,
+        `params ${d.params.toExponential(2)}  TP/DP ${comm.padEnd(6)}  ${pass ? "ok" : "FAIL"}`,
     );
   } catch (e) {
     ok = false;

@@ -26,7 +26,7 @@ extern "C" {
 #pragma GCC visibility push(default) /* the library hides everything but this header */
 #endif
 
-#define MT_ABI_VERSION 5
+#define MT_ABI_VERSION 6
 
 /* ---- status codes ---------------------------------------------------------------------------------- */
 enum {
@@ -171,9 +171,13 @@ int mt_model_param_count(mt_model* model, int32_t* out_count);
 int mt_model_param_info(mt_model* model, int32_t index, char* name, size_t name_cap, int64_t* shape,
                         int32_t* ndim);
 
+/** How the TP and DP groups of a model communicate (mt_model_topology's out[12]). */
+enum { MT_COMM_HOST = 0, MT_COMM_NCCL = 1, MT_COMM_STAGED = 2 };
 /**
- * Where this rank sits: out[0..12) = tp, pp, dp, tp_rank, pp_rank, dp_rank, first layer, layers on this
- * stage, zero1, world rank, device (MT_DEVICE_*), recompute.
+ * Where this rank sits: out[0..13) = tp, pp, dp, tp_rank, pp_rank, dp_rank, first layer, layers on this
+ * stage, zero1, world rank, device (MT_DEVICE_*), recompute, and the TP/DP communication (MT_COMM_*: MPI on
+ * host buffers for the CPU backend; NCCL on device buffers, or staged through host memory and MPI where ranks
+ * of the job share a GPU).
  */
 int mt_model_topology(mt_model* model, int32_t* out);
 /**

@@ -255,9 +255,10 @@ int mt_model_topology(mt_model* model, int32_t* out) {
     MT_CHECK_PTR(out);
     const mt::Model& m = model_ref(model);
     const mt::Topology& t = m.topo;
-    const int32_t v[12] = {t.tp, t.pp, t.dp, t.tp_rank, t.pp_rank, t.dp_rank, m.layer0, m.n_layers, t.zero1,
-                           mt::world_rank(), t.device, t.recompute};
-    std::copy(v, v + 12, out);
+    const int32_t comm = !m.dev ? MT_COMM_HOST : m.dev->comm_staged() ? MT_COMM_STAGED : MT_COMM_NCCL;
+    const int32_t v[13] = {t.tp,     t.pp,     t.dp,     t.tp_rank,        t.pp_rank,   t.dp_rank, m.layer0,
+                           m.n_layers, t.zero1, mt::world_rank(), t.device, t.recompute, comm};
+    std::copy(v, v + 13, out);
   });
 }
 

@@ -44,6 +44,8 @@ struct DeviceBackend {
   // Bytes the device communicators (NCCL) of the TP and DP groups sent since the last reset (traffic staged
   // through the host communicators is counted by those); `reset` zeroes the counters.
   virtual void comm_bytes(double* tp, double* dp, bool reset) = 0;
+  // Whether the TP/DP groups stage through host memory (ranks share a GPU) instead of using NCCL.
+  virtual bool comm_staged() const = 0;
   virtual void decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows,
                       float* logits) = 0;
 };

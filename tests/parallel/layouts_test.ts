@@ -15,6 +15,7 @@ async function reference(nMicro: number, packed = false) {
 
 function assertEqualRuns(outs: RankOut[], ref: NonNullable<typeof baseline>, what: string): void {
   for (const o of outs) {
+    assert.equal(o.rank.comm, "host", what); // CPU ranks: MPI on host buffers
     for (let s = 0; s < STEPS; s++) {
       assert.ok(
         Math.abs(o.losses[s] - ref.losses[s]) <= 1e-5 * Math.abs(ref.losses[s]),

@@ -72,7 +72,7 @@ export interface Shard {
 }
 /** What one rank wrote. */
 export interface RankOut {
-  rank: { tpRank: number; ppRank: number; dpRank: number };
+  rank: { tpRank: number; ppRank: number; dpRank: number; comm: string };
   losses: number[];
   norms: number[];
   params: Shard[];

@@ -1,9 +1,11 @@
 // The CUDA emulator's own checks (tests/runtime/cuda_emulator_test.ts compiles this with g++ -xc++ against
 // runtime/src/cuda/emulator.cpp): its warp collectives, mma.sync fragments, cp.async timing and launch checks
 // against plain references, and that it reports what a GPU would make of a broken kernel (a deadlock, a
-// shuffle with an exited lane, a launch over the limits). Prints "PASS name" or "FAIL name: why" per check
+// shuffle with an exited lane, a launch over the limits), and the emulated NCCL's checks on a communicator of one
+// rank (device memory, overlaps, the stream's device). Prints "PASS name" or "FAIL name: why" per check
 // and, with the argument `race`, only the output of a kernel with a missing barrier (the test runs it in both
-// MEDITRON_CUDA_EMULATE_ORDER orders and expects them to differ). Exit status 1 when a check failed.
+// MEDITRON_CUDA_EMULATE_ORDER orders and expects them to differ); with `overflow`, a kernel over its stack, which
+// must fault on the guard page. Exit status 1 when a check failed.
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
@@ -208,6 +210,60 @@ void check_errors() {
   report("64 KiB of dynamic shared memory after cudaFuncSetAttribute", err.empty() && out[0] == 1, err);
 }
 
+// ---- NCCL (emulator_nccl.cpp, here without MPI: communicators of one rank) and devices -------------------------
+std::string nccl_error(ncclResult_t r) { return r == ncclSuccess ? "" : ncclGetErrorString(r); }
+
+void check_nccl() {  // run with MEDITRON_CUDA_EMULATE_GPUS=2
+  ncclUniqueId id;
+  ncclComm_t comm = nullptr;
+  NCCL_CHECK(ncclGetUniqueId(&id));
+  ncclUniqueId bad = id;
+  bad.internal[0] ^= 1;
+  expect_error("an id whose bytes changed is refused", nccl_error(ncclCommInitRank(&comm, 1, bad, 0)),
+               "bytes changed");
+  expect_error("a group of two needs MPI", nccl_error(ncclCommInitRank(&comm, 2, id, 0)), "without MPI");
+  NCCL_CHECK(ncclCommInitRank(&comm, 1, id, 0));
+  float* d = nullptr;
+  CUDA_CHECK(cudaMalloc(&d, 64 * sizeof(float)));
+  std::vector<float> h(64);
+  for (int i = 0; i < 64; i++) h[i] = (float)i;
+  CUDA_CHECK(cudaMemcpy(d, h.data(), sizeof(float) * 64, cudaMemcpyHostToDevice));
+  std::string err = nccl_error(ncclAllReduce(d, d + 32, 32, ncclFloat32, ncclSum, comm, nullptr));
+  std::vector<float> back(64);
+  CUDA_CHECK(cudaMemcpy(back.data(), d, sizeof(float) * 64, cudaMemcpyDeviceToHost));
+  report("an all-reduce of one rank copies send to receive", err.empty() && back[32] == 0 && back[63] == 31, err);
+  expect_error("an all-reduce of host memory is refused",
+               nccl_error(ncclAllReduce(h.data(), h.data(), 8, ncclFloat32, ncclSum, comm, nullptr)),
+               "not device memory");
+  expect_error("a buffer past its allocation's end is refused",
+               nccl_error(ncclAllReduce(d + 60, d + 60, 8, ncclFloat32, ncclSum, comm, nullptr)),
+               "not device memory");
+  expect_error("an all-reduce over overlapping, different buffers is refused",
+               nccl_error(ncclAllReduce(d, d + 4, 8, ncclFloat32, ncclSum, comm, nullptr)), "overlap");
+  err = nccl_error(ncclReduceScatter(d, d, 8, ncclFloat32, ncclSum, comm, nullptr));  // rank 0: recv == send
+  report("a reduce-scatter in place at this rank's chunk", err.empty(), err);
+  expect_error("a reduce-scatter overlapping elsewhere is refused",
+               nccl_error(ncclReduceScatter(d, d + 1, 8, ncclFloat32, ncclSum, comm, nullptr)), "overlaps");
+  expect_error("an all-gather overlapping elsewhere is refused",
+               nccl_error(ncclAllGather(d + 1, d, 8, ncclFloat32, comm, nullptr)), "overlaps");
+  cudaStream_t other = nullptr;
+  float* d1 = nullptr;
+  CUDA_CHECK(cudaSetDevice(1));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaMalloc(&d1, 8 * sizeof(float)));
+  CUDA_CHECK(cudaSetDevice(0));
+  expect_error("a stream of another device is refused",
+               nccl_error(ncclAllReduce(d, d, 8, ncclFloat32, ncclSum, comm, other)), "stream is on device 1");
+  expect_error("memory of another device is refused",
+               nccl_error(ncclAllReduce(d1, d1, 8, ncclFloat32, ncclSum, comm, nullptr)), "memory of device 1");
+  CUDA_CHECK(cudaFree(d1));
+  expect_error("device 2 of 2 does not exist", cudaSetDevice(2) ? cudaGetErrorString(cudaGetLastError()) : "",
+               "has 2");
+  CUDA_CHECK(cudaStreamDestroy(other));
+  CUDA_CHECK(cudaFree(d));
+  NCCL_CHECK(ncclCommDestroy(comm));
+}
+
 // ---- a missing barrier: thread 1 reads what thread 0 writes, unordered ---------------------------------------
 __global__ void race_kernel(float* out) {
   __shared__ float x;
@@ -217,10 +273,28 @@ __global__ void race_kernel(float* out) {
   if (threadIdx.x == 1) out[0] = x;
 }
 
+// ---- a thread that overflows its stack: faults on the guard page below it ------------------------------------
+// Threads 0 and 2 exit; thread 1 (the middle stack) fills 160 KiB of locals from the top down, past its 128 KiB:
+// without a guard page it would write over its neighbour's stack and finish.
+__attribute__((noinline)) float fill_160k() {  // its own frame: the others never allocate it
+  volatile char big[160 * 1024];
+  for (size_t i = sizeof big; i-- > 0;) big[i] = (char)i;
+  return big[0] + big[sizeof big - 1];
+}
+__global__ void overflow_kernel(float* out) {
+  if (threadIdx.x == 1) out[1] = fill_160k();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
+    if (argc > 1 && std::string(argv[1]) == "overflow") {
+      std::vector<float> out(64);
+      MT_LAUNCH(overflow_kernel, 1, 3, 0, nullptr)(out.data());
+      std::printf("overflow: no fault\n");
+      return 0;
+    }
     if (argc > 1 && std::string(argv[1]) == "race") {
       float out = 0;
       MT_LAUNCH(race_kernel, 1, 32, 0, nullptr)(&out);
@@ -233,6 +307,7 @@ int main(int argc, char** argv) {
     check_cp_async();
     check_poison();
     check_errors();
+    check_nccl();
   } catch (const std::exception& e) {
     std::printf("FAIL %s\n", e.what());
     return 1;

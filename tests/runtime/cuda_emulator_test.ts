@@ -3,11 +3,14 @@
 // runtime/build-emulate/. CI builds it before the tests; elsewhere these tests are skipped until it is built.
 //   - the emulator's own checks (tests/runtime/cuda_emulator_kernels.cu): warp collectives, mma.sync, cp.async,
 //     NaN-filled fresh memory, copy kinds, launch limits, and that a deadlock, an exited lane or a missing
-//     barrier shows;
+//     barrier shows; the emulated NCCL's refusals (host memory, overlaps, another device's stream);
+//   - the emulated NCCL (tests/runtime/cuda_emulator_nccl.cpp) on two ranks under mpirun: each collective's
+//     values in and out of place, and bootstraps NCCL refuses (a duplicate GPU, different rank counts);
 //   - bench/gpu/gpu.ts check --emulated on it: the CUDA backend (both attention paths, packed rows, selective
 //     recompute, KV-cache decode) against the CPU backend of the same library, as on a GPU;
 //   - bench/gpu/layouts.ts on it: every parallel layout (TP, PP, DP, ZeRO-1, packed) of the CUDA backend
-//     against its 1-rank run, the ranks sharing the emulated GPU (the staged communicator), as on one GPU.
+//     against its 1-rank run, on two emulated GPUs: the 2-rank layouts one rank per GPU (NCCL, emulated over
+//     MPI by runtime/src/cuda/emulator_nccl.cpp), the 4-rank ones sharing them (the staged communicator).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LIB_NAME, SOURCE_DIR } from "../../runtime/build.ts";
@@ -36,6 +39,23 @@ async function cacheEntry(name: string): Promise<string> {
   return m[1];
 }
 
+/**
+ * Compiles a check program (`main`, a C++ source even when named .cu) with the emulator's sources into `exe`:
+ * g++, or mpicxx with MEDITRON_MPI for the multi-rank NCCL checks.
+ */
+async function compileCheck(main: string, exe: string, mpi = false): Promise<void> {
+  const inc = [await cacheEntry("MEDITRON_CUBLAS_INCLUDE"), await cacheEntry("MEDITRON_NCCL_INCLUDE")];
+  const cc = await run(mpi ? "mpicxx" : "g++", [
+    ...["-std=c++17", "-O1", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas"],
+    ...(mpi ? ["-DMEDITRON_MPI"] : []),
+    ...["-DMEDITRON_CUDA", "-DMEDITRON_CUDA_EMULATE", "-Iruntime/include", "-Iruntime/src"],
+    ...inc.map((d) => `-I${d}`),
+    ...["-xc++", main, "-xnone", "runtime/src/cuda/emulator.cpp", "runtime/src/cuda/emulator_nccl.cpp"],
+    ...["-o", exe, "-lopenblas"],
+  ]);
+  assert.ok(cc.ok, `compiling ${main} failed:\n${cc.text}`);
+}
+
 /** Runs a command to completion, or kills it after 8 minutes (a hang on the emulated GPU fails the test). */
 async function run(cmd: string, args: string[], env: Record<string, string> = {}) {
   const signal = AbortSignal.timeout(8 * 60_000);
@@ -46,7 +66,7 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
     });
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   assert.ok(!signal.aborted, `${what} did not finish in 8 minutes:\n${text.slice(-3000)}`);
-  return { ok: out.success, text };
+  return { ok: out.success, text, signal: out.signal };
 }
 
 Deno.test({
@@ -55,37 +75,18 @@ Deno.test({
   fn: async () => {
     using dir = tempDir("mt-emu-");
     const exe = join(dir.path, "kernels");
-    const inc = [await cacheEntry("MEDITRON_CUBLAS_INCLUDE"), await cacheEntry("MEDITRON_NCCL_INCLUDE")];
-    const cc = await run("g++", [
-      "-std=c++17",
-      "-O1",
-      "-fno-strict-aliasing",
-      "-Wall",
-      "-Wno-unknown-pragmas",
-      "-DMEDITRON_CUDA",
-      "-DMEDITRON_CUDA_EMULATE",
-      "-Iruntime/include",
-      "-Iruntime/src",
-      ...inc.map((d) => `-I${d}`),
-      "-xc++",
-      "tests/runtime/cuda_emulator_kernels.cu",
-      "-xnone",
-      "runtime/src/cuda/emulator.cpp",
-      "-o",
-      exe,
-      "-lopenblas",
-    ]);
-    assert.ok(cc.ok, `compiling the emulator's checks failed:\n${cc.text}`);
+    await compileCheck("tests/runtime/cuda_emulator_kernels.cu", exe);
     // The default schedule, then the adversarial one (reverse order, cp.async landing at once).
+    // Two emulated GPUs, for the NCCL checks of a stream on the other one.
     const schedules: Record<string, string>[] = [
       {},
       { MEDITRON_CUDA_EMULATE_ORDER: "reverse", MEDITRON_CUDA_EMULATE_CPASYNC: "eager" },
     ];
     for (const env of schedules) {
-      const r = await run(exe, [], env);
+      const r = await run(exe, [], { ...env, MEDITRON_CUDA_EMULATE_GPUS: "2" });
       const lines = r.text.trim().split("\n");
       assert.ok(r.ok, `${JSON.stringify(env)}:\n${r.text}`);
-      assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 13, r.text);
+      assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 25, r.text);
     }
     // A read that a missing __syncthreads leaves unordered gives different values in the two orders.
     const fwd = await run(exe, ["race"]),
@@ -93,6 +94,9 @@ Deno.test({
     assert.ok(fwd.ok && rev.ok, fwd.text + rev.text);
     assert.equal(fwd.text.trim(), "race 7");
     assert.notEqual(rev.text.trim(), "race 7", "the reverse order should read before the write");
+    // A thread over its 128 KiB of stack faults on the guard page below it (not a silent overwrite).
+    const overflow = await run(exe, ["overflow"]);
+    assert.equal(overflow.signal, "SIGSEGV", overflow.text);
   },
 });
 
@@ -132,6 +136,27 @@ Deno.test({
 const haveMpirun = await hasMpirun();
 
 Deno.test({
+  name:
+    "CUDA emulator: the emulated NCCL on two ranks gives each collective's values and refuses bad bootstraps",
+  ignore: !haveLib || !haveMpirun,
+  fn: async () => {
+    using dir = tempDir("mt-emu-");
+    const exe = join(dir.path, "nccl");
+    await compileCheck("tests/runtime/cuda_emulator_nccl.cpp", exe, true);
+    const r = await run("mpirun", ["-n", "2", "--oversubscribe", exe], {
+      MEDITRON_CUDA_EMULATE_GPUS: "2",
+      OMPI_ALLOW_RUN_AS_ROOT: "1",
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
+    });
+    assert.ok(r.ok, r.text);
+    const passed = r.text.split("\n").filter((l) => l.startsWith("PASS "));
+    // 6 collectives and 4 refusals on each rank; the received message on rank 1.
+    assert.equal(passed.filter((l) => l.startsWith("PASS rank 0:")).length, 10, r.text);
+    assert.equal(passed.filter((l) => l.startsWith("PASS rank 1:")).length, 11, r.text);
+  },
+});
+
+Deno.test({
   name: "CUDA emulator: every parallel layout equals the 1-rank CUDA run (bench/gpu/layouts.ts)",
   ignore: !haveLib || !haveMpirun,
   fn: async () => {
@@ -139,16 +164,20 @@ Deno.test({
     const out = join(dir.path, "layouts.json");
     const r = await run(Deno.execPath(), ["run", "-A", "bench/gpu/layouts.ts", "--out", out], {
       MEDITRON_LIB: LIB,
+      MEDITRON_CUDA_EMULATE_GPUS: "2", // 2-rank layouts on two GPUs (NCCL), 4-rank ones sharing them (staged)
       OMPI_ALLOW_RUN_AS_ROOT: "1",
       OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
     });
     assert.ok(r.ok, r.text);
     const { device, rows } = JSON.parse(await Deno.readTextFile(out)) as {
       device: string;
-      rows: { layout: string; pass: boolean }[];
+      rows: { layout: string; comm: string; pass: boolean }[];
     };
     assert.equal(device, "cuda");
     assert.equal(rows.length, 8, r.text);
     assert.deepEqual(rows.filter((x) => !x.pass), []);
+    const ranks = (layout: string) =>
+      [...layout.matchAll(/(tp|pp|dp)(\d)/g)].reduce((n, m) => n * Number(m[2]), 1);
+    for (const x of rows) assert.equal(x.comm, ranks(x.layout) === 2 ? "nccl" : "staged", x.layout);
   },
 });

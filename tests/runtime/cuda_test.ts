@@ -45,6 +45,7 @@ Deno.test("device cuda on a library built without CUDA is a MeditronError naming
   });
   assert.equal(m.rank.device, "cpu");
   assert.equal(m.rank.recompute, "selective");
+  assert.equal(m.rank.comm, "host"); // the CPU backend's groups are MPI on host buffers
 });
 
 // Child: create a CUDA model; print {ok, gpu} or {error}. On a GPU, one training step must give a finite loss

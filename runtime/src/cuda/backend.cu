@@ -57,6 +57,7 @@ struct CudaBackend : DeviceBackend {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   std::unique_ptr<Comm> tp, dp;  // the TP and DP groups on the device (make_device_comm: NCCL or staged)
+  bool shared = false;           // ranks share a GPU: tp and dp are staged
   std::unique_ptr<Comm> pp;      // pipeline messages, staged through host memory and M.pp_comm (send_stage)
   size_t total = 0;                          // floats of the flat buffers (ZeRO-1: dp·chunk)
   Buffer<float> master, grad, gown, adam_m, adam_v, rope;
@@ -133,7 +134,7 @@ struct CudaBackend : DeviceBackend {
     CUDA_CHECK(cudaMemsetAsync(grad.data(), 0, grad.bytes(), stream));
     CUDA_CHECK(cudaMemsetAsync(adam_m.data(), 0, adam_m.bytes(), stream));
     CUDA_CHECK(cudaMemsetAsync(adam_v.data(), 0, adam_v.bytes(), stream));
-    const bool shared = cuda::gpus_shared(*M.world, device);  // one choice for every group of this job
+    shared = cuda::gpus_shared(*M.world, device);  // one choice for every group of this job
     tp = cuda::make_device_comm(*M.tp_comm, stream, shared);
     dp = cuda::make_device_comm(*M.dp_comm, stream, shared);
     pp = cuda::make_staged_comm(*M.pp_comm, stream);
@@ -606,6 +607,7 @@ struct CudaBackend : DeviceBackend {
     *tp_bytes = tp->bytes_sent, *dp_bytes = dp->bytes_sent;
     if (reset) tp->bytes_sent = dp->bytes_sent = 0;
   }
+  bool comm_staged() const override { return shared; }
 
   std::unique_ptr<DeviceKv> kv_create(int max_seqs, int max_len) override {
     enter();

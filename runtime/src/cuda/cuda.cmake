@@ -9,7 +9,8 @@ set(MEDITRON_CUDA_SOURCES src/cuda/kernels.cu src/cuda/attention.cu src/cuda/att
   src/cuda/backend.cu)
 if(MEDITRON_CUDA_EMULATE)
   # The emulator (src/cuda/emulator.hpp): the .cu sources compile as C++ into libmeditron with emulator.cpp in
-  # place of cudart, cuBLAS and NCCL, of which only the headers are needed (no nvcc, no GPU).
+  # place of cudart and cuBLAS and emulator_nccl.cpp in place of NCCL, of which only the headers are needed
+  # (no nvcc, no GPU).
   find_path(MEDITRON_CUBLAS_INCLUDE cublas_v2.h HINTS ${MEDITRON_CUDA_ROOT} PATH_SUFFIXES include)
   find_path(MEDITRON_NCCL_INCLUDE nccl.h HINTS ${MEDITRON_NCCL_ROOT} ${MEDITRON_CUDA_ROOT} PATH_SUFFIXES include)
   if(NOT MEDITRON_CUBLAS_INCLUDE OR NOT MEDITRON_NCCL_INCLUDE)
@@ -17,7 +18,7 @@ if(MEDITRON_CUDA_EMULATE)
   endif()
   message(STATUS "meditron: CUDA backend on the CUDA emulator (headers ${MEDITRON_CUBLAS_INCLUDE})")
   set_source_files_properties(${MEDITRON_CUDA_SOURCES} PROPERTIES LANGUAGE CXX COMPILE_OPTIONS "-xc++")
-  target_sources(meditron PRIVATE ${MEDITRON_CUDA_SOURCES} src/cuda/emulator.cpp)
+  target_sources(meditron PRIVATE ${MEDITRON_CUDA_SOURCES} src/cuda/emulator.cpp src/cuda/emulator_nccl.cpp)
   target_include_directories(meditron PRIVATE src ${MEDITRON_CUBLAS_INCLUDE} ${MEDITRON_NCCL_INCLUDE})
   target_compile_definitions(meditron PRIVATE MEDITRON_CUDA MEDITRON_CUDA_EMULATE)
   target_compile_options(meditron PRIVATE -fno-strict-aliasing -Wno-unknown-pragmas)

@@ -5,6 +5,8 @@
 #include "common.hpp"
 
 #include <cblas.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cublas_v2.h>
 #include <nccl.h>
 #if !defined(__x86_64__)
@@ -23,6 +25,7 @@
 
 struct CUstream_st {
   unsigned flags = 0;
+  int device = 0;  // the current device when it was created
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point at{};
@@ -35,9 +38,8 @@ struct cublasContext {
 namespace mt::emu {
 namespace {
 
-// Per emulated thread. Not a power of two: stacks 128 KiB apart would put every thread's top of stack in the same
-// cache sets, and each switch would miss.
-constexpr size_t STACK_BYTES = 128 * 1024 + 17 * 64;
+// Per emulated thread: 128 KiB, above a guard page (see Stacks).
+constexpr size_t STACK_BYTES = 128 * 1024;
 constexpr size_t SMEM_DEFAULT = 48 * 1024, SMEM_OPTIN = 227 * 1024;
 
 // A failed launch or API call: what cudaGetLastError returns next, and the message cudaGetErrorString gives.
@@ -158,7 +160,30 @@ Fiber* cur_fiber = nullptr;
 Context scheduler;
 const std::function<void()>* cur_body = nullptr;
 dim3 cur_grid;
-std::vector<char> stacks;
+// The fibers' stacks: one mapping, each stack above an inaccessible guard page, so a thread that overflows its
+// stack faults instead of overwriting another's. Stack i's top is 17·i cache lines below its region's end: tops
+// a whole number of pages apart would share cache sets, and every switch would miss.
+class Stacks {
+  char* base_ = nullptr;
+  size_t count_ = 0, page_ = (size_t)sysconf(_SC_PAGESIZE), stride_ = page_ + STACK_BYTES + page_;
+
+ public:
+  ~Stacks() {
+    if (base_) munmap(base_, count_ * stride_);
+  }
+  // Fiber i's context on its stack (at least n stacks mapped).
+  void make(Context& c, size_t i, size_t n, void (*entry)()) {
+    if (count_ < n) {
+      if (base_) munmap(base_, count_ * stride_);
+      void* p = mmap(nullptr, n * stride_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      base_ = static_cast<char*>(p), count_ = n;
+      for (size_t k = 0; k < n; k++) mprotect(base_ + k * stride_, page_, PROT_NONE);
+    }
+    char* stack = base_ + i * stride_ + page_;
+    make_context(c, stack, stride_ - page_ - (i * 17 * 64) % page_, entry);
+  }
+} stacks;
 // MEDITRON_CUDA_EMULATE_ORDER=reverse and MEDITRON_CUDA_EMULATE_CPASYNC=eager, read at every launch.
 bool reverse_order = false, eager_copies = false;
 bool env_is(const char* name, const char* value) {
@@ -170,9 +195,9 @@ bool env_is(const char* name, const char* value) {
 constexpr uint64_t POISON = ~uint64_t(0);
 
 // Every kernel's static __shared__ variable is in the section mt_emu_shared (emulator.hpp), which the linker
-// brackets with these symbols: a launch fills it with NaN bytes, as it fills dynamic shared memory, so a read
-// of an element no thread of the block wrote shows (a GPU's shared memory starts undefined). Blocks of one
-// launch see what the previous block left (as stale as a GPU's, but not poisoned again).
+// brackets with these symbols: every block starts with it filled with NaN bytes, as its dynamic shared memory, so
+// a read of an element no thread of the block wrote shows (a GPU's shared memory starts undefined), even where
+// an earlier block of the launch wrote it. (The section holds every kernel's variables: a few bytes.)
 extern "C" char __start_mt_emu_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" char __stop_mt_emu_shared[] __attribute__((weak, visibility("hidden")));
 void poison_static_shared() {
@@ -339,9 +364,7 @@ std::string describe_deadlock(const Block& b) {
 // the largest skew between warps, where a missing barrier between them changes what they read.
 void run_block(Block& b) {
   const size_t n = b.fibers.size();
-  if (stacks.size() < n * STACK_BYTES) stacks.resize(n * STACK_BYTES);
-  for (size_t i = 0; i < n; i++)
-    make_context(b.fibers[i].ctx, stacks.data() + i * STACK_BYTES, STACK_BYTES, fiber_main);
+  for (size_t i = 0; i < n; i++) stacks.make(b.fibers[i].ctx, i, n, fiber_main);
   std::vector<Fiber*> order(n);  // by schedule position
   for (Fiber& f : b.fibers) order[f.pos] = &f;
   while (b.error.empty()) {
@@ -362,20 +385,27 @@ std::map<const void*, int>& max_dynamic_smem() {
   return m;
 }
 
-// Emulated device memory: allocations and their sizes (under memory_mutex).
+// Emulated device memory: allocations by address (under memory_mutex).
+struct Allocation {
+  size_t bytes;
+  int device;  // current at cudaMalloc
+};
 std::mutex memory_mutex;
-std::map<void*, size_t>& allocations() {
-  static std::map<void*, size_t> m;
+std::map<uintptr_t, Allocation>& allocations() {
+  static std::map<uintptr_t, Allocation> m;
   return m;
 }
 size_t allocated = 0;
-// Whether p is inside a cudaMalloc allocation (under memory_mutex).
-bool on_device(const void* p) {
-  auto it = allocations().upper_bound(const_cast<void*>(p));
-  if (it == allocations().begin()) return false;
+// The allocation that holds [p, p + bytes), or null (under memory_mutex).
+const Allocation* allocation_of(const void* p, size_t bytes = 1) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  auto it = allocations().upper_bound(a);
+  if (it == allocations().begin()) return nullptr;
   --it;
-  return static_cast<const char*>(p) < static_cast<const char*>(it->first) + it->second;
+  const uintptr_t end = it->first + it->second.bytes;
+  return a < end && bytes <= end - a ? &it->second : nullptr;
 }
+bool on_device(const void* p) { return allocation_of(p) != nullptr; }
 // A copy's pointers against its kind (a GPU refuses a host pointer where device memory is expected, and the
 // reverse); cudaMemcpyDefault takes either.
 cudaError_t check_kind(const char* call, void* dst, const void* src, cudaMemcpyKind kind) {
@@ -400,7 +430,29 @@ size_t memory_total() {
 // Unallocated bytes of the emulated device (under memory_mutex).
 size_t memory_free() { return memory_total() - std::min(memory_total(), allocated); }
 
+// MEDITRON_CUDA_EMULATE_GPUS (default 1): how many devices cudaGetDeviceCount reports; 0 when the value is not a
+// count in [1, 64]. Each has its own UUID, so ranks on different devices take NCCL (emulator_nccl.cpp).
+int device_count() {
+  static const int n = [] {
+    const char* v = std::getenv("MEDITRON_CUDA_EMULATE_GPUS");
+    if (!v) return 1;
+    char* end = nullptr;
+    const long k = std::strtol(v, &end, 10);
+    return end != v && *end == 0 && k >= 1 && k <= 64 ? (int)k : 0;
+  }();
+  return n;
+}
+thread_local int current = 0;  // cudaSetDevice's, per host thread as in CUDA
+
 }  // namespace
+
+int device_of(const void* p, size_t bytes) {
+  const std::lock_guard<std::mutex> lock(memory_mutex);
+  const Allocation* a = allocation_of(p, bytes);
+  return a ? a->device : -1;
+}
+int current_device() { return current; }
+int stream_device(cudaStream_t s) { return s ? s->device : current; }
 
 uint3 thread_idx() { return self().tid; }
 uint3 block_idx() { return cur_block->idx; }
@@ -481,7 +533,6 @@ void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_
   }
   reverse_order = env_is("MEDITRON_CUDA_EMULATE_ORDER", "reverse");
   eager_copies = env_is("MEDITRON_CUDA_EMULATE_CPASYNC", "eager");
-  poison_static_shared();
   cur_grid = grid;
   cur_body = &thread;
   const size_t blocks = (size_t)grid.x * grid.y * grid.z;
@@ -502,6 +553,7 @@ void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_
     if (threads % 32) b.warps.back().exited = ~((1u << (threads % 32)) - 1);  // lanes past the block
     b.live = (int)threads;
     b.smem.assign(smem, 0xff);
+    poison_static_shared();
     cur_block = &b;
     run_block(b);
     cur_block = nullptr;
@@ -552,17 +604,32 @@ cudaError_t cudaRuntimeGetVersion(int* v) {
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceCount(int* n) {
-  *n = 1;
+  *n = mt::emu::device_count();
+  return *n ? cudaSuccess
+            : fail(cudaErrorInvalidValue, format("MEDITRON_CUDA_EMULATE_GPUS=%s is not a device count in [1, 64]",
+                                                 std::getenv("MEDITRON_CUDA_EMULATE_GPUS")));
+}
+namespace {
+cudaError_t check_device(int d) {
+  int n = 0;
+  if (const cudaError_t e = cudaGetDeviceCount(&n)) return e;
+  if (d >= 0 && d < n) return cudaSuccess;
+  return fail(cudaErrorInvalidDevice, format("device %d: the CUDA emulator has %d (MEDITRON_CUDA_EMULATE_GPUS sets "
+                                             "the count)", d, n));
+}
+}  // namespace
+cudaError_t cudaSetDevice(int d) {
+  if (const cudaError_t e = check_device(d)) return e;
+  mt::emu::current = d;
   return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int d) {
-  return d == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice, format("device %d: the CUDA emulator has one", d));
-}
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
-  if (d != 0) return fail(cudaErrorInvalidDevice, format("device %d: the CUDA emulator has one", d));
+  if (const cudaError_t e = check_device(d)) return e;
   std::memset(p, 0, sizeof *p);
   std::snprintf(p->name, sizeof p->name, "CUDA emulator (CPU)");
-  std::memcpy(p->uuid.bytes, "meditron-emu-gpu", 16);
+  char uuid[17];
+  std::snprintf(uuid, sizeof uuid, "meditron-emu-%03d", d);  // one per device: ranks on different ones use NCCL
+  std::memcpy(p->uuid.bytes, uuid, 16);
   p->totalGlobalMem = mt::emu::memory_total();
   p->sharedMemPerBlock = mt::emu::SMEM_DEFAULT;
   p->sharedMemPerBlockOptin = mt::emu::SMEM_OPTIN;
@@ -587,7 +654,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   void* q = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
   if (!q) return fail(cudaErrorMemoryAllocation, "out of memory");
   std::memset(q, 0xff, bytes);  // fresh device memory holds garbage: NaN here, so a read before a write shows
-  mt::emu::allocations()[q] = bytes;
+  mt::emu::allocations()[reinterpret_cast<uintptr_t>(q)] = {bytes, mt::emu::current};
   mt::emu::allocated += bytes;
   *p = q;
   return cudaSuccess;
@@ -595,10 +662,10 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
   const std::lock_guard<std::mutex> lock(mt::emu::memory_mutex);
-  const auto it = mt::emu::allocations().find(p);
+  const auto it = mt::emu::allocations().find(reinterpret_cast<uintptr_t>(p));
   if (it == mt::emu::allocations().end())
     return fail(cudaErrorInvalidValue, format("cudaFree of %p, which cudaMalloc did not return", p));
-  mt::emu::allocated -= it->second;
+  mt::emu::allocated -= it->second.bytes;
   mt::emu::allocations().erase(it);
   std::free(p);
   return cudaSuccess;
@@ -630,7 +697,7 @@ cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) {
 }
 cudaError_t cudaMemset(void* p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
-  *s = new CUstream_st{flags};
+  *s = new CUstream_st{flags, mt::emu::current};
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
@@ -736,29 +803,3 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cub
     }
   return CUBLAS_STATUS_SUCCESS;
 }
-
-// ---- NCCL: not emulated (the emulated GPU is shared by every rank, so the backend stages through MPI) ---------
-extern "C" {
-#define MT_EMU_NO_NCCL return ncclInvalidUsage
-ncclResult_t ncclGetUniqueId(ncclUniqueId*) { MT_EMU_NO_NCCL; }
-ncclResult_t ncclCommInitRank(ncclComm_t*, int, ncclUniqueId, int) { MT_EMU_NO_NCCL; }
-ncclResult_t ncclCommDestroy(ncclComm_t) { MT_EMU_NO_NCCL; }
-ncclResult_t ncclAllReduce(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t) {
-  MT_EMU_NO_NCCL;
-}
-ncclResult_t ncclBroadcast(const void*, void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t) {
-  MT_EMU_NO_NCCL;
-}
-ncclResult_t ncclReduceScatter(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t) {
-  MT_EMU_NO_NCCL;
-}
-ncclResult_t ncclAllGather(const void*, void*, size_t, ncclDataType_t, ncclComm_t, cudaStream_t) { MT_EMU_NO_NCCL; }
-ncclResult_t ncclSend(const void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t) { MT_EMU_NO_NCCL; }
-ncclResult_t ncclRecv(void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t) { MT_EMU_NO_NCCL; }
-#undef MT_EMU_NO_NCCL
-const char* ncclGetErrorString(ncclResult_t r) {
-  return r == ncclSuccess ? "no error"
-                          : "NCCL is not part of the CUDA emulator (its ranks share one emulated GPU and use the "
-                            "staged communicator)";
-}
-}  // extern "C"

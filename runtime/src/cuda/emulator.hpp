@@ -20,7 +20,7 @@
 //     eager lands them at once instead (the earliest), so an overwrite of data other warps still read shows;
 //   - mma.sync.m16n8k16 (bf16 → fp32) gathers the 32 lanes' fragments and computes with the PTX ISA's
 //     fragment layout, independently of the kernels' own comments;
-//   - shared memory (static at every launch, dynamic at every block) and cudaMalloc memory start as NaN bytes
+//   - shared memory (static and dynamic, at every block) and cudaMalloc memory start as NaN bytes
 //     (0xff): a read of an unwritten element shows;
 //   - MEDITRON_CUDA_EMULATE_ORDER=reverse runs the blocks of a launch and the threads of a block in reverse
 //     order (a race that a missing barrier leaves unordered shows as a difference between the two orders);
@@ -28,8 +28,8 @@
 // Device memory is host memory (cudaMalloc is an aligned malloc, counted against MEDITRON_CUDA_EMULATE_GIB,
 // default 16); streams and copies are synchronous; events read the wall clock; cublasGemmEx is OpenBLAS
 // sgemm on the bf16 inputs widened to fp32 (exact products, fp32 accumulation, as cuBLAS's CUBLAS_COMPUTE_32F);
-// every rank's emulated GPU has the same UUID, so a parallel job takes the staged communicator and NCCL,
-// which is not emulated, is never called (its entry points return ncclInvalidUsage).
+// MEDITRON_CUDA_EMULATE_GPUS devices (default 1), each with its own UUID: ranks that share one take the staged
+// communicator, ranks on different ones NCCL, which emulator_nccl.cpp emulates over MPI.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -43,6 +43,13 @@
 #include <type_traits>
 
 namespace mt::emu {
+
+// For the emulated NCCL (emulator_nccl.cpp): the device of the cudaMalloc allocation that holds [p, p + bytes)
+// (-1: none does); the calling thread's current device (cudaSetDevice); the device a stream was created on
+// (null: the current one).
+int device_of(const void* p, size_t bytes);
+int current_device();
+int stream_device(cudaStream_t s);
 
 // The running thread's coordinates.
 uint3 thread_idx();

@@ -508,7 +508,7 @@ async function trainRank(model: NativeModel, data: BatchSource, run: RankRun): P
     `model: ${(model.numParams / 1e6).toFixed(2)}M parameters on rank ${rank} (tp ${r.tpRank}/${r.tp}, ` +
       `pp ${r.ppRank}/${r.pp}, dp ${r.dpRank}/${r.dp}, layers ${r.firstLayer}..${
         r.firstLayer + r.numLayers - 1
-      }; ${r.device}${ranks > 1 ? `, TP/DP over ${r.comm}` : ""}); ` +
+      }; ${r.device}${ranks > 1 ? `, TP/DP/PP over ${r.comm}` : ""}); ` +
       `global batch ${
         t.micro_batch * t.grad_accum * par.dp
       } x ${t.seq} tokens; ${t.steps} steps -> ${runDir}`,

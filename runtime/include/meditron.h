@@ -171,11 +171,11 @@ int mt_model_param_count(mt_model* model, int32_t* out_count);
 int mt_model_param_info(mt_model* model, int32_t index, char* name, size_t name_cap, int64_t* shape,
                         int32_t* ndim);
 
-/** How the TP and DP groups of a model communicate (mt_model_topology's out[12]). */
+/** How the TP, DP and PP groups of a model communicate (mt_model_topology's out[12]). */
 enum { MT_COMM_HOST = 0, MT_COMM_NCCL = 1, MT_COMM_STAGED = 2 };
 /**
  * Where this rank sits: out[0..13) = tp, pp, dp, tp_rank, pp_rank, dp_rank, first layer, layers on this
- * stage, zero1, world rank, device (MT_DEVICE_*), recompute, and the TP/DP communication (MT_COMM_*: MPI on
+ * stage, zero1, world rank, device (MT_DEVICE_*), recompute, and the TP/DP/PP communication (MT_COMM_*: MPI on
  * host buffers for the CPU backend; NCCL on device buffers, or staged through host memory and MPI where ranks
  * of the job share a GPU).
  */

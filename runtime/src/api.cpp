@@ -285,9 +285,9 @@ int mt_model_comm_stats(mt_model* model, double* out, int32_t reset) {
     out[0] = m.tp_comm->bytes_sent, out[1] = m.dp_comm->bytes_sent, out[2] = m.pp_comm->bytes_sent;
     out[3] = m.pp_comm->recv_wait_s, out[4] = m.world->bytes_sent + m.mp_comm->bytes_sent;
     if (m.dev) {  // NCCL traffic of a device model
-      double tp = 0, dp = 0;
-      m.dev->comm_bytes(&tp, &dp, reset != 0);
-      out[0] += tp, out[1] += dp;
+      double tp = 0, dp = 0, pp = 0;
+      m.dev->comm_bytes(&tp, &dp, &pp, reset != 0);
+      out[0] += tp, out[1] += dp, out[2] += pp;
     }
     if (reset)
       for (mt::Comm* c : comms) c->bytes_sent = 0, c->recv_wait_s = 0;

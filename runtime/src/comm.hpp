@@ -34,6 +34,9 @@ struct Comm {
   virtual void recv(float* buf, size_t n, int peer, int tag) = 0;
   virtual void broadcast(float* buf, size_t n, int root) = 0;
   virtual void barrier() = 0;
+  // Posts the sends an implementation holds back (NCCL's point-to-point: until the next recv, to pair them in one
+  // group, or until this call or the send's wait()); a no-op where isend posts at once.
+  virtual void flush() {}
 };
 
 // The group of one process.

@@ -41,10 +41,10 @@ struct DeviceBackend {
   virtual void write(int kind, size_t offset, const float* src, size_t n) = 0;
   virtual std::unique_ptr<DeviceKv> kv_create(int max_seqs, int max_len) = 0;
   virtual void kv_copy(KvCache& kv, int src, int dst, int length) = 0;
-  // Bytes the device communicators (NCCL) of the TP and DP groups sent since the last reset (traffic staged
+  // Bytes the device communicators (NCCL) of the TP, DP and PP groups sent since the last reset (traffic staged
   // through the host communicators is counted by those); `reset` zeroes the counters.
-  virtual void comm_bytes(double* tp, double* dp, bool reset) = 0;
-  // Whether the TP/DP groups stage through host memory (ranks share a GPU) instead of using NCCL.
+  virtual void comm_bytes(double* tp, double* dp, double* pp, bool reset) = 0;
+  // Whether the TP/DP/PP groups stage through host memory (ranks share a GPU) instead of using NCCL.
   virtual bool comm_staged() const = 0;
   virtual void decode(KvCache& kv, const int32_t* seq, const int32_t* tokens, const uint8_t* want, int rows,
                       float* logits) = 0;

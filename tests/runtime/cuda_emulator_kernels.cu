@@ -246,6 +246,14 @@ void check_nccl() {  // run with MEDITRON_CUDA_EMULATE_GPUS=2
                nccl_error(ncclReduceScatter(d, d + 1, 8, ncclFloat32, ncclSum, comm, nullptr)), "overlaps");
   expect_error("an all-gather overlapping elsewhere is refused",
                nccl_error(ncclAllGather(d + 1, d, 8, ncclFloat32, comm, nullptr)), "overlaps");
+  NCCL_CHECK(ncclGroupStart());
+  const std::string sent = nccl_error(ncclSend(d, 8, ncclFloat32, 0, comm, nullptr));
+  err = nccl_error(ncclRecv(d + 4, 8, ncclFloat32, 0, comm, nullptr));
+  const std::string in_group = nccl_error(ncclAllReduce(d, d, 8, ncclFloat32, ncclSum, comm, nullptr));
+  NCCL_CHECK(ncclGroupEnd());
+  expect_error("a receive into a buffer a send of its group reads is refused", sent.empty() ? err : sent, "races");
+  expect_error("a collective in a group is refused (not emulated)", in_group, "sends and receives only");
+  expect_error("ncclGroupEnd without ncclGroupStart is refused", nccl_error(ncclGroupEnd()), "without");
   cudaStream_t other = nullptr;
   float* d1 = nullptr;
   CUDA_CHECK(cudaSetDevice(1));

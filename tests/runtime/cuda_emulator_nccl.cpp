@@ -85,6 +85,14 @@ void collectives() {
   if (rank == 0) NCCL_CHECK(ncclSend(d, 3, ncclFloat32, 1, c, nullptr));
   else NCCL_CHECK(ncclRecv(out, 3, ncclFloat32, 0, c, nullptr));
   if (rank == 1) report("send and receive", download(out, 3)[2] == 6);
+  // Both send to each other and receive in one group (two blocking sends to each other would wait forever).
+  const float mine2[2] = {10.0f * rank + 1, 10.0f * rank + 2};
+  CUDA_CHECK(cudaMemcpy(d, mine2, sizeof mine2, cudaMemcpyHostToDevice));
+  NCCL_CHECK(ncclGroupStart());
+  NCCL_CHECK(ncclSend(d, 2, ncclFloat32, 1 - rank, c, nullptr));
+  NCCL_CHECK(ncclRecv(out, 2, ncclFloat32, 1 - rank, c, nullptr));
+  NCCL_CHECK(ncclGroupEnd());
+  report("a grouped exchange both ways", download(out, 2)[1] == 10.0f * (1 - rank) + 2);
   for (void* p : {(void*)d, (void*)out, (void*)dd}) CUDA_CHECK(cudaFree(p));
   NCCL_CHECK(ncclCommDestroy(c));
 }

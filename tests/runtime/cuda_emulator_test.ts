@@ -9,8 +9,8 @@
 //   - bench/gpu/gpu.ts check --emulated on it: the CUDA backend (both attention paths, packed rows, selective
 //     recompute, KV-cache decode) against the CPU backend of the same library, as on a GPU;
 //   - bench/gpu/layouts.ts on it: every parallel layout (TP, PP, DP, ZeRO-1, packed) of the CUDA backend
-//     against its 1-rank run, on two emulated GPUs: the 2-rank layouts one rank per GPU (NCCL, emulated over
-//     MPI by runtime/src/cuda/emulator_nccl.cpp), the 4-rank ones sharing them (the staged communicator).
+//     against its 1-rank run, one emulated GPU per rank (NCCL, emulated over MPI by
+//     runtime/src/cuda/emulator_nccl.cpp); then two of them with the ranks sharing one (the staged communicator).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LIB_NAME, SOURCE_DIR } from "../../runtime/build.ts";
@@ -86,7 +86,7 @@ Deno.test({
       const r = await run(exe, [], { ...env, MEDITRON_CUDA_EMULATE_GPUS: "2" });
       const lines = r.text.trim().split("\n");
       assert.ok(r.ok, `${JSON.stringify(env)}:\n${r.text}`);
-      assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 25, r.text);
+      assert.equal(lines.filter((l) => l.startsWith("PASS ")).length, 28, r.text);
     }
     // A read that a missing __syncthreads leaves unordered gives different values in the two orders.
     const fwd = await run(exe, ["race"]),
@@ -150,9 +150,9 @@ Deno.test({
     });
     assert.ok(r.ok, r.text);
     const passed = r.text.split("\n").filter((l) => l.startsWith("PASS "));
-    // 6 collectives and 4 refusals on each rank; the received message on rank 1.
-    assert.equal(passed.filter((l) => l.startsWith("PASS rank 0:")).length, 10, r.text);
-    assert.equal(passed.filter((l) => l.startsWith("PASS rank 1:")).length, 11, r.text);
+    // 7 exchanges and 4 refusals on each rank; the received message on rank 1.
+    assert.equal(passed.filter((l) => l.startsWith("PASS rank 0:")).length, 11, r.text);
+    assert.equal(passed.filter((l) => l.startsWith("PASS rank 1:")).length, 12, r.text);
   },
 });
 
@@ -162,22 +162,38 @@ Deno.test({
   fn: async () => {
     using dir = tempDir("mt-emu-");
     const out = join(dir.path, "layouts.json");
-    const r = await run(Deno.execPath(), ["run", "-A", "bench/gpu/layouts.ts", "--out", out], {
-      MEDITRON_LIB: LIB,
-      MEDITRON_CUDA_EMULATE_GPUS: "2", // 2-rank layouts on two GPUs (NCCL), 4-rank ones sharing them (staged)
-      OMPI_ALLOW_RUN_AS_ROOT: "1",
-      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
-    });
-    assert.ok(r.ok, r.text);
-    const { device, rows } = JSON.parse(await Deno.readTextFile(out)) as {
-      device: string;
-      rows: { layout: string; comm: string; pass: boolean }[];
-    };
-    assert.equal(device, "cuda");
-    assert.equal(rows.length, 8, r.text);
-    assert.deepEqual(rows.filter((x) => !x.pass), []);
-    const ranks = (layout: string) =>
-      [...layout.matchAll(/(tp|pp|dp)(\d)/g)].reduce((n, m) => n * Number(m[2]), 1);
-    for (const x of rows) assert.equal(x.comm, ranks(x.layout) === 2 ? "nccl" : "staged", x.layout);
+    // Every rank on its own emulated GPU (NCCL for TP, DP and PP), then two layouts on one (staged).
+    for (
+      const [gpus, only, n, comm] of [["4", ".", 8, "nccl"], [
+        "1",
+        "packed|tp2 pp1 dp2",
+        2,
+        "staged",
+      ]] as const
+    ) {
+      const r = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "bench/gpu/layouts.ts",
+        "--out",
+        out,
+        "--only",
+        only,
+      ], {
+        MEDITRON_LIB: LIB,
+        MEDITRON_CUDA_EMULATE_GPUS: gpus,
+        OMPI_ALLOW_RUN_AS_ROOT: "1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1",
+      });
+      assert.ok(r.ok, r.text);
+      const { device, rows } = JSON.parse(await Deno.readTextFile(out)) as {
+        device: string;
+        rows: { layout: string; comm: string; pass: boolean }[];
+      };
+      assert.equal(device, "cuda");
+      assert.equal(rows.length, n, r.text);
+      assert.deepEqual(rows.filter((x) => !x.pass), []);
+      for (const x of rows) assert.equal(x.comm, comm, x.layout);
+    }
   },
 });

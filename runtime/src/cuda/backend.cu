@@ -56,9 +56,9 @@ struct CudaBackend : DeviceBackend {
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
-  std::unique_ptr<Comm> tp, dp;  // the TP and DP groups on the device (make_device_comm: NCCL or staged)
-  bool shared = false;           // ranks share a GPU: tp and dp are staged
-  std::unique_ptr<Comm> pp;      // pipeline messages, staged through host memory and M.pp_comm (send_stage)
+  // The TP, DP and PP groups on the device (make_device_comm: NCCL, or staged where ranks share a GPU).
+  std::unique_ptr<Comm> tp, dp, pp;
+  bool shared = false;
   size_t total = 0;                          // floats of the flat buffers (ZeRO-1: dp·chunk)
   Buffer<float> master, grad, gown, adam_m, adam_v, rope;
   Buffer<bf16> param;
@@ -87,6 +87,7 @@ struct CudaBackend : DeviceBackend {
   std::vector<int32_t> seg_host;  // segment starts and positions of one micro-batch, before their upload
   // Backward and recompute scratch, reused across layers and micro-batches.
   Buffer<float> dx, dh, tmp, dqkv32, D;
+  Buffer<float> dx_sent;  // NCCL pipeline: the gradient a held send still reads while dx receives (swap_dx)
   Buffer<bf16> dxb, dqkv, datt, dgu, ds, r_h1, r_att, r_h2, r_s;
   Buffer<float> logits32, rowmax, stats;
   Buffer<bf16> dlogits;
@@ -137,8 +138,28 @@ struct CudaBackend : DeviceBackend {
     shared = cuda::gpus_shared(*M.world, device);  // one choice for every group of this job
     tp = cuda::make_device_comm(*M.tp_comm, stream, shared);
     dp = cuda::make_device_comm(*M.dp_comm, stream, shared);
-    pp = cuda::make_staged_comm(*M.pp_comm, stream);
+    pp = cuda::make_device_comm(*M.pp_comm, stream, shared);
+    if (!shared) connect_stages();
     sync();
+  }
+
+  // NCCL connects a pair of ranks at their first point-to-point exchange, and a first group that is not the same
+  // on both sides can hang (NVIDIA/nccl#2130: a send and a recv on one side, a recv on the other, which is the
+  // first exchange of 1F1B with pp 2 and one micro-batch). So every pair of neighbouring stages exchanges one
+  // float both ways first: pairs (0, 1), (2, 3)… then (1, 2), (3, 4)….
+  void connect_stages() {
+    const int s = M.topo.pp_rank, P = M.topo.pp;
+    if (P == 1) return;
+    Buffer<float> ping(2);
+    CUDA_CHECK(cudaMemsetAsync(ping.data(), 0, ping.bytes(), stream));
+    for (int phase = 0; phase < 2; phase++) {
+      const int peer = (s + phase) % 2 == 0 ? s + 1 : s - 1;
+      if (peer < 0 || peer >= P) continue;
+      pp->isend(ping.data(), 1, peer, 0);     // held,
+      pp->recv(ping.data() + 1, 1, peer, 0);  // then posted with the recv as one group
+    }
+    sync();
+    pp->bytes_sent = 0;
   }
 
   // Frees what init() made, in reverse; safe on a partly made backend and never throws.
@@ -206,7 +227,7 @@ struct CudaBackend : DeviceBackend {
     wait_sends();
     // Free the previous buffers first, so the check sees what a fresh allocation would.
     slots.clear();
-    for (Buffer<float>* f : {&dx, &dh, &tmp, &dqkv32, &D, &logits32, &rowmax, &stats}) f->resize(0);
+    for (Buffer<float>* f : {&dx, &dx_sent, &dh, &tmp, &dqkv32, &D, &logits32, &rowmax, &stats}) f->resize(0);
     for (Buffer<bf16>* h : {&dxb, &dqkv, &datt, &dgu, &ds, &r_h1, &r_att, &r_h2, &r_s, &dlogits}) h->resize(0);
     B = T = 0;
     const size_t N = (size_t)b * t, d = M.cfg.dim, F = M.Fl, Hl = M.Hl;
@@ -214,8 +235,8 @@ struct CudaBackend : DeviceBackend {
     const size_t per_row_layer = 4 * d + 4 + 4 * Hl + 4 * d + 4 + 2 * (size_t)qkvd() + 2 * 2 * F +
                                  (rc ? 0 : 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F);
     const size_t per_row_slot = 4 * d + 4 + 4 + 2 * d + 4 + 4 + 8;  // x_fin, rstd_f, mask, h_f, tok, tgt, start|pos
-    const size_t per_row_scratch = 4 * d * 3 + 4 * (size_t)qkvd() + 4 * Hl + 2 * d + 2 * (size_t)qkvd() +
-                                   2 * (size_t)qd() + 2 * 2 * F + 2 * F +
+    const size_t per_row_scratch = 4 * d * (swaps_dx() ? 4 : 3) + 4 * (size_t)qkvd() + 4 * Hl + 2 * d +
+                                   2 * (size_t)qkvd() + 2 * (size_t)qd() + 2 * 2 * F + 2 * F +
                                    (rc ? 2 * d + 2 * (size_t)qd() + 2 * d + 2 * F : 0);
     const size_t Vl = M.Vl;
     CH = (int)std::max<size_t>(1, std::min<size_t>(N, ((size_t)256 << 20) / (6 * Vl)));
@@ -239,6 +260,7 @@ struct CudaBackend : DeviceBackend {
     }
     if (rc) r_h1.resize(N * d), r_att.resize(N * qd()), r_h2.resize(N * d), r_s.resize(N * F);
     dx.resize(N * d), dh.resize(N * d), tmp.resize(N * d), dxb.resize(N * d);
+    if (swaps_dx()) dx_sent.resize(N * d);
     dqkv32.resize(N * qkvd()), dqkv.resize(N * qkvd()), D.resize(N * Hl), datt.resize(N * qd());
     dgu.resize(N * 2 * F), ds.resize(N * F);
     logits32.resize((size_t)CH * Vl), dlogits.resize((size_t)CH * Vl), rowmax.resize(CH), stats.resize(2 * CH);
@@ -248,15 +270,21 @@ struct CudaBackend : DeviceBackend {
 
   void use(int k) { a = &slots[k]; }
 
-  // Pipeline messages: device → host → MPI isend (the host copy is kept until the send completes, which is
-  // awaited before the slot's next send in that direction), and MPI recv → host → device. Staging through the
-  // host keeps the 1F1B exchange free of the send/send deadlock of blocking device sends (NCCL p2p would need
-  // grouped send/recv pairs) and lets stages share a GPU.
+  // Pipeline messages. Over NCCL a send is posted with the stage's next recv in one group (NcclComm::isend), so
+  // neighbours never block in sends to each other; each pass begins with its recv, or with pp->flush() where it
+  // has none, before any work that could write a held send's buffer. Staged (ranks share a GPU): device → host
+  // → MPI isend (the host copy kept until the send completes, awaited before the slot's next send in that
+  // direction), and MPI recv → host → device.
   void send_stage(std::unique_ptr<SendHandle>& pending, const float* src, size_t n, int peer, int tag) {
     if (pending) pending->wait();
     pending = pp->isend(src, n, peer, tag);
   }
   void recv_stage(float* dst, size_t n, int peer, int tag) { pp->recv(dst, n, peer, tag); }
+  // A middle stage that sends gradients back over NCCL alternates two dx buffers: in the cool-down's back-to-back
+  // backward passes, the receive that starts the next pass goes out in one group with the held send of the
+  // previous pass's dx, and must not land in the buffer that send reads. (The last stage posts its held send
+  // before it writes dx.)
+  bool swaps_dx() const { return !M.first && !M.last && !shared; }
   void wait_sends() {
     for (Slot& sl : slots) {
       if (sl.fwd_send) sl.fwd_send->wait();
@@ -309,6 +337,7 @@ struct CudaBackend : DeviceBackend {
     std::vector<Layer>& layers = a->layers;
     float* x0 = layers[0].x_in.data();
     if (M.first) {
+      pp->flush();
       cuda::embedding_forward(x0, a->tok.data(), W(M.embed_idx), N, d, M.v0, M.Vl, stream);
       tp->all_reduce_sum(x0, Nd);  // g: the vocab-parallel lookup's partial rows
     } else {
@@ -368,6 +397,7 @@ struct CudaBackend : DeviceBackend {
     const int N = B * T, d = M.cfg.dim, F = M.Fl;
     const size_t Nd = (size_t)N * d;
     if (M.last) {
+      pp->flush();
       head_loss(denom, backward);
       if (!backward) return;
       tp->all_reduce_sum(dh.data(), Nd);  // f backward: the head is vocab (column) parallel
@@ -375,6 +405,7 @@ struct CudaBackend : DeviceBackend {
                              N, d, false, stream);
     } else {
       if (!backward) return;
+      if (swaps_dx()) std::swap(dx, dx_sent);
       recv_stage(dx.data(), Nd, M.topo.pp_rank + 1, tag);
     }
     std::vector<Layer>& layers = a->layers;
@@ -603,9 +634,9 @@ struct CudaBackend : DeviceBackend {
     sync();
   }
 
-  void comm_bytes(double* tp_bytes, double* dp_bytes, bool reset) override {
-    *tp_bytes = tp->bytes_sent, *dp_bytes = dp->bytes_sent;
-    if (reset) tp->bytes_sent = dp->bytes_sent = 0;
+  void comm_bytes(double* tp_bytes, double* dp_bytes, double* pp_bytes, bool reset) override {
+    *tp_bytes = tp->bytes_sent, *dp_bytes = dp->bytes_sent, *pp_bytes = pp->bytes_sent;
+    if (reset) tp->bytes_sent = dp->bytes_sent = pp->bytes_sent = 0;
   }
   bool comm_staged() const override { return shared; }
 

@@ -10,8 +10,11 @@
 //   - in place only as NCCL defines it: all-reduce and broadcast with send == recv, reduce-scatter with recv ==
 //     send + rank·count, all-gather with send == recv + rank·count; any other overlap fails;
 //   - every rank gets the same bits (reduced once, then broadcast), as from NCCL's ring;
-//   - ncclSend returns when the peer has received (MPI_Ssend), so a send/send pair without ncclGroupStart hangs
-//     here as it does on GPUs.
+//   - outside a group, ncclSend returns when the peer has received (MPI_Ssend), so two ranks sending to each
+//     other hang here as they do on GPUs; between ncclGroupStart and ncclGroupEnd, sends and receives are posted
+//     (MPI_Issend/Irecv: a send still completes only when its receive has started) and complete together at
+//     ncclGroupEnd, as a group's do; a receive into a buffer that a send of the same group reads (or the
+//     reverse) fails, as it races on a GPU (collectives in a group are not emulated: they fail).
 // Streams are synchronous in the emulator: each call completes before it returns, where NCCL only enqueues it. So
 // a missing stream synchronisation before the host reads a result does not show, and host work that a peer
 // waits for between an ncclSend and its completion would hang here (the backend does neither). Counts are
@@ -47,6 +50,11 @@ struct ncclComm {
 namespace {
 
 thread_local std::string last_message;
+thread_local int group_depth = 0;  // ncclGroupStart calls not yet ended
+#ifdef MEDITRON_MPI
+thread_local std::vector<MPI_Request> group_requests;  // the open group's sends and receives
+#endif
+thread_local std::vector<std::pair<const void*, size_t>> group_sends, group_recvs;  // their buffers
 ncclResult_t fail(ncclResult_t r, std::string message) {
   last_message = std::move(message);
   return r;
@@ -76,6 +84,9 @@ bool overlap(const void* a, size_t an, const void* b, size_t bn) {
 ncclResult_t check(const char* call, ncclComm_t c, size_t count, ncclDataType_t t, cudaStream_t s,
                    std::initializer_list<std::pair<const void*, size_t>> buffers) {
   if (!c) return fail(ncclInvalidArgument, format("%s: a null communicator", call));
+  if (group_depth && std::strcmp(call, "ncclSend") != 0 && std::strcmp(call, "ncclRecv") != 0)
+    return fail(ncclInvalidUsage, format("%s in an ncclGroupStart group: the emulator groups sends and receives "
+                                         "only", call));
   if (count > (size_t)INT_MAX / c->size)
     return fail(ncclInvalidArgument, format("%s: %zu elements per rank, over the emulator's limit (MPI counts are "
                                             "int)", call, count));
@@ -199,6 +210,39 @@ ncclResult_t join_creator(const Id& id, int nranks, int rank, int me, int tag, s
   return ncclSuccess;
 }
 #endif
+
+// A grouped send's or receive's buffer against the other kind's buffers in the open group.
+ncclResult_t check_grouped(const char* call, const void* buf, size_t bytes, bool send) {
+  if (!group_depth) return ncclSuccess;
+  for (const auto& [p, n] : send ? group_recvs : group_sends)
+    if (overlap(buf, bytes, p, n))
+      return fail(ncclInvalidUsage, format("%s: its buffer %p overlaps a %s of the same group (%p), which races", call,
+                                           buf, send ? "receive" : "send", p));
+  (send ? group_sends : group_recvs).emplace_back(buf, bytes);
+  return ncclSuccess;
+}
+
+// ncclSend (`send`) or ncclRecv: posted in the open group (completing at ncclGroupEnd), or complete on return.
+ncclResult_t point_to_point(const char* call, void* buf, size_t count, ncclDataType_t t, int peer, ncclComm_t c,
+                            cudaStream_t s, bool send) {
+  const size_t bytes = count * elem_bytes(t);
+  if (const ncclResult_t r = check(call, c, count, t, s, {{buf, bytes}})) return r;
+  if (peer < 0 || peer >= c->size) return fail(ncclInvalidArgument, format("%s: peer %d of %d", call, peer, c->size));
+  if (const ncclResult_t r = check_grouped(call, buf, bytes, send)) return r;
+#ifdef MEDITRON_MPI
+  if (c->size == 1) return ncclSuccess;
+  const int n = (int)count;
+  if (group_depth) {
+    MPI_Request& q = group_requests.emplace_back();
+    MT_MPI(send ? MPI_Issend(buf, n, mpi_type(t), peer, 0, c->mpi, &q)
+                : MPI_Irecv(buf, n, mpi_type(t), peer, 0, c->mpi, &q));
+  } else {
+    MT_MPI(send ? MPI_Ssend(buf, n, mpi_type(t), peer, 0, c->mpi)
+                : MPI_Recv(buf, n, mpi_type(t), peer, 0, c->mpi, MPI_STATUS_IGNORE));
+  }
+#endif
+  return ncclSuccess;
+}
 
 }  // namespace
 
@@ -354,19 +398,26 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
 }
 
 ncclResult_t ncclSend(const void* buf, size_t count, ncclDataType_t t, int peer, ncclComm_t c, cudaStream_t s) {
-  if (const ncclResult_t r = check("ncclSend", c, count, t, s, {{buf, count * elem_bytes(t)}})) return r;
-  if (peer < 0 || peer >= c->size) return fail(ncclInvalidArgument, format("ncclSend: peer %d of %d", peer, c->size));
-#ifdef MEDITRON_MPI
-  if (c->size > 1) MT_MPI(MPI_Ssend(buf, (int)count, mpi_type(t), peer, 0, c->mpi));
-#endif
-  return ncclSuccess;
+  return point_to_point("ncclSend", const_cast<void*>(buf), count, t, peer, c, s, true);
 }
 
 ncclResult_t ncclRecv(void* buf, size_t count, ncclDataType_t t, int peer, ncclComm_t c, cudaStream_t s) {
-  if (const ncclResult_t r = check("ncclRecv", c, count, t, s, {{buf, count * elem_bytes(t)}})) return r;
-  if (peer < 0 || peer >= c->size) return fail(ncclInvalidArgument, format("ncclRecv: peer %d of %d", peer, c->size));
+  return point_to_point("ncclRecv", buf, count, t, peer, c, s, false);
+}
+
+ncclResult_t ncclGroupStart() {
+  group_depth++;
+  return ncclSuccess;
+}
+
+ncclResult_t ncclGroupEnd() {
+  if (group_depth == 0) return fail(ncclInvalidUsage, "ncclGroupEnd without ncclGroupStart");
+  if (--group_depth > 0) return ncclSuccess;
+  group_sends.clear(), group_recvs.clear();
 #ifdef MEDITRON_MPI
-  if (c->size > 1) MT_MPI(MPI_Recv(buf, (int)count, mpi_type(t), peer, 0, c->mpi, MPI_STATUS_IGNORE));
+  std::vector<MPI_Request> requests;
+  requests.swap(group_requests);
+  if (!requests.empty()) MT_MPI(MPI_Waitall((int)requests.size(), requests.data(), MPI_STATUSES_IGNORE));
 #endif
   return ncclSuccess;
 }

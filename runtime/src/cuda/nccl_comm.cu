@@ -12,18 +12,18 @@ namespace mt::cuda {
 
 namespace {
 
-// Stream-ordered: the send is complete for every later operation on the stream.
-struct StreamSend : SendHandle {
-  cudaStream_t stream;
-  explicit StreamSend(cudaStream_t s) : stream(s) {}
-  void wait() override { CUDA_CHECK(cudaStreamSynchronize(stream)); }
-};
-
 struct NcclComm : Comm {
   ncclComm_t comm = nullptr;
   cudaStream_t stream;
   int rank_ = 0, size_ = 1;
   Buffer<float> one;  // barrier payload
+  // Point-to-point sends held back until the next recv or flush (see isend).
+  struct Held {
+    const float* buf;
+    size_t n;
+    int peer;
+  };
+  std::vector<Held> held;
 
   NcclComm(Comm& host, cudaStream_t s) : stream(s), rank_(host.rank()), size_(host.size()) {
     if (size_ == 1) return;
@@ -68,15 +68,43 @@ struct NcclComm : Comm {
     NCCL_CHECK(ncclAllGather(in, out, n, ncclFloat32, comm, stream));  // in == out + rank·n is in place
     bytes_sent += (double)(size_ - 1) * n * sizeof(float);
   }
+  // A send is held back and posted with the next recv in one NCCL group (Megatron's batched send_forward_
+  // recv_backward / send_backward_recv_forward): two neighbours' blocking sends to each other would wait
+  // forever, grouped with the recvs they both post they complete. Nothing may write the buffer before the send is
+  // posted (the next recv, flush() or wait(); the pipeline schedule does no work in between); after that, stream
+  // order protects it. NCCL has no tags: messages between two ranks match in the order they are posted.
+  struct HeldSend : SendHandle {
+    NcclComm& c;
+    explicit HeldSend(NcclComm& comm) : c(comm) {}
+    void wait() override { c.flush(); }  // posted: later work on the stream sees the send done
+  };
   std::unique_ptr<SendHandle> isend(const float* buf, size_t n, int peer, int tag) override {
     MT_CHECK(size_ > 1, "send on a group of one");
-    NCCL_CHECK(ncclSend(buf, n, ncclFloat32, peer, comm, stream));
+    MT_CHECK(peer >= 0 && peer < size_ && peer != rank_, "send to rank %d of a group of %d (this is %d)", peer, size_,
+             rank_);
+    held.push_back({buf, n, peer});
     bytes_sent += (double)n * sizeof(float);
-    return std::make_unique<StreamSend>(stream);
+    return std::make_unique<HeldSend>(*this);
   }
   void recv(float* buf, size_t n, int peer, int tag) override {
     MT_CHECK(size_ > 1, "recv on a group of one");
-    NCCL_CHECK(ncclRecv(buf, n, ncclFloat32, peer, comm, stream));
+    post(buf, n, peer);
+  }
+  void flush() override { post(nullptr, 0, 0); }
+  // The held sends and, with `buf`, one recv, as one group.
+  void post(float* buf, size_t n, int peer) {
+    if (held.empty() && !buf) return;
+    profile_mark(Work::Comm, stream);
+    NCCL_CHECK(ncclGroupStart());
+    ncclResult_t r = ncclSuccess;
+    for (const Held& h : held)
+      if (r == ncclSuccess) r = ncclSend(h.buf, h.n, ncclFloat32, h.peer, comm, stream);
+    if (buf && r == ncclSuccess) r = ncclRecv(buf, n, ncclFloat32, peer, comm, stream);
+    held.clear();
+    const ncclResult_t end = ncclGroupEnd();  // closes the group even after a failed call
+    if (r == ncclSuccess) r = end;
+    if (r != ncclSuccess)
+      throw Error(MT_ERR_INTERNAL, format("pipeline send/recv (one NCCL group) failed: %s", ncclGetErrorString(r)));
   }
   void broadcast(float* buf, size_t n, int root) override {
     if (size_ == 1) return;
@@ -175,14 +203,6 @@ float key24(const char* bytes, size_t n) {
 
 }  // namespace
 
-std::unique_ptr<Comm> make_nccl_comm(Comm& host, cudaStream_t stream) {
-  return std::make_unique<NcclComm>(host, stream);
-}
-
-std::unique_ptr<Comm> make_staged_comm(Comm& host, cudaStream_t stream) {
-  return std::make_unique<StagedComm>(host, stream);
-}
-
 bool gpus_shared(Comm& world, int device) {
   if (world.size() == 1) return false;
   // (machine, GPU UUID) of every rank: indices alone mislead under per-rank CUDA_VISIBLE_DEVICES. A hash
@@ -201,7 +221,8 @@ bool gpus_shared(Comm& world, int device) {
 }
 
 std::unique_ptr<Comm> make_device_comm(Comm& host, cudaStream_t stream, bool shared) {
-  return shared ? make_staged_comm(host, stream) : make_nccl_comm(host, stream);
+  if (shared) return std::make_unique<StagedComm>(host, stream);
+  return std::make_unique<NcclComm>(host, stream);
 }
 
 }  // namespace mt::cuda

@@ -87,7 +87,7 @@ struct CudaBackend : DeviceBackend {
   std::vector<int32_t> seg_host;  // segment starts and positions of one micro-batch, before their upload
   // Backward and recompute scratch, reused across layers and micro-batches.
   Buffer<float> dx, dh, tmp, dqkv32, D;
-  Buffer<float> dx_sent;  // NCCL pipeline: the gradient a held send still reads while dx receives (swap_dx)
+  Buffer<float> dx_sent;  // NCCL pipeline: the gradient a held send still reads while dx receives (swaps_dx)
   Buffer<bf16> dxb, dqkv, datt, dgu, ds, r_h1, r_att, r_h2, r_s;
   Buffer<float> logits32, rowmax, stats;
   Buffer<bf16> dlogits;

@@ -167,6 +167,14 @@ fits 60 decode && LD_LIBRARY_PATH=$DENO_LD timeout 60 "$DENO" run -A --no-config
 [ -n "$PY" ] && fits 60 torch-decode && timeout 60 "$PY" bench/gpu/torch_peer.py decode $DRYFLAG --layers "$DECODE_LAYERS" \
   --out "$OUT/torch_decode.json" 2>&1 | tail -5
 
+# With several GPUs, the layouts again: ranks on GPUs of their own use NCCL for TP, DP and PP (one GPU: all staged).
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ $DRY = 0 ] && [ "${NGPU:-0}" -ge 2 ]; then
+  say "correctness: every parallel layout on $NGPU GPUs (NCCL where each rank has its own) vs 1 rank"
+  fits 150 layouts-nccl && { LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/layouts.ts \
+    --out "$OUT/layouts_nccl.json" || status=1; }
+fi
+
 say "profile: where a train step's GPU time goes (MEDITRON_CUDA_PROFILE=1, CUDA events per kind of work)"
 fits 120 profile && MEDITRON_CUDA_PROFILE=1 LD_LIBRARY_PATH=$DENO_LD timeout 120 "$DENO" run -A --no-config \
   bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" --steps 4 --out "$OUT/train_profiled.json" \

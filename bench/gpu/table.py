@@ -35,14 +35,17 @@ def main():
         rows.append(("vs transformers LlamaForCausalLM", hf.get("skipped") or
                      f"{'pass' if hf['ok'] else 'FAIL'}: logits rel L2 {hf['logits_rel_l2']:.2e}, "
                      f"loss {hf['loss_cuda']:.4f} vs {hf['loss_hf']:.4f}"))
-    layouts = load(out, "layouts.json")
-    if layouts:
-        bad = [r["layout"] for r in layouts["rows"] if not r["pass"]]
-        worst = max((r.get("params", 0) for r in layouts["rows"]), default=0)
-        rows.append(("parallel layouts vs 1 rank (one GPU)", f"{len(layouts['rows']) - len(bad)}/{len(layouts['rows'])}"
-                     f" pass, worst params rel L2 {worst:.1e}" + (f" (FAIL: {'; '.join(bad)})" if bad else "")))
-    else:
-        rows.append(("parallel layouts vs 1 rank (one GPU)", "not run / crashed (see run.log)"))
+    for file, label in (("layouts.json", "one GPU"), ("layouts_nccl.json", "a GPU per rank")):
+        layouts = load(out, file)
+        if layouts:
+            bad = [r["layout"] for r in layouts["rows"] if not r["pass"]]
+            worst = max((r.get("params", 0) for r in layouts["rows"]), default=0)
+            comms = "/".join(sorted({r.get("comm", "?") for r in layouts["rows"]}))
+            rows.append((f"parallel layouts vs 1 rank ({label}, {comms})",
+                         f"{len(layouts['rows']) - len(bad)}/{len(layouts['rows'])} pass, worst params rel L2 "
+                         f"{worst:.1e}" + (f" (FAIL: {'; '.join(bad)})" if bad else "")))
+        elif file == "layouts.json":
+            rows.append((f"parallel layouts vs 1 rank ({label})", "not run / crashed (see run.log)"))
     name = (gemm or {}).get("device", "?")
     peak = next((p for k, p in PEAKS if k in name), None)
     gemm_rate = gemm["gemm_tflops"] * 1e12 if gemm else None

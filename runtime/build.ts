@@ -37,6 +37,7 @@ export const SOURCE_FILES: readonly string[] = [
   "src/cuda/cuda.cmake",
   "src/cuda/emulator.cpp",
   "src/cuda/emulator.hpp",
+  "src/cuda/emulator_nccl.cpp",
   "src/cuda/kernels.cu",
   "src/cuda/kernels.cuh",
   "src/cuda/nccl_comm.cu",

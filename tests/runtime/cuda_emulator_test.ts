@@ -164,7 +164,7 @@ Deno.test({
     const out = join(dir.path, "layouts.json");
     // Every rank on its own emulated GPU (NCCL for TP, DP and PP), then two layouts on one (staged).
     for (
-      const [gpus, only, n, comm] of [["4", ".", 8, "nccl"], [
+      const [gpus, only, n, comm] of [["4", ".", 10, "nccl"], [
         "1",
         "packed|tp2 pp1 dp2",
         2,

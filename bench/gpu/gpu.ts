@@ -373,7 +373,11 @@ function llama7b(L: number, maxSeq: number, dry: boolean): ModelDims {
 
 const isOom = (e: unknown) => e instanceof MeditronError && /does not fit|out of memory/.test(e.message);
 
-async function runTrain(out: string, dry: boolean, opts: { layers: number; micro: number; steps: number }) {
+async function runTrain(
+  out: string,
+  dry: boolean,
+  opts: { layers: number; micro: number; steps: number; accum: number },
+) {
   const dev: Device = dry ? "cpu" : "cuda";
   const T = dry ? 64 : 2048;
   // Start from the requested size and shrink until a step fits: stored activations (as PyTorch keeps them),
@@ -388,6 +392,8 @@ async function runTrain(out: string, dry: boolean, opts: { layers: number; micro
         for (B = opts.micro; B >= 1 && !result; B = Math.floor(B / 2)) {
           try {
             result = { ...(await timeTrain(m, L, B, T, opts.steps, dry)), recompute };
+            // The same model with gradient accumulation, as pretraining runs (Meditron: 1024 rows per step).
+            if (opts.accum > 1) result.accumulated = await timeTrain(m, L, B, T, opts.steps, dry, opts.accum);
           } catch (e) {
             if (!isOom(e)) throw e;
             tried.push(`L ${L} B ${B} recompute ${recompute}: ${(e as Error).message.slice(0, 160)}`);
@@ -410,13 +416,22 @@ async function runTrain(out: string, dry: boolean, opts: { layers: number; micro
   await Deno.writeTextFile(out, JSON.stringify(result, null, 1));
 }
 
-async function timeTrain(m: NativeModel, L: number, B: number, T: number, steps: number, dry: boolean) {
-  const V = m.dims.vocabSize, n = B * T;
+/** Tokens/s of a step of `nMicro` micro-batches of [B, T] (gradients accumulated, then one AdamW update). */
+async function timeTrain(
+  m: NativeModel,
+  L: number,
+  B: number,
+  T: number,
+  steps: number,
+  dry: boolean,
+  nMicro = 1,
+) {
+  const V = m.dims.vocabSize, n = nMicro * B * T;
   const batch = {
     tokens: ids(n, V, 3),
     targets: ids(n, V, 4),
     lossMask: new Float32Array(n).fill(1),
-    nMicro: 1,
+    nMicro,
     batch: B,
     seq: T,
   };
@@ -430,6 +445,7 @@ async function timeTrain(m: NativeModel, L: number, B: number, T: number, steps:
   return {
     layers: L,
     micro_batch: B,
+    micro_batches: nMicro,
     seq: T,
     params: N,
     step_s: sec,
@@ -488,6 +504,7 @@ Options:
   --layers N      train/decode: layers (default 16 train, 8 decode; 2 with --dry-run)
   --micro N       train: micro-batch (default 4; 2 with --dry-run)
   --steps N       train: timed steps (default 5; 2 with --dry-run)
+  --accum K       train: also time steps of K micro-batches with gradient accumulation (default 1: not)
   -h, --help      this help`;
 
 /** Entry point for bench/main.ts and bench/gpu/run.sh. */
@@ -503,6 +520,7 @@ export async function main(args: string[]): Promise<void> {
       layers: { type: "string" },
       micro: { type: "string" },
       steps: { type: "string" },
+      accum: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -523,6 +541,7 @@ export async function main(args: string[]): Promise<void> {
       layers: Number(values.layers ?? (dry ? 2 : 16)),
       micro: Number(values.micro ?? (dry ? 2 : 4)),
       steps: Number(values.steps ?? (dry ? 2 : 5)),
+      accum: Number(values.accum ?? 1),
     });
   } else if (what === "decode") {
     await runDecode(out, dry, { layers: Number(values.layers ?? (dry ? 2 : 8)) });

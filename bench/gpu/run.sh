@@ -34,6 +34,7 @@ CARRY=$ROOT/.cache/gpu-carry
 LAYERS=${LAYERS:-16}
 MICRO=${MICRO:-4}
 DECODE_LAYERS=${DECODE_LAYERS:-8}
+ACCUM=${ACCUM:-8}  # micro-batches of the accumulated train step (pretraining's shape: many per optimizer update)
 
 say "inventory"
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader || [ $DRY = 1 ] ||
@@ -133,6 +134,23 @@ else
       { tail -40 "$OUT/build.log"; echo "BUILD FAILED"; }
   fi
   [ -f "$LIB" ] || exit 1
+  # The kernel-level attention check (bench/gpu/attention_check.cu), compiled while the checks below run.
+  att_build() {
+    local d nvcc=nvcc root="" nccl=""
+    for d in "${CUDA_DEFS[@]}"; do
+      case $d in
+        -DCMAKE_CUDA_COMPILER=*) nvcc=${d#*=} ;;
+        -DMEDITRON_CUDA_ROOT=*) root=${d#*=} ;;
+        -DMEDITRON_NCCL_ROOT=*) nccl=${d#*=} ;;
+      esac
+    done
+    "$nvcc" -std=c++17 -O3 --use_fast_math -arch=sm_"${ARCH:-90}" -cudart static -Iruntime/include -Iruntime/src \
+      -I"$root/include" -I"$nccl/include" bench/gpu/attention_check.cu runtime/src/cuda/kernels.cu \
+      runtime/src/cuda/attention.cu runtime/src/cuda/attention_mma.cu -L"$root/lib" -l:libcublas.so.13 \
+      -Xlinker -rpath -Xlinker "$root/lib" -o "$BUILD/attention_check"
+  }
+  att_build >"$OUT/attention_build.log" 2>&1 &
+  ATT_PID=$!
 fi
 export MEDITRON_LIB=$LIB
 deno_ eval --no-config 'import { buildInfo } from "./runtime/mod.ts"; console.log(await buildInfo());'
@@ -169,9 +187,10 @@ fi
 
 say "timing: bf16 GEMM rate, train step (meditron, then PyTorch), decode"
 [ -n "$PY" ] && fits 60 gemm && timeout "$LIM" "$PY" bench/gpu/torch_peer.py gemm $DRYFLAG --out "$OUT/gemm.json"
-fits 150 train && deno_step bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" --out "$OUT/train.json"
+fits 150 train && deno_step bench/gpu/gpu.ts train $DRYFLAG --layers "$LAYERS" --micro "$MICRO" --accum "$ACCUM" \
+  --out "$OUT/train.json"
 [ -n "$PY" ] && fits 150 torch-train && timeout "$LIM" "$PY" bench/gpu/torch_peer.py train $DRYFLAG --layers "$LAYERS" \
-  --micro "$MICRO" --out "$OUT/torch_train.json" 2>&1 | tail -5
+  --micro "$MICRO" --accum "$ACCUM" --out "$OUT/torch_train.json" 2>&1 | tail -5
 fits 60 decode && deno_step bench/gpu/gpu.ts decode $DRYFLAG --layers "$DECODE_LAYERS" --out "$OUT/decode.json"
 [ -n "$PY" ] && fits 60 torch-decode && timeout "$LIM" "$PY" bench/gpu/torch_peer.py decode $DRYFLAG \
   --layers "$DECODE_LAYERS" --out "$OUT/torch_decode.json" 2>&1 | tail -5
@@ -184,6 +203,16 @@ NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ $DRY = 0 ] && [ "${NGPU:-0}" -ge 2 ]; then
   say "correctness: every parallel layout on $NGPU GPUs (NCCL where each rank has its own) vs 1 rank"
   fits 150 layouts-nccl && deno_step bench/gpu/layouts.ts --out "$OUT/layouts_nccl.json" || status=1
+fi
+
+if [ $DRY = 0 ]; then
+  say "correctness and timing: the attention kernels alone (bench/gpu/attention_check.cu), tensor cores vs CUDA cores"
+  wait "$ATT_PID" || { tail -20 "$OUT/attention_build.log"; echo "attention_check: BUILD FAILED"; }
+  if [ -x "$BUILD/attention_check" ]; then
+    fits 60 attention && timeout "$LIM" "$BUILD/attention_check" | tee "$OUT/attention_check.txt" || status=1
+  else
+    status=1
+  fi
 fi
 
 if [ "$check_failed" = 1 ] && [ $DRY = 0 ]; then

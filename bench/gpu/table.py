@@ -58,7 +58,9 @@ def main():
         a = f"{f / peak:.1%} MFU" if peak else "MFU: unknown peak"
         b = f", {f / gemm_rate:.1%} of measured GEMM" if gemm_rate else ""
         rc = " recompute" if r.get("recompute") else ""
-        return (f"{r['tokens_per_s']:.0f} tok/s, L {r['layers']} B {r['micro_batch']} T {r['seq']}{rc}: "
+        k = r.get("micro_batches", 1)
+        acc = f" x {k} micro-batches" if k > 1 else ""
+        return (f"{r['tokens_per_s']:.0f} tok/s, L {r['layers']} B {r['micro_batch']} T {r['seq']}{acc}{rc}: "
                 f"{r['model_tflops']:.0f} TFLOP/s, {a}{b}")
 
     if ours:
@@ -67,6 +69,14 @@ def main():
         rows.append(("train step, PyTorch eager+SDPA", mfu(peer)))
     if ours and peer:
         rows.append(("ratio meditron / PyTorch (model TFLOP/s)", f"{ours['model_tflops'] / peer['model_tflops']:.2f}x"))
+    # Steps of several micro-batches (gradient accumulation, one optimizer update per step), when measured.
+    ours_acc, peer_acc = (ours or {}).get("accumulated"), (peer or {}).get("accumulated")
+    if ours_acc:
+        rows.append(("train step accumulated, meditron CUDA", mfu(ours_acc)))
+    if peer_acc:
+        rows.append(("train step accumulated, PyTorch", mfu(peer_acc)))
+    if ours_acc and peer_acc:
+        rows.append(("ratio accumulated (model TFLOP/s)", f"{ours_acc['model_tflops'] / peer_acc['model_tflops']:.2f}x"))
     for b in (1, 64):
         k = f"batch{b}_tokens_per_s"
         if dec and k in dec:

@@ -1,10 +1,12 @@
 """The PyTorch peer of `bench/gpu/gpu.ts train|decode`, measured in the same run on the same GPU.
 
 Usage: python3 bench/gpu/torch_peer.py gemm|train|decode --out OUT.json [--layers L] [--micro B] [--steps S]
+       [--accum K]
 - gemm: the card's dense bf16 GEMM rate (torch.matmul 8192³, fp32 accumulation), TFLOP/s.
 - train: transformers' LlamaForCausalLM with Llama-2-7B layer shapes (d 4096, 32 heads, ffn 11008, vocab 32000,
   seq 2048): fp32 weights, bf16 autocast, SDPA (flash) attention, fused AdamW, clip 1.0; eager mode. The
-  micro-batch and then the layer count halve until a step fits. MFU numerator (6N + 6·L·d·T)·tokens/s.
+  micro-batch and then the layer count halve until a step fits. MFU numerator (6N + 6·L·d·T)·tokens/s. With
+  --accum K, also steps of K micro-batches (gradients accumulated, loss/K each, then one update).
 - decode: greedy decoding with the HF KV cache in bf16, batch 1 and 64, prompt 128, 64 new tokens.
 --dry-run: tiny shapes on the CPU (checks the script without a GPU; needs transformers for train/decode).
 """
@@ -63,7 +65,10 @@ def train(args, dev):
                                     fused=dev == "cuda")
             while B >= 1:
                 try:
-                    return {**time_train(model, opt, conf, L, B, seq, args.steps, dev), "tried": tried}
+                    res = {**time_train(model, opt, conf, L, B, seq, args.steps, dev), "tried": tried}
+                    if args.accum > 1:
+                        res["accumulated"] = time_train(model, opt, conf, L, B, seq, args.steps, dev, args.accum)
+                    return res
                 except torch.cuda.OutOfMemoryError as e:
                     tried.append(f"L {L} B {B}: {str(e)[:120]}")
                     opt.zero_grad(set_to_none=True)
@@ -78,22 +83,25 @@ def train(args, dev):
     raise RuntimeError(f"no configuration fits: {tried}")
 
 
-def time_train(model, opt, conf, L, B, T, steps, dev):
+def time_train(model, opt, conf, L, B, T, steps, dev, accum=1):
     V = conf.vocab_size
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, V, (B, T + 1), generator=g).to(dev)
-    x, y = ids[:, :-1], ids[:, 1:]
+    ids = torch.randint(0, V, (accum, B, T + 1), generator=g).to(dev)
     amp = torch.autocast(device_type=dev, dtype=torch.bfloat16)
 
     def step():
-        with amp:
-            logits = model(input_ids=x).logits
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
-        loss.backward()
+        total = 0.0
+        for k in range(accum):
+            x, y = ids[k, :, :-1], ids[k, :, 1:]
+            with amp:
+                logits = model(input_ids=x).logits
+                loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1)) / accum
+            loss.backward()
+            total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(total)
 
     step()
     sync(dev)
@@ -104,8 +112,9 @@ def time_train(model, opt, conf, L, B, T, steps, dev):
     s = (time.perf_counter() - t0) / steps
     N = sum(p.numel() for p in model.parameters())
     d = conf.hidden_size
-    return {"layers": L, "micro_batch": B, "seq": T, "params": N, "step_s": s, "tokens_per_s": B * T / s,
-            "model_tflops": (6 * N + 6 * L * d * T) * B * T / s / 1e12, "loss": loss}
+    n = accum * B * T
+    return {"layers": L, "micro_batch": B, "micro_batches": accum, "seq": T, "params": N, "step_s": s,
+            "tokens_per_s": n / s, "model_tflops": (6 * N + 6 * L * d * T) * n / s / 1e12, "loss": loss}
 
 
 def decode(args, dev):
@@ -140,6 +149,7 @@ def main():
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--micro", type=int, default=4)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--accum", type=int, default=1)
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args()
     dev = "cpu" if args.dry_run or not torch.cuda.is_available() else "cuda"

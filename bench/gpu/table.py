@@ -63,20 +63,16 @@ def main():
         return (f"{r['tokens_per_s']:.0f} tok/s, L {r['layers']} B {r['micro_batch']} T {r['seq']}{acc}{rc}: "
                 f"{r['model_tflops']:.0f} TFLOP/s, {a}{b}")
 
-    if ours:
-        rows.append(("train step, meditron CUDA", mfu(ours)))
-    if peer:
-        rows.append(("train step, PyTorch eager+SDPA", mfu(peer)))
-    if ours and peer:
-        rows.append(("ratio meditron / PyTorch (model TFLOP/s)", f"{ours['model_tflops'] / peer['model_tflops']:.2f}x"))
-    # Steps of several micro-batches (gradient accumulation, one optimizer update per step), when measured.
-    ours_acc, peer_acc = (ours or {}).get("accumulated"), (peer or {}).get("accumulated")
-    if ours_acc:
-        rows.append(("train step accumulated, meditron CUDA", mfu(ours_acc)))
-    if peer_acc:
-        rows.append(("train step accumulated, PyTorch", mfu(peer_acc)))
-    if ours_acc and peer_acc:
-        rows.append(("ratio accumulated (model TFLOP/s)", f"{ours_acc['model_tflops'] / peer_acc['model_tflops']:.2f}x"))
+    # One micro-batch per step, then (when measured) steps of several with gradient accumulation.
+    steps = [("", ours, peer), (" accumulated", (ours or {}).get("accumulated"), (peer or {}).get("accumulated"))]
+    for kind, o, p in steps:
+        if o:
+            rows.append((f"train step{kind}, meditron CUDA", mfu(o)))
+        if p:
+            rows.append((f"train step{kind}, PyTorch eager+SDPA", mfu(p)))
+        if o and p:
+            ratio = o["model_tflops"] / p["model_tflops"]
+            rows.append((f"ratio{kind} meditron / PyTorch (model TFLOP/s)", f"{ratio:.2f}x"))
     for b in (1, 64):
         k = f"batch{b}_tokens_per_s"
         if dec and k in dec:

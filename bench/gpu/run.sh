@@ -168,7 +168,8 @@ fits() {  # fits LIMIT NAME: sets LIM, or says why NAME is skipped
   echo "(skipped $2: $left s left of BUDGET=$BUDGET)"
   return 1
 }
-deno_step() { LD_LIBRARY_PATH=$DENO_LD timeout "$LIM" "$DENO" run -A --no-config "$@"; }
+# deno_step ARGS: Deno under LIM seconds; WRAP (words, e.g. compute-sanitizer and its flags) goes before it.
+deno_step() { LD_LIBRARY_PATH=$DENO_LD timeout "$LIM" ${WRAP:-} "$DENO" run -A --no-config "$@"; }
 
 say "correctness: CUDA vs the CPU backend, selective recompute, decode vs full recompute"
 fits 150 check && deno_step bench/gpu/gpu.ts check $DRYFLAG --out "$OUT/check.json" || status=1
@@ -218,9 +219,8 @@ fi
 if [ "$check_failed" = 1 ] && [ $DRY = 0 ]; then
   say "check failed: again with a sync after every kernel (MEDITRON_CUDA_SYNC=1), under compute-sanitizer if present"
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-  fits 150 check-sync && MEDITRON_CUDA_SYNC=1 LD_LIBRARY_PATH=$DENO_LD timeout "$LIM" \
-    ${SAN:+$SAN --tool memcheck --print-limit 20} "$DENO" run -A --no-config bench/gpu/gpu.ts check --small-only \
-    --out "$OUT/check_sync.json" 2>&1 | tail -60
+  fits 150 check-sync && MEDITRON_CUDA_SYNC=1 WRAP="${SAN:+$SAN --tool memcheck --print-limit 20}" \
+    deno_step bench/gpu/gpu.ts check --small-only --out "$OUT/check_sync.json" 2>&1 | tail -60
 fi
 
 say "profile: where a train step's GPU time goes (MEDITRON_CUDA_PROFILE=1, CUDA events per kind of work)"
